@@ -1,0 +1,1 @@
+# Models arrive with the accounting issue; see ../shared/DESIGN.md.

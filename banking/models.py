@@ -1,0 +1,1 @@
+# Models arrive with the banking issue; see ../shared/DESIGN.md.

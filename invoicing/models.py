@@ -1,0 +1,1 @@
+# Models arrive with the invoicing issue; see ../shared/DESIGN.md.

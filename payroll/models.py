@@ -1,0 +1,1 @@
+# Models arrive with the payroll issue; see ../shared/DESIGN.md.
