@@ -1,0 +1,366 @@
+"""Command line: `python -m bench NAME [--scale N] [--json]`, `list`, `all [--write-results]`.
+
+Exit status: 0 when every benchmark ran, 1 when one raised, 2 for unknown names or bad arguments.
+"""
+
+import argparse
+import importlib
+import json
+import os
+import pkgutil
+import platform
+import shlex
+import sys
+from collections.abc import Sequence
+from contextlib import redirect_stdout
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import bench
+from bench._django import DEFAULT_SETTINGS_MODULE, BenchDatabase, bench_database
+
+RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
+COMMANDS = ("list", "all")
+# The variables that decide which servers a benchmark runs against, in reproduce commands.
+ENVIRONMENT_VARIABLES = ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL")
+METADATA_KEYS = ("benchmark", "scale", "database", "database_version", "date", "machine")
+
+Figures = dict[str, float | int | str]
+
+
+class BenchmarkLoadError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    description: str
+    scale: int
+    database: BenchDatabase
+    date: str
+    figures: Figures
+
+
+@dataclass(frozen=True)
+class Machine:
+    cpu: str
+    cores: int
+    memory: str
+    os: str
+    python: str
+
+    def summary(self) -> str:
+        return f"{self.cpu}, {self.cores} cores, {self.memory} RAM, {self.os}, Python {self.python}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Discovery
+# ---------------------------------------------------------------------------------------------
+def module_names() -> list[str]:
+    return sorted(
+        info.name
+        for info in pkgutil.iter_modules(bench.__path__)
+        if not info.ispkg and not info.name.startswith("_") and info.name not in COMMANDS
+    )
+
+
+def load_benchmark(name: str) -> ModuleType | None:
+    """The benchmark module `name`, or None when the module is not a benchmark."""
+    try:
+        module = importlib.import_module(f"bench.{name}")
+    except Exception as exc:
+        raise BenchmarkLoadError(f"cannot import bench.{name}: {one_line(exc)}") from exc
+    return module if callable(getattr(module, "run", None)) else None
+
+
+def discover_benchmarks() -> dict[str, ModuleType]:
+    found = {name: load_benchmark(name) for name in module_names()}
+    return {name: module for name, module in found.items() if module is not None}
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+# ---------------------------------------------------------------------------------------------
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def run_benchmark(name: str, module: ModuleType, scale: int) -> Result:
+    date = now_iso()
+    # stdout carries the report only; anything a benchmark or the project prints goes to stderr.
+    with redirect_stdout(sys.stderr), bench_database() as database:
+        figures = module.run(scale=scale)
+    clashes = sorted(set(figures) & set(METADATA_KEYS))
+    if clashes:
+        raise ValueError(f"figure names clash with report fields: {', '.join(clashes)}")
+    return Result(
+        name=name,
+        description=module.DESCRIPTION,
+        scale=scale,
+        database=database,
+        date=date,
+        figures=figures,
+    )
+
+
+def one_line(exc: BaseException) -> str:
+    message = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def report_failure(name: str, exc: BaseException) -> None:
+    print(f"bench: {name} failed: {one_line(exc)}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------------
+# Machine and environment
+# ---------------------------------------------------------------------------------------------
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def cpu_model() -> str:
+    for line in _read_text("/proc/cpuinfo").splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and value.strip():
+            return value.strip()
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def total_memory() -> str:
+    for line in _read_text("/proc/meminfo").splitlines():
+        key, _, value = line.partition(":")
+        if key == "MemTotal":
+            kib = int(value.split()[0])
+            return f"{kib / 1024 / 1024:.1f} GiB"
+    return "unknown"
+
+
+def machine() -> Machine:
+    return Machine(
+        cpu=cpu_model(),
+        cores=os.cpu_count() or 0,
+        memory=total_memory(),
+        os=platform.platform(),
+        python=f"{platform.python_implementation()} {platform.python_version()}",
+    )
+
+
+def mask_url(url: str) -> str:
+    """`url` with any password replaced by ***, in the user info and the query string."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    userinfo, at, hostport = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.partition(':')[0]}:***@{hostport}"
+    query = parts.query
+    if "password" in query.lower():
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode(
+            [(key, "***" if "password" in key.lower() else value) for key, value in pairs],
+            safe="*",
+        )
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url  # urlunsplit would drop the empty authority of sqlite:////path
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def reproduce_command(result: Result) -> str:
+    assignments = []
+    for variable in ENVIRONMENT_VARIABLES:
+        value = os.environ.get(variable, "")
+        if not value or (variable == "DJANGO_SETTINGS_MODULE" and value == DEFAULT_SETTINGS_MODULE):
+            continue
+        if variable.endswith("_URL"):
+            value = mask_url(value)
+        assignments.append(f"{variable}={shlex.quote(value)}")
+    command = f"python -m bench {result.name} --scale {result.scale} --json"
+    return " ".join([*assignments, command])
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+# ---------------------------------------------------------------------------------------------
+def database_label(database: BenchDatabase) -> str:
+    return f"{database.vendor} {database.version}"
+
+
+def print_human(result: Result) -> None:
+    print(result.description)
+    print(
+        f"({result.name}, scale {result.scale}, {database_label(result.database)}, {result.date})"
+    )
+    for name, value in result.figures.items():
+        print(f"{name}: {value}")
+
+
+def print_json(result: Result, host: Machine) -> None:
+    report = {
+        "benchmark": result.name,
+        "scale": result.scale,
+        "database": result.database.vendor,
+        "database_version": result.database.version,
+        "date": result.date,
+        "machine": host.summary(),
+        **result.figures,
+    }
+    print(json.dumps(report))
+
+
+def results_markdown(results: Sequence[Result], host: Machine, date: str) -> str:
+    lines = [
+        "# Kontor benchmark results",
+        "",
+        "Written by `python -m bench all --write-results` (`make bench`); rerun it rather than "
+        "editing by hand. Each benchmark runs against a throwaway database, created and dropped "
+        "for the run.",
+        "",
+        "## Machine",
+        "",
+        f"- CPU: {host.cpu}",
+        f"- Cores: {host.cores}",
+        f"- Memory: {host.memory}",
+        f"- OS: {host.os}",
+        f"- Python: {host.python}",
+        "",
+        f"Date: {date}",
+        "",
+    ]
+    if results:
+        lines += [f"Database: {database_label(results[0].database)}", ""]
+    for result in results:
+        lines += [
+            f"## {result.name}",
+            "",
+            result.description,
+            "",
+            "Reproduce:",
+            "",
+            "```sh",
+            reproduce_command(result),
+            "```",
+            "",
+            "| Figure | Value |",
+            "| --- | ---: |",
+            *(f"| {name} | {value} |" for name, value in result.figures.items()),
+            "",
+        ]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+# ---------------------------------------------------------------------------------------------
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Run Kontor benchmarks against a throwaway database.",
+    )
+    parser.add_argument(
+        "target", metavar="NAME", help="a benchmark, 'list' to show them, or 'all' to run every one"
+    )
+    parser.add_argument(
+        "--scale", type=positive_int, help="workload size (default: the benchmark's DEFAULT_SCALE)"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of name: value lines"
+    )
+    parser.add_argument(
+        "--write-results", action="store_true", help="with 'all': rewrite bench/RESULTS.md"
+    )
+    return parser
+
+
+def command_list() -> int:
+    for name, module in discover_benchmarks().items():
+        print(f"{name}: {module.DESCRIPTION} (default scale {module.DEFAULT_SCALE})")
+    return 0
+
+
+def command_run(name: str, module: ModuleType, scale: int | None, as_json: bool) -> int:
+    try:
+        result = run_benchmark(name, module, scale or module.DEFAULT_SCALE)
+    except Exception as exc:
+        report_failure(name, exc)
+        return 1
+    if as_json:
+        print_json(result, machine())
+    else:
+        print_human(result)
+    return 0
+
+
+def command_all(write_results: bool) -> int:
+    date = now_iso()
+    results = []
+    failed = False
+    for name, module in discover_benchmarks().items():
+        print(f"bench: running {name}", file=sys.stderr)
+        try:
+            result = run_benchmark(name, module, module.DEFAULT_SCALE)
+        except Exception as exc:
+            report_failure(name, exc)
+            failed = True
+            continue
+        results.append(result)
+        print_human(result)
+        print()
+    if failed:
+        if write_results:
+            print(
+                f"bench: {RESULTS_PATH.name} left unchanged because a benchmark failed",
+                file=sys.stderr,
+            )
+        return 1
+    if write_results:
+        RESULTS_PATH.write_text(results_markdown(results, machine(), date))
+        print(f"bench: wrote {RESULTS_PATH}", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    target: str = args.target
+    if target == "list" and (args.scale or args.json or args.write_results):
+        parser.error("'list' takes no options")
+    if target == "all" and (args.scale or args.json):
+        parser.error(
+            "'all' runs every benchmark at its default scale; it takes only --write-results"
+        )
+    if target not in COMMANDS and args.write_results:
+        parser.error("--write-results goes with 'all'")
+
+    try:
+        if target == "list":
+            return command_list()
+        if target == "all":
+            return command_all(args.write_results)
+        module = load_benchmark(target) if target in module_names() else None
+        if module is None:
+            parser.error(f"unknown benchmark {target!r}; see 'python -m bench list'")
+        return command_run(target, module, args.scale, args.json)
+    except BenchmarkLoadError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
