@@ -1,0 +1,28 @@
+# Production image: gunicorn, Celery worker and beat all run from it (see docker-compose.yml).
+FROM python:3.12-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    DJANGO_SETTINGS_MODULE=config.settings.production
+
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libpq5 curl \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --create-home --uid 1000 kontor
+
+WORKDIR /app
+COPY requirements/ requirements/
+RUN pip install -r requirements/production.txt
+
+COPY . .
+# collectstatic needs settings to load, not real services or secrets.
+RUN SECRET_KEY=collectstatic-only DATABASE_URL=sqlite:////tmp/build.sqlite3 \
+    REDIS_URL=redis://localhost:6379/0 python manage.py collectstatic --noinput \
+    && mkdir -p /app/var /app/media && chown -R kontor:kontor /app/var /app/media
+
+USER kontor
+EXPOSE 8000
+# No HEALTHCHECK here: worker and beat run from this image too and serve no HTTP.
+# docker-compose.yml gives the web service its own.
+CMD ["gunicorn", "config.wsgi:application", "--config", "config/gunicorn.py"]

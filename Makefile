@@ -1,0 +1,55 @@
+# Kontor: the two commands a newcomer needs are `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: run test venv migrate seed lint format bench schema clean-var
+
+$(STAMP): requirements/base.txt requirements/local.txt
+	@test -x $(PY) || $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "Kontor needs Python 3.11 or newer: run make with PYTHON=python3.12 (or similar)"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/local.txt
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+## Back office with demo data on http://127.0.0.1:8000 (web, worker and beat; Ctrl-C stops all).
+run: export DJANGO_SETTINGS_MODULE ?= config.settings.local
+run: $(STAMP)
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
+	@rm -rf var/prometheus && mkdir -p var/prometheus
+	PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus \
+		WEB_BIND=$${WEB_BIND:-127.0.0.1:8000} WEB_CONCURRENCY=$${WEB_CONCURRENCY:-2} \
+		$(VENV)/bin/honcho start --no-prefix -f Procfile
+
+## The whole test suite (SQLite and no Redis unless DATABASE_URL / REDIS_URL are set).
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+migrate: $(STAMP)
+	$(PY) manage.py migrate --noinput
+
+seed: $(STAMP)
+	$(PY) manage.py seed_demo
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+format: $(STAMP)
+	$(PY) -m ruff format .
+
+## Every benchmark; rewrites bench/RESULTS.md. Point DATABASE_URL at PostgreSQL for real figures.
+bench: $(STAMP)
+	$(PY) -m bench all --write-results
+
+schema: $(STAMP)
+	$(PY) manage.py spectacular --validate --fail-on-warn --file openapi.yaml
+
+## Forget the embedded database, broker queue and documents (var/).
+clean-var:
+	rm -rf var
