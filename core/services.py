@@ -13,6 +13,7 @@ from django_guid import get_guid
 from core.errors import ConflictError, PermissionDeniedError, ValidationFailed
 from core.models import AuditEvent, Company, Membership
 from core.roles import Role
+from core.signals import company_changing, company_created
 
 User = get_user_model()
 
@@ -119,6 +120,7 @@ def company_create(*, actor, name: str, slug: str = "", owner=None, **fields) ->
         obj=company,
         after=model_snapshot(company),
     )
+    company_created.send(sender=Company, company=company, actor=actor)
     if owner is not None:
         membership_create(actor=actor, company=company, user=owner, role=Role.OWNER)
     return company
@@ -145,8 +147,9 @@ def company_update(*, actor, company: Company, **changes) -> Company:
     _full_clean(company)
     after = model_snapshot(company, COMPANY_EDITABLE_FIELDS)
     if after != before:
-        company.save()
         changed = tuple(k for k in after if after[k] != before[k])
+        company_changing.send(sender=Company, company=company, changes=changed, actor=actor)
+        company.save()
         audit_record(
             action="company.updated",
             actor=actor,

@@ -1,0 +1,1257 @@
+"""Every write to the general ledger. The admin, the API, commands, tasks and the other modules
+(payroll, invoicing, banking) call these; PostgreSQL re-checks the invariants underneath
+(accounting/sql/ledger_invariants.sql), so the checks here exist to give a clear answer.
+
+Posting locks the company's chain head (LedgerChain) first, then the fiscal year's counter: a
+company's postings are taken one at a time, which makes entry numbers gapless and the hash chain
+a single line.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal, InvalidOperation
+
+from django.db import connection, transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from accounting.chain import GENESIS_HASH, entry_hash
+from accounting.chart import STANDARD_CHART
+from accounting.models import (
+    PROFIT_AND_LOSS_TYPES,
+    Account,
+    AccountBalance,
+    AccountingPeriod,
+    AccountRole,
+    AccountRoleName,
+    CostCenter,
+    Department,
+    EntryCounter,
+    EntryStatus,
+    FiscalYear,
+    JournalEntry,
+    JournalLine,
+    LedgerChain,
+    PeriodStatus,
+    Project,
+)
+from core.errors import ConflictError, PermissionDeniedError, ValidationFailed
+from core.models import Company, Membership
+from core.roles import Role
+from core.services import audit_record, model_snapshot
+
+ZERO = Decimal("0.00")
+CENT = Decimal("0.01")
+YEAR_END_CLOSE = "year_end_close"
+MANAGE_ROLES = frozenset({Role.OWNER, Role.ACCOUNTANT})
+OWNER_ONLY = frozenset({Role.OWNER})
+MAX_LINES_PER_ENTRY = 10_000
+
+
+# --- who may do what -------------------------------------------------------------------------
+
+
+def _require_role(actor, company: Company, roles: frozenset[str], what: str) -> None:
+    """System jobs (actor None) and platform administrators pass; members need one of `roles`."""
+    if actor is None or getattr(actor, "is_superuser", False):
+        return
+    role = (
+        Membership.objects.filter(user=actor, company=company)
+        .values_list("role", flat=True)
+        .first()
+    )
+    if role not in roles:
+        allowed = " or ".join(sorted(Role(r).label.lower() for r in roles))
+        raise PermissionDeniedError(f"Only an {allowed} may {what}.", code="role_required")
+
+
+def _actor_label(actor, system_job: str) -> str:
+    if actor is not None and getattr(actor, "is_authenticated", False):
+        return actor.get_username()
+    return f"system:{system_job}" if system_job else "system"
+
+
+# --- company set-up: chart, roles, fiscal year --------------------------------------------------
+
+
+def fiscal_year_name(start: date, end: date) -> str:
+    return str(start.year) if start.year == end.year else f"{start.year}-{str(end.year)[-2:]}"
+
+
+def _add_months(day: date, months: int) -> date:
+    month0 = day.month - 1 + months
+    return date(day.year + month0 // 12, month0 % 12 + 1, 1)
+
+
+@transaction.atomic
+def fiscal_year_create(*, actor, company: Company, containing: date) -> FiscalYear:
+    """The fiscal year that contains `containing`, with its twelve monthly periods and its entry
+    counter; an existing one is returned unchanged."""
+    start = company.fiscal_year_start(containing)
+    existing = FiscalYear.objects.filter(company=company, start_date=start).first()
+    if existing is not None:
+        return existing
+    end = _add_months(start, 12) - timedelta(days=1)
+    overlapping = FiscalYear.objects.filter(
+        company=company, start_date__lte=end, end_date__gte=start
+    ).first()
+    if overlapping is not None:
+        raise ConflictError(
+            f"{overlapping} overlaps {start}..{end}: the fiscal year start month changed after "
+            "years were opened.",
+            code="fiscal_year_overlap",
+        )
+    year = FiscalYear.objects.create(
+        company=company, name=fiscal_year_name(start, end), start_date=start, end_date=end
+    )
+    periods = []
+    for number in range(1, 13):
+        first = _add_months(start, number - 1)
+        last = first.replace(day=calendar.monthrange(first.year, first.month)[1])
+        periods.append(
+            AccountingPeriod(
+                company=company, fiscal_year=year, number=number, start_date=first, end_date=last
+            )
+        )
+    AccountingPeriod.objects.bulk_create(periods)
+    EntryCounter.objects.create(company=company, fiscal_year=year)
+    audit_record(
+        action="fiscal_year.created",
+        actor=actor,
+        company=company,
+        obj=year,
+        after={"name": year.name, "start_date": start, "end_date": end},
+    )
+    return year
+
+
+@transaction.atomic
+def company_ledger_setup(*, actor=None, company: Company) -> None:
+    """Give a company its standard chart of accounts with roles mapped, its hash-chain head and
+    the current fiscal year. Safe to run again: it adds only what is missing."""
+    existing = set(Account.objects.filter(company=company).values_list("code", flat=True))
+    created: dict[str, Account] = {}
+    for code, name, type_, parent_code, postable, _role in STANDARD_CHART:
+        if code in existing:
+            continue
+        parent = created.get(parent_code) if parent_code else None
+        if parent_code and parent is None:
+            parent = Account.objects.get(company=company, code=parent_code)
+        created[code] = Account.objects.create(
+            company=company, code=code, name=name, type=type_, parent=parent, is_postable=postable
+        )
+    mapped = set(AccountRole.objects.filter(company=company).values_list("role", flat=True))
+    by_code = {a.code: a for a in Account.objects.filter(company=company)}
+    AccountRole.objects.bulk_create(
+        AccountRole(company=company, role=role, account=by_code[code])
+        for code, *_rest, role in STANDARD_CHART
+        if role and role not in mapped and code in by_code
+    )
+    LedgerChain.objects.get_or_create(company=company)
+    fiscal_year_create(actor=actor, company=company, containing=company.today())
+    if created:
+        audit_record(
+            action="chart_of_accounts.created",
+            actor=actor,
+            company=company,
+            after={"accounts": len(created)},
+        )
+
+
+def company_settings_guard(*, company: Company, changes: dict) -> None:
+    """Called by core.services.company_update (through core.signals.company_changing) before a
+    company's settings are saved. The base currency and the fiscal year start month are fixed
+    once the ledger has entries; before that, a new start month re-cuts the empty years."""
+    locked = {"base_currency", "fiscal_year_start_month"} & set(changes)
+    if not locked:
+        return
+    if JournalEntry.objects.filter(company=company).exists():
+        names = " and ".join(
+            sorted(name.replace("_", " ").replace("fiscal year", "fiscal-year") for name in locked)
+        )
+        raise ConflictError(
+            f"The {names} cannot change once the ledger has entries.",
+            code="ledger_started",
+            fields={name: ["Fixed once the ledger has entries."] for name in locked},
+        )
+    if "fiscal_year_start_month" in changes:
+        AccountBalance.objects.filter(company=company).delete()
+        EntryCounter.objects.filter(company=company).delete()
+        AccountingPeriod.objects.filter(company=company).delete()
+        FiscalYear.objects.filter(company=company).delete()
+        fiscal_year_create(actor=None, company=company, containing=company.today())
+
+
+# --- accounts and dimensions -----------------------------------------------------------------
+
+
+def _clean(obj) -> None:
+    from django.core.exceptions import ValidationError
+
+    try:
+        obj.full_clean()
+    except ValidationError as exc:
+        raise ValidationFailed.from_django(exc) from None
+
+
+def _check_parent(account: Account) -> None:
+    parent = account.parent
+    if parent is None:
+        return
+    if parent.company_id != account.company_id:
+        raise ValidationFailed("The parent account belongs to another company.", code="invalid")
+    if parent.type != account.type:
+        raise ValidationFailed(
+            f"The parent {parent} is {parent.get_type_display().lower()}; an account sits under "
+            "a parent of its own type.",
+            code="parent_type_mismatch",
+            fields={"parent": ["Must be of the same type."]},
+        )
+    seen, node = set(), parent
+    while node is not None:
+        if node.pk == account.pk or node.pk in seen:
+            raise ValidationFailed(
+                "An account cannot sit under itself.",
+                code="parent_cycle",
+                fields={"parent": ["Would make a loop."]},
+            )
+        seen.add(node.pk)
+        node = node.parent
+
+
+ACCOUNT_FIELDS = ("code", "name", "type", "parent", "is_postable", "is_active", "description")
+
+
+@transaction.atomic
+def account_create(*, actor, company: Company, **fields) -> Account:
+    _require_role(actor, company, MANAGE_ROLES, "change the chart of accounts")
+    unknown = set(fields) - set(ACCOUNT_FIELDS)
+    if unknown:
+        raise ValidationFailed(f"Unknown account field(s): {', '.join(sorted(unknown))}.")
+    account = Account(company=company, **fields)
+    _clean(account)
+    _check_parent(account)
+    account.save()
+    audit_record(
+        action="account.created",
+        actor=actor,
+        company=company,
+        obj=account,
+        after=model_snapshot(account, ACCOUNT_FIELDS[:-1]),
+    )
+    return account
+
+
+@transaction.atomic
+def account_update(*, actor, account: Account, **changes) -> Account:
+    _require_role(actor, account.company, MANAGE_ROLES, "change the chart of accounts")
+    unknown = set(changes) - set(ACCOUNT_FIELDS)
+    if unknown:
+        raise ValidationFailed(f"Unknown account field(s): {', '.join(sorted(unknown))}.")
+    account = Account.objects.select_for_update().get(pk=account.pk)
+    fields = tuple(name for name in ACCOUNT_FIELDS if name != "description")
+    before = model_snapshot(account, tuple(f if f != "parent" else "parent_id" for f in fields))
+    used = JournalLine.objects.filter(account=account).exists()
+    if used and "type" in changes and changes["type"] != account.type:
+        raise ConflictError(
+            f"{account} has postings; its type cannot change.", code="account_in_use"
+        )
+    if used and changes.get("is_postable") is False:
+        raise ConflictError(
+            f"{account} has postings; it cannot become a header account.", code="account_in_use"
+        )
+    if changes.get("is_active") is False or changes.get("is_postable") is False:
+        _refuse_if_mapped(account)
+    for name, value in changes.items():
+        setattr(account, name, value)
+    _clean(account)
+    _check_parent(account)
+    account.save()
+    after = model_snapshot(account, tuple(f if f != "parent" else "parent_id" for f in fields))
+    changed = [k for k in after if after[k] != before[k]]
+    if changed:
+        audit_record(
+            action="account.updated",
+            actor=actor,
+            company=account.company,
+            obj=account,
+            before={k: before[k] for k in changed},
+            after={k: after[k] for k in changed},
+        )
+    return account
+
+
+def _refuse_if_mapped(account: Account) -> None:
+    roles = list(AccountRole.objects.filter(account=account).values_list("role", flat=True))
+    if roles:
+        labels = ", ".join(AccountRoleName(r).label for r in roles)
+        raise ConflictError(
+            f"{account} is mapped to {labels}; map the role to another account first.",
+            code="account_mapped",
+        )
+
+
+def account_deactivate(*, actor, account: Account) -> Account:
+    return account_update(actor=actor, account=account, is_active=False)
+
+
+@transaction.atomic
+def account_delete(*, actor, account: Account) -> None:
+    """Only an account nobody has used may go; a used one is deactivated instead."""
+    _require_role(actor, account.company, MANAGE_ROLES, "change the chart of accounts")
+    account = Account.objects.select_for_update().get(pk=account.pk)
+    if JournalLine.objects.filter(account=account).exists():
+        raise ConflictError(
+            f"{account} has postings and cannot be deleted; deactivate it instead.",
+            code="account_in_use",
+        )
+    if account.children.exists():
+        raise ConflictError(
+            f"{account} has sub-accounts; move or delete them first.", code="account_in_use"
+        )
+    _refuse_if_mapped(account)
+    audit_record(
+        action="account.deleted",
+        actor=actor,
+        company=account.company,
+        obj=account,
+        before=model_snapshot(account, ("code", "name", "type")),
+    )
+    AccountBalance.objects.filter(account=account).delete()
+    account.delete()
+
+
+@transaction.atomic
+def account_role_set(*, actor, company: Company, role: str, account: Account) -> AccountRole:
+    _require_role(actor, company, MANAGE_ROLES, "map account roles")
+    if role not in AccountRoleName.values:
+        raise ValidationFailed(f"'{role}' is not an account role.", code="invalid")
+    if account.company_id != company.pk:
+        raise ValidationFailed("The account belongs to another company.", code="invalid")
+    if not (account.is_postable and account.is_active):
+        raise ValidationFailed(
+            f"{account} is not an active postable account.", code="account_not_postable"
+        )
+    mapping = AccountRole.objects.select_for_update().filter(company=company, role=role).first()
+    before = {"account": str(mapping.account)} if mapping else None
+    if mapping is None:
+        mapping = AccountRole.objects.create(company=company, role=role, account=account)
+    else:
+        mapping.account = account
+        mapping.save(update_fields=["account"])
+    audit_record(
+        action="account_role.set",
+        actor=actor,
+        company=company,
+        obj=mapping,
+        before=before,
+        after={"role": role, "account": str(account)},
+    )
+    return mapping
+
+
+def account_for_role(*, company: Company, role: str) -> Account:
+    mapping = AccountRole.objects.select_related("account").filter(company=company, role=role)
+    found = mapping.first()
+    if found is None:
+        raise ValidationFailed(
+            f"No account is mapped to the role '{role}'; map one in Accounting > Account roles.",
+            code="account_role_missing",
+        )
+    return found.account
+
+
+DIMENSION_FIELDS = ("code", "name", "is_active")
+
+
+@transaction.atomic
+def dimension_create(*, actor, company: Company, model, **fields):
+    _require_role(actor, company, MANAGE_ROLES, "change dimensions")
+    obj = model(company=company, **{k: v for k, v in fields.items() if k in DIMENSION_FIELDS})
+    _clean(obj)
+    obj.save()
+    audit_record(
+        action=f"{model._meta.model_name}.created",
+        actor=actor,
+        company=company,
+        obj=obj,
+        after=model_snapshot(obj, DIMENSION_FIELDS),
+    )
+    return obj
+
+
+@transaction.atomic
+def dimension_update(*, actor, dimension, **changes):
+    _require_role(actor, dimension.company, MANAGE_ROLES, "change dimensions")
+    dimension = type(dimension).objects.select_for_update().get(pk=dimension.pk)
+    before = model_snapshot(dimension, DIMENSION_FIELDS)
+    for name, value in changes.items():
+        if name in DIMENSION_FIELDS:
+            setattr(dimension, name, value)
+    _clean(dimension)
+    dimension.save()
+    after = model_snapshot(dimension, DIMENSION_FIELDS)
+    if after != before:
+        audit_record(
+            action=f"{dimension._meta.model_name}.updated",
+            actor=actor,
+            company=dimension.company,
+            obj=dimension,
+            before=before,
+            after=after,
+        )
+    return dimension
+
+
+# --- periods ---------------------------------------------------------------------------------
+
+# (from, to) -> roles allowed. Reopening a closed period is the owner's call.
+PERIOD_TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
+    (PeriodStatus.OPEN, PeriodStatus.LOCKED): MANAGE_ROLES,
+    (PeriodStatus.OPEN, PeriodStatus.CLOSED): MANAGE_ROLES,
+    (PeriodStatus.LOCKED, PeriodStatus.CLOSED): MANAGE_ROLES,
+    (PeriodStatus.LOCKED, PeriodStatus.OPEN): MANAGE_ROLES,
+    (PeriodStatus.CLOSED, PeriodStatus.OPEN): OWNER_ONLY,
+}
+
+
+@transaction.atomic
+def _period_move(*, actor, period: AccountingPeriod, to: str) -> AccountingPeriod:
+    period = (
+        AccountingPeriod.objects.select_for_update()
+        .select_related("fiscal_year", "company")
+        .get(pk=period.pk)
+    )
+    if period.status == to:
+        return period
+    roles = PERIOD_TRANSITIONS.get((period.status, to))
+    if roles is None:
+        raise ConflictError(
+            f"Period {period.label} is {period.status}; it cannot become {to}.",
+            code="invalid_transition",
+        )
+    verb = {"locked": "lock", "closed": "close", "open": "reopen"}[to]
+    _require_role(actor, period.company, roles, f"{verb} a {period.status} period")
+    if period.fiscal_year.status == FiscalYear.Status.CLOSED:
+        raise ConflictError(
+            f"Fiscal year {period.fiscal_year.name} is closed; its periods stay closed.",
+            code="fiscal_year_closed",
+        )
+    siblings = AccountingPeriod.objects.filter(company=period.company)
+    if to == PeriodStatus.CLOSED:
+        earlier = siblings.filter(start_date__lt=period.start_date).exclude(status="closed")
+        first = earlier.order_by("start_date").first()
+        if first is not None:
+            raise ConflictError(
+                f"Close {first.label} first: periods close in order.", code="close_in_order"
+            )
+    if period.status == PeriodStatus.CLOSED:
+        later = siblings.filter(start_date__gt=period.start_date, status="closed")
+        last = later.order_by("-start_date").first()
+        if last is not None:
+            raise ConflictError(
+                f"Reopen {last.label} first: closed periods reopen from the latest back.",
+                code="reopen_in_order",
+            )
+    before = period.status
+    period.status = to
+    period.status_changed_at = timezone.now()
+    period.status_changed_by = actor if getattr(actor, "is_authenticated", False) else None
+    period.save(update_fields=["status", "status_changed_at", "status_changed_by"])
+    audit_record(
+        action=f"period.{verb}ed" if verb != "close" else "period.closed",
+        actor=actor,
+        company=period.company,
+        obj=period,
+        before={"status": before},
+        after={"status": to},
+    )
+    return period
+
+
+def period_lock(*, actor, period: AccountingPeriod) -> AccountingPeriod:
+    return _period_move(actor=actor, period=period, to=PeriodStatus.LOCKED)
+
+
+def period_close(*, actor, period: AccountingPeriod) -> AccountingPeriod:
+    return _period_move(actor=actor, period=period, to=PeriodStatus.CLOSED)
+
+
+def period_reopen(*, actor, period: AccountingPeriod) -> AccountingPeriod:
+    return _period_move(actor=actor, period=period, to=PeriodStatus.OPEN)
+
+
+# --- posting ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Line:
+    account: Account
+    debit: Decimal
+    credit: Decimal
+    cost_center_id: int | None
+    project_id: int | None
+    department_id: int | None
+    memo: str
+
+
+@dataclass
+class _Entry:
+    index: int
+    date: date
+    period: AccountingPeriod
+    memo: str
+    source_type: str
+    source_id: str
+    key: str
+    lines: list[_Line]
+    total: Decimal
+    digest: str
+    reversal_of_id: int | None = None
+    reversal_reason: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def _where(index: int | None, bulk: bool) -> str:
+    return f"Entry {index + 1}: " if bulk and index is not None else ""
+
+
+def _amount(value, *, what: str, prefix: str) -> Decimal:
+    if value in (None, ""):
+        return ZERO
+    if isinstance(value, float | bool):
+        raise ValidationFailed(
+            f"{prefix}{what} must be a decimal string, not a {type(value).__name__}.",
+            code="invalid_amount",
+        )
+    try:
+        amount = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise ValidationFailed(
+            f"{prefix}{what} '{value}' is not a number.", code="invalid_amount"
+        ) from None
+    if not amount.is_finite():
+        raise ValidationFailed(f"{prefix}{what} '{value}' is not a number.", code="invalid_amount")
+    if amount != amount.quantize(CENT):
+        raise ValidationFailed(
+            f"{prefix}{what} {value} has more than 2 decimal places.", code="too_many_decimals"
+        )
+    if amount < 0:
+        raise ValidationFailed(
+            f"{prefix}{what} {value} is negative; put it on the other side instead.",
+            code="negative_amount",
+        )
+    if abs(amount) >= Decimal("1e16"):
+        raise ValidationFailed(f"{prefix}{what} {value} is too large.", code="invalid_amount")
+    return amount.quantize(CENT)
+
+
+def _as_date(value, prefix: str) -> date:
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise ValidationFailed(
+            f"{prefix}'{value}' is not a date (YYYY-MM-DD).", code="invalid_date"
+        ) from None
+
+
+class _Resolver:
+    """Loads every account, role, dimension and period a batch names in a handful of queries."""
+
+    def __init__(self, company: Company, specs: list[dict]):
+        self.company = company
+        ids, codes, roles = set(), set(), set()
+        dims = {"cost_center": set(), "project": set(), "department": set()}
+        for spec in specs:
+            for line in spec.get("lines") or ():
+                account = line.get("account")
+                if isinstance(account, Account):
+                    ids.add(account.pk)
+                elif account is not None:
+                    ids.add(account)
+                if line.get("account_code"):
+                    codes.add(str(line["account_code"]))
+                if line.get("account_role"):
+                    roles.add(line["account_role"])
+                for name, found in dims.items():
+                    value = line.get(name)
+                    if value is not None:
+                        found.add(getattr(value, "pk", value))
+        accounts = Account.objects.filter(company=company).filter(
+            Q(pk__in=[i for i in ids if isinstance(i, int)]) | Q(code__in=codes)
+        )
+        self.by_id = {a.pk: a for a in accounts}
+        self.by_code = {a.code: a for a in accounts}
+        self.by_role = {
+            m.role: m.account
+            for m in AccountRole.objects.select_related("account").filter(
+                company=company, role__in=roles
+            )
+        }
+        self.dims = {
+            "cost_center": _ids_of(CostCenter, company, dims["cost_center"]),
+            "project": _ids_of(Project, company, dims["project"]),
+            "department": _ids_of(Department, company, dims["department"]),
+        }
+        self.periods = list(
+            AccountingPeriod.objects.filter(company=company)
+            .select_related("fiscal_year")
+            .order_by("start_date")
+        )
+
+    def account(self, line: dict, prefix: str) -> Account:
+        if line.get("account") is not None:
+            raw = line["account"]
+            key = raw.pk if isinstance(raw, Account) else raw
+            found = self.by_id.get(key) if isinstance(key, int) else None
+            label = f"id {key}"
+        elif line.get("account_code"):
+            found = self.by_code.get(str(line["account_code"]))
+            label = f"code {line['account_code']}"
+        elif line.get("account_role"):
+            found = self.by_role.get(line["account_role"])
+            if found is None:
+                raise ValidationFailed(
+                    f"{prefix}no account is mapped to the role '{line['account_role']}'.",
+                    code="account_role_missing",
+                )
+            label = line["account_role"]
+        else:
+            raise ValidationFailed(f"{prefix}a line needs an account.", code="unknown_account")
+        if found is None:
+            raise ValidationFailed(
+                f"{prefix}there is no account with {label} in this company.",
+                code="unknown_account",
+            )
+        if not found.is_active:
+            raise ValidationFailed(f"{prefix}account {found} is inactive.", code="account_inactive")
+        if not found.is_postable:
+            raise ValidationFailed(
+                f"{prefix}account {found} is a header account and takes no postings.",
+                code="account_not_postable",
+            )
+        return found
+
+    def dimension(self, line: dict, name: str, prefix: str) -> int | None:
+        value = line.get(name)
+        if value is None:
+            return None
+        key = getattr(value, "pk", value)
+        state = self.dims[name].get(key)
+        label = name.replace("_", " ")
+        if state is None:
+            raise ValidationFailed(
+                f"{prefix}there is no {label} with id {key} in this company.",
+                code="unknown_dimension",
+            )
+        if not state:
+            raise ValidationFailed(f"{prefix}{label} {key} is inactive.", code="dimension_inactive")
+        return key
+
+    def period(self, day: date, prefix: str) -> AccountingPeriod:
+        for period in self.periods:
+            if period.start_date <= day <= period.end_date:
+                if period.status != PeriodStatus.OPEN:
+                    raise ValidationFailed(
+                        f"{prefix}period {period.label} is {period.status}; nothing can be "
+                        f"posted on {day}.",
+                        code=f"period_{period.status}",
+                    )
+                return period
+        start = self.company.fiscal_year_start(day)
+        raise ValidationFailed(
+            f"{prefix}no fiscal year covers {day}; open the fiscal year starting {start} first.",
+            code="no_fiscal_year",
+        )
+
+
+def _ids_of(model, company: Company, keys: set) -> dict:
+    ints = [k for k in keys if isinstance(k, int)]
+    return dict(model.objects.filter(company=company, pk__in=ints).values_list("pk", "is_active"))
+
+
+def _digest(day: date, memo: str, source_type: str, source_id: str, lines: list[_Line]) -> str:
+    content = [
+        day.isoformat(),
+        memo,
+        source_type,
+        source_id,
+        [
+            [
+                line.account.pk,
+                str(line.debit),
+                str(line.credit),
+                line.cost_center_id,
+                line.project_id,
+                line.department_id,
+                line.memo,
+            ]
+            for line in lines
+        ],
+    ]
+    return hashlib.sha256(json.dumps(content, separators=(",", ":")).encode()).hexdigest()
+
+
+def _prepare(resolver: _Resolver, spec: dict, index: int, bulk: bool) -> _Entry:
+    prefix = _where(index, bulk)
+    day = _as_date(spec.get("date"), prefix)
+    raw_lines = spec.get("lines") or []
+    if len(raw_lines) < 2:
+        raise ValidationFailed(
+            f"{prefix}an entry needs at least two lines; it has {len(raw_lines)}.",
+            code="too_few_lines",
+        )
+    if len(raw_lines) > MAX_LINES_PER_ENTRY:
+        raise ValidationFailed(
+            f"{prefix}an entry takes at most {MAX_LINES_PER_ENTRY} lines.", code="too_many_lines"
+        )
+    lines, debits, credits = [], ZERO, ZERO
+    for number, raw in enumerate(raw_lines, start=1):
+        where = f"{prefix}line {number}: "
+        unknown = set(raw) - {
+            "account",
+            "account_code",
+            "account_role",
+            "debit",
+            "credit",
+            "cost_center",
+            "project",
+            "department",
+            "memo",
+        }
+        if unknown:
+            raise ValidationFailed(
+                f"{where}unknown field(s) {', '.join(sorted(unknown))}.", code="invalid"
+            )
+        debit = _amount(raw.get("debit"), what="debit", prefix=where)
+        credit = _amount(raw.get("credit"), what="credit", prefix=where)
+        if debit and credit:
+            raise ValidationFailed(
+                f"{where}a line has a debit or a credit, not both.", code="both_sides"
+            )
+        if not debit and not credit:
+            raise ValidationFailed(f"{where}the amount is zero.", code="zero_amount")
+        lines.append(
+            _Line(
+                account=resolver.account(raw, where),
+                debit=debit,
+                credit=credit,
+                cost_center_id=resolver.dimension(raw, "cost_center", where),
+                project_id=resolver.dimension(raw, "project", where),
+                department_id=resolver.dimension(raw, "department", where),
+                memo=str(raw.get("memo") or "")[:500],
+            )
+        )
+        debits += debit
+        credits += credit
+    if debits != credits:
+        difference = debits - credits
+        side = "debits exceed credits" if difference > 0 else "credits exceed debits"
+        raise ValidationFailed(
+            f"{prefix}the entry does not balance: debits {debits}, credits {credits}; "
+            f"{side} by {abs(difference)}.",
+            code="unbalanced",
+            fields={"difference": [str(difference)]},
+        )
+    period = resolver.period(day, prefix)
+    memo = str(spec.get("memo") or "")[:500]
+    source_type = str(spec.get("source_type") or "manual")[:50]
+    source_id = str(spec.get("source_id") or "")[:64]
+    digest = _digest(day, memo, source_type, source_id, lines)
+    key = str(spec.get("idempotency_key") or "").strip()
+    if len(key) > 150:
+        raise ValidationFailed(
+            f"{prefix}the idempotency key is longer than 150 characters.", code="invalid"
+        )
+    return _Entry(
+        index=index,
+        date=day,
+        period=period,
+        memo=memo,
+        source_type=source_type,
+        source_id=source_id,
+        key=key or f"auto:{digest}:{timezone.now().timestamp()}:{index}",
+        lines=lines,
+        total=debits,
+        digest=digest,
+        reversal_of_id=spec.get("reversal_of_id"),
+        reversal_reason=str(spec.get("reversal_reason") or "")[:500],
+    )
+
+
+def _lock_chain(company: Company) -> LedgerChain:
+    chain = LedgerChain.objects.select_for_update().filter(company=company).first()
+    if chain is None:
+        LedgerChain.objects.get_or_create(company=company)
+        chain = LedgerChain.objects.select_for_update().get(company=company)
+    return chain
+
+
+def _next_numbers(fiscal_year_id: int, count: int) -> int:
+    """Reserve `count` numbers from the year's counter row; returns the first."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE accounting_entrycounter SET last_number = last_number + %s "
+            "WHERE fiscal_year_id = %s RETURNING last_number",
+            [count, fiscal_year_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        EntryCounter.objects.create(
+            company_id=FiscalYear.objects.get(pk=fiscal_year_id).company_id,
+            fiscal_year_id=fiscal_year_id,
+            last_number=count,
+        )
+        return 1
+    return row[0] - count + 1
+
+
+_BALANCE_UPSERT = """
+INSERT INTO accounting_accountbalance
+    (company_id, period_id, account_id, cost_center_key, project_key, department_key, closing,
+     debit, credit)
+SELECT l.company_id, e.period_id, l.account_id, COALESCE(l.cost_center_id, 0),
+       COALESCE(l.project_id, 0), COALESCE(l.department_id, 0),
+       e.source_type = %s, SUM(l.debit), SUM(l.credit)
+  FROM accounting_journalline l
+  JOIN accounting_journalentry e ON e.id = l.entry_id
+ WHERE l.company_id = %s AND l.entry_id BETWEEN %s AND %s
+ GROUP BY l.company_id, e.period_id, l.account_id, COALESCE(l.cost_center_id, 0),
+          COALESCE(l.project_id, 0), COALESCE(l.department_id, 0), e.source_type = %s
+ON CONFLICT (period_id, account_id, cost_center_key, project_key, department_key, closing)
+DO UPDATE SET debit = accounting_accountbalance.debit + excluded.debit,
+              credit = accounting_accountbalance.credit + excluded.credit
+"""
+
+
+def _existing_by_key(company: Company, keys: list[str]) -> dict[str, JournalEntry]:
+    found = {}
+    for start in range(0, len(keys), 2000):
+        chunk = keys[start : start + 2000]
+        for entry in JournalEntry.objects.filter(company=company, idempotency_key__in=chunk).only(
+            "pk", "idempotency_key", "content_digest", "company_id"
+        ):
+            found[entry.idempotency_key] = entry
+    return found
+
+
+def _post(
+    *, actor, system_job: str, company: Company, specs: list[dict], bulk: bool
+) -> list[JournalEntry]:
+    if not specs:
+        return []
+    resolver = _Resolver(company, specs)
+    prepared = [_prepare(resolver, spec, index, bulk) for index, spec in enumerate(specs)]
+    seen: dict[str, int] = {}
+    for entry in prepared:
+        if entry.key in seen:
+            raise ValidationFailed(
+                f"Entries {seen[entry.key] + 1} and {entry.index + 1} share the idempotency key "
+                f"'{entry.key}'.",
+                code="duplicate_idempotency_key",
+            )
+        seen[entry.key] = entry.index
+
+    chain = _lock_chain(company)
+    existing = _existing_by_key(company, [e.key for e in prepared])
+    results: dict[int, JournalEntry] = {}
+    fresh: list[_Entry] = []
+    for entry in prepared:
+        earlier = existing.get(entry.key)
+        if earlier is None:
+            fresh.append(entry)
+        elif earlier.content_digest != entry.digest:
+            raise ConflictError(
+                f"{_where(entry.index, bulk)}the idempotency key '{entry.key}' was already used "
+                "for a different entry.",
+                code="idempotency_conflict",
+            )
+        else:
+            results[entry.index] = earlier
+    if fresh:
+        _insert(actor, system_job, company, chain, fresh, results)
+    ordered = [results[i] for i in range(len(prepared))]
+    replayed = {e.pk for e in existing.values()}
+    new = [e for e in ordered if e.pk not in replayed]
+    if new and not bulk:
+        entry = new[0]
+        audit_record(
+            action="journal_entry.posted",
+            actor=actor,
+            system_job=system_job,
+            company=company,
+            obj=entry,
+            after={
+                "number": entry.reference,
+                "date": entry.date,
+                "total": entry.total,
+                "source": f"{entry.source_type}:{entry.source_id}".rstrip(":"),
+            },
+        )
+    elif new:
+        audit_record(
+            action="journal_entries.bulk_posted",
+            actor=actor,
+            system_job=system_job,
+            company=company,
+            after={
+                "entries": len(new),
+                "lines": sum(len(p.lines) for p in fresh),
+                "first": new[0].reference,
+                "last": new[-1].reference,
+                "total": sum((e.total for e in new), ZERO),
+            },
+        )
+    return ordered
+
+
+def _insert(actor, system_job, company, chain, fresh, results) -> None:
+    posted_at = timezone.now()
+    label = _actor_label(actor, system_job)
+    posted_by = actor if getattr(actor, "is_authenticated", False) else None
+    by_year: dict[int, list[_Entry]] = defaultdict(list)
+    for entry in fresh:
+        by_year[entry.period.fiscal_year_id].append(entry)
+    numbers: dict[int, int] = {}
+    for year_id in sorted(by_year):
+        first = _next_numbers(year_id, len(by_year[year_id]))
+        for offset, entry in enumerate(by_year[year_id]):
+            numbers[entry.index] = first + offset
+
+    prev_hash = chain.last_hash or GENESIS_HASH
+    rows = []
+    for entry in fresh:
+        year = entry.period.fiscal_year
+        line_tuples = [
+            (
+                n,
+                line.account.pk,
+                line.debit,
+                line.credit,
+                line.cost_center_id,
+                line.project_id,
+                line.department_id,
+                line.memo,
+            )
+            for n, line in enumerate(entry.lines, start=1)
+        ]
+        digest = entry_hash(
+            prev_hash=prev_hash,
+            company_id=company.pk,
+            fiscal_year=year.name,
+            number=numbers[entry.index],
+            entry_date=entry.date,
+            memo=entry.memo,
+            source_type=entry.source_type,
+            source_id=entry.source_id,
+            idempotency_key=entry.key,
+            total=entry.total,
+            posted_at=posted_at,
+            posted_by_label=label,
+            reversal_of_id=entry.reversal_of_id,
+            lines=line_tuples,
+        )
+        row = JournalEntry(
+            company=company,
+            fiscal_year=year,
+            period=entry.period,
+            number=numbers[entry.index],
+            date=entry.date,
+            memo=entry.memo,
+            source_type=entry.source_type,
+            source_id=entry.source_id,
+            idempotency_key=entry.key,
+            content_digest=entry.digest,
+            total=entry.total,
+            reversal_of_id=entry.reversal_of_id,
+            reversal_reason=entry.reversal_reason,
+            posted_by=posted_by,
+            posted_by_label=label,
+            posted_at=posted_at,
+            prev_hash=prev_hash,
+            entry_hash=digest,
+        )
+        row._line_tuples = line_tuples
+        rows.append(row)
+        prev_hash = digest
+    JournalEntry.objects.bulk_create(rows, batch_size=2000)
+    lines = [
+        JournalLine(
+            entry_id=row.pk,
+            company_id=company.pk,
+            line_no=n,
+            account_id=account_id,
+            debit=debit,
+            credit=credit,
+            cost_center_id=cost_center,
+            project_id=project,
+            department_id=department,
+            memo=memo,
+        )
+        for row in rows
+        for n, account_id, debit, credit, cost_center, project, department, memo in (
+            row._line_tuples
+        )
+    ]
+    JournalLine.objects.bulk_create(lines, batch_size=5000)
+    ids = [row.pk for row in rows]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _BALANCE_UPSERT, [YEAR_END_CLOSE, company.pk, min(ids), max(ids), YEAR_END_CLOSE]
+        )
+    LedgerChain.objects.filter(company=company).update(last_entry_id=ids[-1], last_hash=prev_hash)
+    for entry, row in zip(fresh, rows, strict=True):
+        del row._line_tuples
+        results[entry.index] = row
+
+
+def journal_entry_post(
+    *,
+    actor=None,
+    system_job: str = "",
+    company: Company,
+    date,
+    lines: list[dict],
+    memo: str = "",
+    source_type: str = "manual",
+    source_id: str = "",
+    idempotency_key: str = "",
+) -> JournalEntry:
+    """Post one balanced entry. Each line is a dict with one of `account` (Account or id),
+    `account_code` or `account_role`; `debit` or `credit` as a decimal string or Decimal; and
+    optionally `cost_center`, `project`, `department` (object or id) and `memo`.
+
+    The same idempotency key with the same content returns the entry posted first; with
+    different content it raises ConflictError (409)."""
+    _require_role(actor, company, MANAGE_ROLES, "post journal entries")
+    spec = {
+        "date": date,
+        "lines": lines,
+        "memo": memo,
+        "source_type": source_type,
+        "source_id": source_id,
+        "idempotency_key": idempotency_key,
+    }
+    with transaction.atomic():
+        return _post(actor=actor, system_job=system_job, company=company, specs=[spec], bulk=False)[
+            0
+        ]
+
+
+def journal_entries_post_bulk(
+    *, actor=None, system_job: str = "", company: Company, entries: list[dict]
+) -> list[JournalEntry]:
+    """Post many entries in one transaction, all or nothing: each a dict with the keyword
+    arguments of journal_entry_post. Validation, numbering, hashing and balances are done for
+    the whole batch at once; the database sees a few multi-row INSERTs. Entries whose key was
+    posted before with the same content come back as they were (a retried batch posts
+    nothing twice)."""
+    _require_role(actor, company, MANAGE_ROLES, "post journal entries")
+    with transaction.atomic():
+        return _post(actor=actor, system_job=system_job, company=company, specs=entries, bulk=True)
+
+
+@transaction.atomic
+def journal_entry_reverse(
+    *, actor=None, system_job: str = "", entry: JournalEntry, date, reason: str
+) -> JournalEntry:
+    """Post the mirror image of `entry` on `date` and mark `entry` reversed. Reversing again
+    returns the same reversal."""
+    company = entry.company
+    _require_role(actor, company, MANAGE_ROLES, "reverse journal entries")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationFailed("Say why the entry is reversed.", code="reason_required")
+    day = _as_date(date, "")
+    _lock_chain(company)
+    entry = JournalEntry.objects.select_related("fiscal_year").get(pk=entry.pk)
+    if entry.status == EntryStatus.REVERSED:
+        reversal = JournalEntry.objects.filter(reversal_of=entry).first()
+        raise ConflictError(
+            f"{entry.reference} is already reversed by {reversal.reference if reversal else '?'}.",
+            code="already_reversed",
+        )
+    if entry.reversal_of_id is not None:
+        raise ConflictError(
+            f"{entry.reference} is itself a reversal; post a new entry instead.",
+            code="reversal_of_reversal",
+        )
+    if day < entry.date:
+        raise ValidationFailed(
+            f"A reversal cannot be dated before the entry it reverses ({entry.date}).",
+            code="invalid_date",
+        )
+    lines = [
+        {
+            "account": line.account_id,
+            "debit": line.credit,
+            "credit": line.debit,
+            "cost_center": line.cost_center_id,
+            "project": line.project_id,
+            "department": line.department_id,
+            "memo": line.memo,
+        }
+        for line in entry.lines.order_by("line_no")
+    ]
+    spec = {
+        "date": day,
+        "lines": lines,
+        "memo": f"Reversal of {entry.reference}: {reason}"[:500],
+        "source_type": entry.source_type,
+        "source_id": entry.source_id,
+        "idempotency_key": f"reversal:{entry.pk}",
+        "reversal_of_id": entry.pk,
+        "reversal_reason": reason,
+    }
+    # An account deactivated since must be reactivated first: the database refuses postings
+    # to inactive accounts, reversals included, and the resolver says so by name.
+    reversal = _post(actor=actor, system_job=system_job, company=company, specs=[spec], bulk=False)[
+        0
+    ]
+    updated = JournalEntry.objects.filter(pk=entry.pk, status=EntryStatus.POSTED).update(
+        status=EntryStatus.REVERSED
+    )
+    if updated != 1:
+        raise ConflictError(f"{entry.reference} changed meanwhile.", code="already_reversed")
+    audit_record(
+        action="journal_entry.reversed",
+        actor=actor,
+        system_job=system_job,
+        company=company,
+        obj=entry,
+        before={"status": EntryStatus.POSTED},
+        after={"status": EntryStatus.REVERSED, "reversal": reversal.reference, "reason": reason},
+    )
+    return reversal
+
+
+# --- year-end closing ------------------------------------------------------------------------
+
+
+@transaction.atomic
+def fiscal_year_close(*, actor=None, system_job: str = "", fiscal_year: FiscalYear) -> FiscalYear:
+    """Move the year's profit or loss to retained earnings and close the year.
+
+    The closing entry is dated the year's last day, in its last period, and zeroes every income
+    and expense account per dimension combination against the retained-earnings role account.
+    Then every period of the year and the year itself are closed, in the same transaction."""
+    company = fiscal_year.company
+    _require_role(actor, company, MANAGE_ROLES, "close a fiscal year")
+    year = FiscalYear.objects.select_for_update().get(pk=fiscal_year.pk)
+    if year.status == FiscalYear.Status.CLOSED:
+        raise ConflictError(f"{year} is already closed.", code="fiscal_year_closed")
+    earlier_open = FiscalYear.objects.filter(
+        company=company, start_date__lt=year.start_date, status=FiscalYear.Status.OPEN
+    ).first()
+    if earlier_open is not None:
+        raise ConflictError(f"Close {earlier_open} first.", code="close_in_order")
+    retained = account_for_role(company=company, role=AccountRoleName.RETAINED_EARNINGS)
+    periods = list(
+        AccountingPeriod.objects.select_for_update().filter(fiscal_year=year).order_by("number")
+    )
+    sums = (
+        AccountBalance.objects.filter(
+            period__fiscal_year=year, account__type__in=PROFIT_AND_LOSS_TYPES
+        )
+        .values("account_id", "cost_center_key", "project_key", "department_key")
+        .annotate(debit=Sum("debit"), credit=Sum("credit"))
+        .order_by("account__code", "cost_center_key", "project_key", "department_key")
+    )
+    lines, net_profit = [], ZERO
+    for row in sums:
+        net = row["debit"] - row["credit"]  # a debit balance is a loss, a credit one a profit
+        if not net:
+            continue
+        net_profit -= net
+        lines.append(
+            {
+                "account": row["account_id"],
+                "debit": -net if net < 0 else ZERO,
+                "credit": net if net > 0 else ZERO,
+                "cost_center": row["cost_center_key"] or None,
+                "project": row["project_key"] or None,
+                "department": row["department_key"] or None,
+            }
+        )
+    last = periods[-1]
+    entry = None
+    if lines:
+        if net_profit:
+            lines.append(
+                {
+                    "account": retained.pk,
+                    "credit": net_profit if net_profit > 0 else ZERO,
+                    "debit": -net_profit if net_profit < 0 else ZERO,
+                    "memo": "Profit for the year" if net_profit > 0 else "Loss for the year",
+                }
+            )
+        # The closing entry belongs to the year's last day even when that period was already
+        # locked or closed: open it for this one posting, all inside this transaction.
+        AccountingPeriod.objects.filter(pk=last.pk).update(status=PeriodStatus.OPEN)
+        last.status = PeriodStatus.OPEN
+        resolver_lines = _reactivate_for_closing(company, lines)
+        entry = _post(
+            actor=actor,
+            system_job=system_job,
+            company=company,
+            specs=[
+                {
+                    "date": year.end_date,
+                    "lines": resolver_lines,
+                    "memo": f"Year-end close {year.name}: profit and loss to retained earnings",
+                    "source_type": YEAR_END_CLOSE,
+                    "source_id": str(year.pk),
+                    "idempotency_key": f"year-end-close:{year.pk}",
+                }
+            ],
+            bulk=False,
+        )[0]
+    now = timezone.now()
+    by = actor if getattr(actor, "is_authenticated", False) else None
+    AccountingPeriod.objects.filter(fiscal_year=year).update(
+        status=PeriodStatus.CLOSED, status_changed_at=now, status_changed_by=by
+    )
+    year.status = FiscalYear.Status.CLOSED
+    year.closed_at = now
+    year.closed_by = by
+    year.closing_entry = entry
+    year.save(update_fields=["status", "closed_at", "closed_by", "closing_entry"])
+    audit_record(
+        action="fiscal_year.closed",
+        actor=actor,
+        system_job=system_job,
+        company=company,
+        obj=year,
+        after={
+            "net_profit": net_profit,
+            "closing_entry": entry.reference if entry else None,
+        },
+    )
+    return year
+
+
+def _reactivate_for_closing(company: Company, lines: list[dict]) -> list[dict]:
+    """Income and expense accounts deactivated during the year still carry a balance that must
+    be closed; refuse with a clear message rather than leave it behind."""
+    ids = {line["account"] for line in lines}
+    inactive = list(
+        Account.objects.filter(company=company, pk__in=ids)
+        .filter(Q(is_active=False) | Q(is_postable=False))
+        .order_by("code")
+    )
+    if inactive:
+        names = ", ".join(str(a) for a in inactive)
+        raise ConflictError(
+            f"These accounts carry a balance for the year but are inactive or headers: {names}. "
+            "Reactivate them to close the year.",
+            code="account_inactive",
+        )
+    return lines
