@@ -508,3 +508,106 @@ def stored_balances(company: Company | None = None) -> dict[tuple, tuple]:
         for b in rows
         if b.debit or b.credit
     }
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    entry_id: int
+    reference: str
+    reason: str
+
+
+def ledger_verify(*, company: Company, chunk: int = 2000) -> tuple[int, ChainBreak | None]:
+    """Recompute the company's hash chain from the stored rows, oldest entry first. Returns how
+    many entries were checked and the first one whose stored content no longer matches its
+    hash (or whose link to the previous entry is broken), or None when the chain holds."""
+    from accounting.chain import GENESIS_HASH, entry_hash
+    from accounting.models import FiscalYear, LedgerChain
+
+    years = dict(FiscalYear.objects.filter(company=company).values_list("pk", "name"))
+    prev_hash, checked, last_id = GENESIS_HASH, 0, 0
+    fields = (
+        "pk",
+        "fiscal_year_id",
+        "number",
+        "date",
+        "memo",
+        "source_type",
+        "source_id",
+        "idempotency_key",
+        "total",
+        "posted_at",
+        "posted_by_label",
+        "reversal_of_id",
+        "prev_hash",
+        "entry_hash",
+    )
+    while True:
+        entries = list(
+            JournalEntry.objects.filter(company=company, pk__gt=last_id)
+            .order_by("pk")
+            .values_list(*fields)[:chunk]
+        )
+        if not entries:
+            break
+        lines = defaultdict(list)
+        for row in (
+            JournalLine.objects.filter(entry_id__in=[e[0] for e in entries])
+            .order_by("entry_id", "line_no")
+            .values_list(
+                "entry_id",
+                "line_no",
+                "account_id",
+                "debit",
+                "credit",
+                "cost_center_id",
+                "project_id",
+                "department_id",
+                "memo",
+            )
+        ):
+            lines[row[0]].append(row[1:])
+        for (pk, year_id, number, day, memo, s_type, s_id, key, total, posted_at, label, rev,
+             stored_prev, stored_hash) in entries:  # fmt: skip
+            reference = f"JE/{years.get(year_id, '?')}/{number:06d}"
+            if stored_prev != prev_hash:
+                return checked, ChainBreak(
+                    pk,
+                    reference,
+                    "its link to the previous entry is broken (an entry before "
+                    "it was removed or re-hashed)",
+                )
+            recomputed = entry_hash(
+                prev_hash=prev_hash,
+                company_id=company.pk,
+                fiscal_year=years.get(year_id, ""),
+                number=number,
+                entry_date=day,
+                memo=memo,
+                source_type=s_type,
+                source_id=s_id,
+                idempotency_key=key,
+                total=total,
+                posted_at=posted_at,
+                posted_by_label=label,
+                reversal_of_id=rev,
+                lines=lines.get(pk, []),
+            )
+            if recomputed != stored_hash:
+                return checked, ChainBreak(
+                    pk,
+                    reference,
+                    "its content (date, memo, amounts, accounts or lines) was "
+                    "changed after posting",
+                )
+            prev_hash = stored_hash
+            checked += 1
+            last_id = pk
+    head = LedgerChain.objects.filter(company=company).values_list("last_hash", flat=True).first()
+    if head is not None and checked and head != prev_hash:
+        return checked, ChainBreak(
+            last_id,
+            "(chain head)",
+            "the chain head does not point at the last entry: entries after it were removed",
+        )
+    return checked, None

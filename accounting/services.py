@@ -1255,3 +1255,21 @@ def _reactivate_for_closing(company: Company, lines: list[dict]) -> list[dict]:
             code="account_inactive",
         )
     return lines
+
+
+# --- maintenance -----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def balances_rebuild(*, company: Company) -> int:
+    """Recompute a company's per-period balances from its journal lines, set-based, while
+    its postings wait on the chain lock. Returns the number of balance rows."""
+    _lock_chain(company)
+    AccountBalance.objects.filter(company=company).delete()
+    last = JournalEntry.objects.filter(company=company).order_by("-pk").values_list("pk").first()
+    if last is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _BALANCE_UPSERT, [YEAR_END_CLOSE, company.pk, 0, last[0], YEAR_END_CLOSE]
+            )
+    return AccountBalance.objects.filter(company=company).count()

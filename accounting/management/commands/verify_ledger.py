@@ -1,0 +1,35 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from accounting import selectors
+from core.models import Company
+
+
+class Command(BaseCommand):
+    help = (
+        "Recompute each company's hash chain of posted journal entries and name the first "
+        "entry that was altered. Exits 1 when a chain is broken."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--company", help="Company slug (default: every company).")
+
+    def handle(self, *args, company=None, **options):
+        companies = Company.objects.order_by("slug")
+        if company:
+            companies = companies.filter(slug=company)
+            if not companies.exists():
+                raise CommandError(f"no company with slug '{company}'")
+        broken = []
+        for each in companies:
+            checked, problem = selectors.ledger_verify(company=each)
+            if problem is None:
+                self.stdout.write(f"{each.slug}: {checked} entries, chain intact")
+            else:
+                line = (
+                    f"{each.slug}: entry {problem.reference} (id {problem.entry_id}) was altered: "
+                    f"{problem.reason}; {checked} entries before it are intact"
+                )
+                self.stdout.write(line)
+                broken.append(line)
+        if broken:
+            raise CommandError(broken[0])

@@ -1,0 +1,202 @@
+"""The database refuses what accounting.services would never do: each test goes around Python
+(raw SQL, QuerySet.update/delete, bulk_create) in a committing transaction and expects
+PostgreSQL to say no."""
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from accounting import services
+from accounting.models import AccountingPeriod, JournalEntry, JournalLine
+from tests.accounting.conftest import account, post
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def _period(company, day="2025-08-01"):
+    return AccountingPeriod.objects.get(company=company, start_date__lte=day, end_date__gte=day)
+
+
+def _raw_entry(company, day="2025-08-15", total="100.00", key="raw-1", period=None):
+    period = period or _period(company, day)
+    return JournalEntry.objects.create(
+        company=company,
+        fiscal_year=period.fiscal_year,
+        period=period,
+        number=9000,
+        date=day,
+        idempotency_key=key,
+        content_digest="raw",
+        total=Decimal(total),
+        posted_by_label="raw",
+        posted_at=timezone.now(),
+        prev_hash="0" * 64,
+        entry_hash="0" * 64,
+    )
+
+
+def _line(entry, code, debit="0", credit="0", n=1, company=None):
+    company = company or entry.company
+    return JournalLine(
+        entry=entry,
+        company=company,
+        line_no=n,
+        account=account(company, code),
+        debit=Decimal(debit),
+        credit=Decimal(credit),
+    )
+
+
+@pytest.fixture
+def posted(books):
+    entry = post(books.a, "2025-08-01", ("1131", "1000.00", ""), ("4100", "", "1000.00"))
+    return books, entry
+
+
+def test_a_line_with_both_sides_or_a_negative_amount_is_refused(posted):
+    books, _ = posted
+    for debit, credit in (("5.00", "5.00"), ("-5.00", "0"), ("0", "0")):
+        refused = pytest.raises(IntegrityError, match="journal_line_one_side_positive")
+        with refused, transaction.atomic():
+            entry = _raw_entry(books.a, total="5.00")
+            JournalLine.objects.bulk_create([_line(entry, "1131", debit, credit)])
+
+
+def test_an_unbalanced_entry_is_refused_at_commit(posted):
+    books, _ = posted
+    refused = pytest.raises(IntegrityError, match="does not balance.*difference 10.00")
+    with refused, transaction.atomic():
+        entry = _raw_entry(books.a)
+        JournalLine.objects.bulk_create(
+            [_line(entry, "1131", debit="100.00"), _line(entry, "4100", credit="90.00", n=2)]
+        )
+    assert not JournalEntry.objects.filter(idempotency_key="raw-1").exists()
+
+
+def test_an_entry_with_one_line_is_refused_at_commit(posted):
+    books, _ = posted
+    with pytest.raises(IntegrityError, match="at least two"), transaction.atomic():
+        entry = _raw_entry(books.a)
+        JournalLine.objects.bulk_create([_line(entry, "1131", debit="100.00")])
+
+
+def test_lines_that_disagree_with_the_entry_total_are_refused(posted):
+    books, _ = posted
+    with pytest.raises(IntegrityError, match="lines total 50.00"), transaction.atomic():
+        entry = _raw_entry(books.a, total="100.00")
+        JournalLine.objects.bulk_create(
+            [_line(entry, "1131", debit="50.00"), _line(entry, "4100", credit="50.00", n=2)]
+        )
+
+
+def test_a_balanced_raw_entry_is_accepted(posted):
+    """The triggers refuse bad entries only: a correct one written by hand commits."""
+    books, _ = posted
+    with transaction.atomic():
+        entry = _raw_entry(books.a)
+        JournalLine.objects.bulk_create(
+            [_line(entry, "1131", debit="100.00"), _line(entry, "4100", credit="100.00", n=2)]
+        )
+    assert entry.lines.count() == 2
+
+
+def test_posted_lines_cannot_be_updated_or_deleted(posted):
+    _, entry = posted
+    with pytest.raises(IntegrityError, match="cannot be updated"):
+        JournalLine.objects.filter(entry=entry).update(debit=Decimal("1.00"))
+    with pytest.raises(IntegrityError, match="cannot be deleted"):
+        JournalLine.objects.filter(entry=entry).delete()
+    with pytest.raises(IntegrityError, match="cannot be updated"), connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE accounting_journalline SET credit = credit + 1 WHERE entry_id = %s",
+            [entry.pk],
+        )
+    assert sorted(entry.lines.values_list("debit", "credit")) == [
+        (Decimal("0.00"), Decimal("1000.00")),
+        (Decimal("1000.00"), Decimal("0.00")),
+    ]
+
+
+def test_no_line_can_be_added_to_a_committed_entry(posted):
+    books, entry = posted
+    with pytest.raises(IntegrityError, match="already posted"):
+        JournalLine.objects.bulk_create(
+            [_line(entry, "1131", debit="5.00", n=3), _line(entry, "4100", credit="5.00", n=4)]
+        )
+
+
+def test_an_entry_only_moves_from_posted_to_reversed(posted):
+    _, entry = posted
+    with pytest.raises(IntegrityError, match="only allowed change"):
+        JournalEntry.objects.filter(pk=entry.pk).update(memo="rewritten")
+    with pytest.raises(IntegrityError, match="only allowed change"):
+        JournalEntry.objects.filter(pk=entry.pk).update(status="reversed", total=Decimal("1"))
+    with pytest.raises(IntegrityError, match="cannot be deleted"), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM accounting_journalentry WHERE id = %s", [entry.pk])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE accounting_journalentry SET status = 'reversed' WHERE id = %s", [entry.pk]
+        )
+    with pytest.raises(IntegrityError, match="reversed -> posted"):
+        JournalEntry.objects.filter(pk=entry.pk).update(status="posted")
+
+
+@pytest.mark.parametrize("status", ["locked", "closed"])
+def test_nothing_posts_into_a_locked_or_closed_period(posted, status):
+    books, _ = posted
+    period = _period(books.a, "2025-07-01")
+    AccountingPeriod.objects.filter(pk=period.pk).update(status=status)
+    with pytest.raises(IntegrityError, match=f"period is {status}"), transaction.atomic():
+        entry = _raw_entry(books.a, day="2025-07-10", period=period)
+        JournalLine.objects.bulk_create(
+            [_line(entry, "1131", debit="100.00"), _line(entry, "4100", credit="100.00", n=2)]
+        )
+
+
+def test_an_entry_dated_outside_its_period_is_refused(posted):
+    books, _ = posted
+    with pytest.raises(IntegrityError, match="not in its period"):
+        _raw_entry(books.a, day="2025-09-03", period=_period(books.a, "2025-08-01"))
+
+
+@pytest.mark.parametrize(
+    ("code", "change", "message"),
+    [("1100", None, "is not postable"), ("6200", "inactive", "is inactive")],
+)
+def test_nothing_posts_to_a_header_or_inactive_account(posted, code, change, message):
+    books, _ = posted
+    if change:
+        account(books.a, code).__class__.objects.filter(company=books.a, code=code).update(
+            is_active=False
+        )
+    with pytest.raises(IntegrityError, match=f"account {code} {message}"), transaction.atomic():
+        entry = _raw_entry(books.a)
+        JournalLine.objects.bulk_create(
+            [_line(entry, code, debit="100.00"), _line(entry, "4100", credit="100.00", n=2)]
+        )
+
+
+def test_a_line_cannot_use_another_companys_account(posted):
+    books, _ = posted
+    with pytest.raises(IntegrityError, match="another company"), transaction.atomic():
+        entry = _raw_entry(books.a)
+        foreign = _line(entry, "1131", debit="100.00")
+        foreign.account = account(books.b, "1131")
+        JournalLine.objects.bulk_create([foreign, _line(entry, "4100", credit="100.00", n=2)])
+
+
+def test_services_still_post_after_all_this(posted):
+    books, _ = posted
+    entry = services.journal_entry_post(
+        system_job="test",
+        company=books.a,
+        date=date(2025, 8, 2),
+        lines=[
+            {"account_code": "6200", "debit": "300.00"},
+            {"account_code": "1131", "credit": "300.00"},
+        ],
+    )
+    assert entry.reference == "JE/2025-26/000002"
