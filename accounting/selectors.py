@@ -29,6 +29,13 @@ from core.errors import ValidationFailed
 from core.models import Company
 
 ZERO = Decimal("0.00")
+CENT = Decimal("0.01")
+
+
+def _cents(value) -> Decimal:
+    """Sums come back exact from PostgreSQL; the embedded SQLite adds in floating point, so
+    every sum is brought back to cents (exact for any realistic ledger size)."""
+    return Decimal(value or 0).quantize(CENT)
 
 
 @dataclass(frozen=True)
@@ -170,7 +177,7 @@ def movements(
         ):
             totals[account_id][0] += debit
             totals[account_id][1] += credit
-    return {pk: (d, c) for pk, (d, c) in totals.items()}
+    return {pk: (_cents(d), _cents(c)) for pk, (d, c) in totals.items()}
 
 
 def _accounts(company: Company) -> dict[int, Account]:
@@ -302,6 +309,7 @@ def general_ledger(
         (entry_id, day, year, number, memo, source_type, source_id, line_memo, debit, credit) = (
             values[:10]
         )
+        debit, credit = _cents(debit), _cents(credit)
         balance += debit - credit
         total_d += debit
         total_c += credit
@@ -488,7 +496,7 @@ def rebuild_expected_balances(company: Company | None = None) -> dict[tuple, tup
             row["entry__source_type"] == YEAR_END_CLOSE,
         )
         debit, credit = expected.get(key, (ZERO, ZERO))
-        expected[key] = (debit + row["d"], credit + row["c"])
+        expected[key] = (debit + _cents(row["d"]), credit + _cents(row["c"]))
     return expected
 
 

@@ -1167,7 +1167,8 @@ def fiscal_year_close(*, actor=None, system_job: str = "", fiscal_year: FiscalYe
     )
     lines, net_profit = [], ZERO
     for row in sums:
-        net = row["debit"] - row["credit"]  # a debit balance is a loss, a credit one a profit
+        # A debit balance is a loss, a credit one a profit. (Quantized: SQLite sums in floats.)
+        net = (row["debit"] - row["credit"]).quantize(CENT)
         if not net:
             continue
         net_profit -= net

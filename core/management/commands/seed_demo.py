@@ -2,7 +2,10 @@
 already there. Later modules extend it with their own demo data."""
 
 import secrets
+from importlib import import_module
+from importlib.util import find_spec
 
+from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
@@ -42,6 +45,18 @@ ADMIN_USERNAME = "admin"
 # Demo-only passwords, printed by local settings; elsewhere users get random ones.
 ADMIN_PASSWORD = "kontor-admin"  # noqa: S105
 DEMO_PASSWORD = "kontor-demo"  # noqa: S105
+
+
+def _module_seeders():
+    """Each app may offer `<app>/demo.py` with `seed(company, actor, stdout) -> int` (records
+    added; 0 when its demo data is already there). core cannot import the apps built on it, so
+    it looks them up the way the dashboard gathers panels."""
+    for app_config in apps.get_app_configs():
+        name = f"{app_config.name}.demo"
+        if app_config.name != "core" and find_spec(name) is not None:
+            module = import_module(name)
+            if hasattr(module, "seed"):
+                yield app_config.label, module.seed
 
 
 class Command(BaseCommand):
@@ -86,6 +101,13 @@ class Command(BaseCommand):
                         services.membership_create(
                             actor=admin_user, company=company, user=user, role=role
                         )
+        for spec in DEMO_COMPANIES:
+            company = Company.objects.get(slug=spec["slug"])
+            for label, seed in _module_seeders():
+                with transaction.atomic():
+                    added = seed(company=company, actor=admin_user, stdout=self.stdout)
+                if added:
+                    self.stdout.write(f"  {company.slug}: {added} {label} demo records")
         # Say the demo password only while it is still the password (a developer may change it).
         admin_password = ADMIN_PASSWORD if admin_user.check_password(ADMIN_PASSWORD) else None
         self._report(show, created_users, admin_password)
