@@ -24,7 +24,7 @@ from accounting.models import (
     JournalEntry,
     JournalLine,
 )
-from accounting.services import YEAR_END_CLOSE
+from accounting.services import EARLIEST_DATE, LATEST_DATE, YEAR_END_CLOSE
 from core.errors import ValidationFailed
 from core.models import Company
 
@@ -110,6 +110,12 @@ def resolve_range(
     if period_to is not None:
         date_to = periods[getattr(period_to, "pk", period_to)].end_date
     date_to = date_to or company.today()
+    for day in (date_from, date_to):
+        if day is not None and not EARLIEST_DATE <= day <= LATEST_DATE:
+            raise ValidationFailed(
+                f"{day} is outside the years {EARLIEST_DATE.year}-{LATEST_DATE.year}.",
+                code="invalid_date",
+            )
     if date_from is not None and date_from > date_to:
         raise ValidationFailed(
             f"The range starts ({date_from}) after it ends ({date_to}).", code="invalid_range"

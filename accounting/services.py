@@ -12,10 +12,11 @@ from __future__ import annotations
 import calendar
 import hashlib
 import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.db import connection, transaction
 from django.db.models import Q, Sum
@@ -93,7 +94,8 @@ def _add_months(day: date, months: int) -> date:
 def fiscal_year_create(*, actor, company: Company, containing: date) -> FiscalYear:
     """The fiscal year that contains `containing`, with its twelve monthly periods and its entry
     counter; an existing one is returned unchanged."""
-    start = company.fiscal_year_start(containing)
+    _require_role(actor, company, MANAGE_ROLES, "open a fiscal year")
+    start = company.fiscal_year_start(_as_date(containing, ""))
     existing = FiscalYear.objects.filter(company=company, start_date=start).first()
     if existing is not None:
         return existing
@@ -522,45 +524,69 @@ def _where(index: int | None, bulk: bool) -> str:
     return f"Entry {index + 1}: " if bulk and index is not None else ""
 
 
+_AMOUNT_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+# Money columns hold 18 digits with 2 decimals; the embedded SQLite keeps about 15 significant
+# digits exactly, which still covers 9,999,999,999,999.99 (ten trillion less a cent).
+MAX_AMOUNT = Decimal("1e13")
+EARLIEST_DATE, LATEST_DATE = date(1900, 1, 1), date(2999, 12, 31)
+
+
 def _amount(value, *, what: str, prefix: str) -> Decimal:
-    if value in (None, ""):
+    if value is None or value == "":
         return ZERO
     if isinstance(value, float | bool):
         raise ValidationFailed(
             f"{prefix}{what} must be a decimal string, not a {type(value).__name__}.",
             code="invalid_amount",
         )
-    try:
-        amount = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        raise ValidationFailed(
-            f"{prefix}{what} '{value}' is not a number.", code="invalid_amount"
-        ) from None
-    if not amount.is_finite():
+    text = str(value)
+    if not _AMOUNT_TEXT.fullmatch(text):
         raise ValidationFailed(f"{prefix}{what} '{value}' is not a number.", code="invalid_amount")
-    if amount != amount.quantize(CENT):
-        raise ValidationFailed(
-            f"{prefix}{what} {value} has more than 2 decimal places.", code="too_many_decimals"
-        )
+    amount = Decimal(text)
     if amount < 0:
         raise ValidationFailed(
             f"{prefix}{what} {value} is negative; put it on the other side instead.",
             code="negative_amount",
         )
-    if abs(amount) >= Decimal("1e16"):
-        raise ValidationFailed(f"{prefix}{what} {value} is too large.", code="invalid_amount")
+    if amount >= MAX_AMOUNT:
+        raise ValidationFailed(
+            f"{prefix}{what} {value} is too large (the limit is {MAX_AMOUNT - CENT:,}).",
+            code="invalid_amount",
+        )
+    if amount != amount.quantize(CENT):
+        raise ValidationFailed(
+            f"{prefix}{what} {value} has more than 2 decimal places.", code="too_many_decimals"
+        )
     return amount.quantize(CENT)
 
 
 def _as_date(value, prefix: str) -> date:
-    if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError:
+    if not isinstance(value, date):
+        try:
+            value = date.fromisoformat(str(value))
+        except ValueError:
+            raise ValidationFailed(
+                f"{prefix}'{value}' is not a date (YYYY-MM-DD).", code="invalid_date"
+            ) from None
+    if not EARLIEST_DATE <= value <= LATEST_DATE:
         raise ValidationFailed(
-            f"{prefix}'{value}' is not a date (YYYY-MM-DD).", code="invalid_date"
-        ) from None
+            f"{prefix}{value} is outside the years {EARLIEST_DATE.year}-{LATEST_DATE.year}.",
+            code="invalid_date",
+        )
+    return value
+
+
+def _text(value, limit: int, what: str, prefix: str) -> str:
+    text = "" if value is None else str(value)
+    if len(text) > limit:
+        raise ValidationFailed(
+            f"{prefix}{what} is longer than {limit} characters.", code="text_too_long"
+        )
+    return text
+
+
+def _is_id(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class _Resolver:
@@ -586,7 +612,7 @@ class _Resolver:
                     if value is not None:
                         found.add(getattr(value, "pk", value))
         accounts = Account.objects.filter(company=company).filter(
-            Q(pk__in=[i for i in ids if isinstance(i, int)]) | Q(code__in=codes)
+            Q(pk__in=[i for i in ids if _is_id(i)]) | Q(code__in=codes)
         )
         self.by_id = {a.pk: a for a in accounts}
         self.by_code = {a.code: a for a in accounts}
@@ -611,7 +637,7 @@ class _Resolver:
         if line.get("account") is not None:
             raw = line["account"]
             key = raw.pk if isinstance(raw, Account) else raw
-            found = self.by_id.get(key) if isinstance(key, int) else None
+            found = self.by_id.get(key) if _is_id(key) else None
             label = f"id {key}"
         elif line.get("account_code"):
             found = self.by_code.get(str(line["account_code"]))
@@ -674,7 +700,7 @@ class _Resolver:
 
 
 def _ids_of(model, company: Company, keys: set) -> dict:
-    ints = [k for k in keys if isinstance(k, int)]
+    ints = [k for k in keys if _is_id(k)]
     return dict(model.objects.filter(company=company, pk__in=ints).values_list("pk", "is_active"))
 
 
@@ -747,7 +773,7 @@ def _prepare(resolver: _Resolver, spec: dict, index: int, bulk: bool) -> _Entry:
                 cost_center_id=resolver.dimension(raw, "cost_center", where),
                 project_id=resolver.dimension(raw, "project", where),
                 department_id=resolver.dimension(raw, "department", where),
-                memo=str(raw.get("memo") or "")[:500],
+                memo=_text(raw.get("memo"), 500, "the memo", where),
             )
         )
         debits += debit
@@ -762,9 +788,9 @@ def _prepare(resolver: _Resolver, spec: dict, index: int, bulk: bool) -> _Entry:
             fields={"difference": [str(difference)]},
         )
     period = resolver.period(day, prefix)
-    memo = str(spec.get("memo") or "")[:500]
-    source_type = str(spec.get("source_type") or "manual")[:50]
-    source_id = str(spec.get("source_id") or "")[:64]
+    memo = _text(spec.get("memo"), 500, "the memo", prefix)
+    source_type = _text(spec.get("source_type"), 50, "the source type", prefix) or "manual"
+    source_id = _text(spec.get("source_id"), 64, "the source id", prefix)
     digest = _digest(day, memo, source_type, source_id, lines)
     key = str(spec.get("idempotency_key") or "").strip()
     if len(key) > 150:
@@ -836,9 +862,9 @@ def _existing_by_key(company: Company, keys: list[str]) -> dict[str, JournalEntr
     found = {}
     for start in range(0, len(keys), 2000):
         chunk = keys[start : start + 2000]
-        for entry in JournalEntry.objects.filter(company=company, idempotency_key__in=chunk).only(
-            "pk", "idempotency_key", "content_digest", "company_id"
-        ):
+        for entry in JournalEntry.objects.filter(
+            company=company, idempotency_key__in=chunk
+        ).select_related("fiscal_year"):
             found[entry.idempotency_key] = entry
     return found
 
@@ -875,6 +901,7 @@ def _post(
                 code="idempotency_conflict",
             )
         else:
+            earlier.replayed = True
             results[entry.index] = earlier
     if fresh:
         _insert(actor, system_job, company, chain, fresh, results)
@@ -1010,7 +1037,30 @@ def _insert(actor, system_job, company, chain, fresh, results) -> None:
     LedgerChain.objects.filter(company=company).update(last_entry_id=ids[-1], last_hash=prev_hash)
     for entry, row in zip(fresh, rows, strict=True):
         del row._line_tuples
+        row.replayed = False
         results[entry.index] = row
+
+
+PUBLIC_ENTRY_FIELDS = frozenset(
+    {"date", "lines", "memo", "source_type", "source_id", "idempotency_key"}
+)
+
+
+def _check_public_spec(spec: dict, prefix: str) -> None:
+    """What callers may send. Reversal links and closing entries are made by this module's own
+    services only (a `year_end_close` entry would be left out of profit and loss)."""
+    if not isinstance(spec, dict):
+        raise ValidationFailed(f"{prefix}an entry must be an object.", code="invalid")
+    unknown = set(spec) - PUBLIC_ENTRY_FIELDS
+    if unknown:
+        raise ValidationFailed(
+            f"{prefix}unknown field(s) {', '.join(sorted(unknown))}.", code="invalid"
+        )
+    if spec.get("source_type") == YEAR_END_CLOSE:
+        raise ValidationFailed(
+            f"{prefix}the source type '{YEAR_END_CLOSE}' is reserved for the year-end close.",
+            code="reserved_source_type",
+        )
 
 
 def journal_entry_post(
@@ -1030,7 +1080,8 @@ def journal_entry_post(
     optionally `cost_center`, `project`, `department` (object or id) and `memo`.
 
     The same idempotency key with the same content returns the entry posted first; with
-    different content it raises ConflictError (409)."""
+    different content it raises ConflictError (409). The entry returned has `replayed` set
+    to True when it was posted before."""
     _require_role(actor, company, MANAGE_ROLES, "post journal entries")
     spec = {
         "date": date,
@@ -1040,6 +1091,7 @@ def journal_entry_post(
         "source_id": source_id,
         "idempotency_key": idempotency_key,
     }
+    _check_public_spec(spec, "")
     with transaction.atomic():
         return _post(actor=actor, system_job=system_job, company=company, specs=[spec], bulk=False)[
             0
@@ -1055,6 +1107,8 @@ def journal_entries_post_bulk(
     posted before with the same content come back as they were (a retried batch posts
     nothing twice)."""
     _require_role(actor, company, MANAGE_ROLES, "post journal entries")
+    for index, spec in enumerate(entries):
+        _check_public_spec(spec, f"Entry {index + 1}: ")
     with transaction.atomic():
         return _post(actor=actor, system_job=system_job, company=company, specs=entries, bulk=True)
 

@@ -325,3 +325,52 @@ def test_concurrent_postings_get_gapless_numbers_and_one_chain(books):
     assert [e.number for e in entries] == list(range(1, 61))
     assert all(b.prev_hash == a.entry_hash for a, b in zip(entries, entries[1:], strict=False))
     assert JournalLine.objects.filter(company=books.a).count() == 120
+
+
+@pytest.mark.parametrize(
+    ("debit", "code"),
+    [
+        (True, "invalid_amount"),
+        ("1e30", "invalid_amount"),
+        ("1_000", "invalid_amount"),
+        (" 5", "invalid_amount"),
+        ("10000000000000.00", "invalid_amount"),
+        ("NaN", "invalid_amount"),
+    ],
+)
+def test_odd_amounts_are_refused_not_crashed_on(books, debit, code):
+    with pytest.raises(ValidationFailed) as caught:
+        services.journal_entry_post(
+            company=books.a,
+            date="2025-08-01",
+            lines=[
+                {"account_code": "1131", "debit": debit},
+                {"account_code": "4100", "credit": "1"},
+            ],
+        )
+    assert caught.value.code == code
+
+
+def test_callers_cannot_forge_reversals_closing_entries_or_overlong_text(books):
+    entry = post(books.a, "2025-08-01", *SALE)
+    spec = _spec("2025-08-02", "1.00", "x")
+    for extra, code in (
+        ({"reversal_of_id": entry.pk}, "invalid"),
+        ({"source_type": "year_end_close"}, "reserved_source_type"),
+        ({"memo": "m" * 501}, "text_too_long"),
+        ({"date": "0001-01-01"}, "invalid_date"),
+    ):
+        with pytest.raises(ValidationFailed) as caught:
+            services.journal_entries_post_bulk(company=books.a, entries=[{**spec, **extra}])
+        assert caught.value.code == code
+    with pytest.raises(ValidationFailed):
+        services.journal_entry_post(company=books.a, date="2025-08-02", lines=[
+            {"account": True, "debit": "1"}, {"account_code": "4100", "credit": "1"}])  # fmt: skip
+    assert JournalEntry.objects.count() == 1
+
+
+def test_a_replay_says_so(books):
+    first = post(books.a, "2025-08-01", *SALE, idempotency_key="k")
+    again = post(books.a, "2025-08-01", *SALE, idempotency_key="k")
+    assert (first.replayed, again.replayed) == (False, True)
+    assert again.reference == first.reference
