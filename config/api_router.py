@@ -3,9 +3,29 @@ tenant-isolation test walk all of them (tests/core/test_tenant_isolation.py)."""
 
 from rest_framework.routers import DefaultRouter
 
+from accounting.api.views import (
+    AccountingPeriodViewSet,
+    AccountRoleViewSet,
+    AccountViewSet,
+    CostCenterViewSet,
+    DepartmentViewSet,
+    FiscalYearViewSet,
+    JournalEntryViewSet,
+    ProjectViewSet,
+)
 from core.api.views import AuditEventViewSet, CompanyViewSet, MembershipViewSet
 
 router = DefaultRouter()
 router.register("companies", CompanyViewSet, basename="company")
 router.register("memberships", MembershipViewSet, basename="membership")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
+
+# The general ledger; its reports are plain paths in accounting/api/urls.py.
+router.register("accounting/accounts", AccountViewSet, basename="account")
+router.register("accounting/account-roles", AccountRoleViewSet, basename="account-role")
+router.register("accounting/cost-centers", CostCenterViewSet, basename="cost-center")
+router.register("accounting/projects", ProjectViewSet, basename="project")
+router.register("accounting/departments", DepartmentViewSet, basename="department")
+router.register("accounting/fiscal-years", FiscalYearViewSet, basename="fiscal-year")
+router.register("accounting/periods", AccountingPeriodViewSet, basename="accounting-period")
+router.register("accounting/journal-entries", JournalEntryViewSet, basename="journal-entry")

@@ -12,6 +12,7 @@ api_v1 = [
     path("me/", MeView.as_view(), name="me"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("accounting/reports/", include("accounting.api.urls")),
     path("", include(router.urls)),
 ]
 

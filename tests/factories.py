@@ -1,6 +1,19 @@
 import factory
 from django.contrib.auth import get_user_model
 
+from accounting import services as accounting_services
+from accounting.models import (
+    Account,
+    AccountingPeriod,
+    AccountRole,
+    AccountRoleName,
+    AccountType,
+    CostCenter,
+    Department,
+    FiscalYear,
+    JournalEntry,
+    Project,
+)
 from core.models import AuditEvent, Company, Membership
 from core.roles import Role
 
@@ -43,6 +56,65 @@ class AuditEventFactory(factory.django.DjangoModelFactory):
     action = "test.happened"
 
 
+class AccountFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Account
+
+    company = factory.SubFactory(CompanyFactory)
+    code = factory.Sequence(lambda n: f"9{n:04d}")
+    name = factory.Sequence(lambda n: f"Test account {n}")
+    type = AccountType.EXPENSE
+
+
+class _DimensionFactory(factory.django.DjangoModelFactory):
+    company = factory.SubFactory(CompanyFactory)
+    code = factory.Sequence(lambda n: f"D{n:03d}")
+    name = factory.Sequence(lambda n: f"Dimension {n}")
+
+
+class CostCenterFactory(_DimensionFactory):
+    class Meta:
+        model = CostCenter
+
+
+class ProjectFactory(_DimensionFactory):
+    class Meta:
+        model = Project
+
+
+class DepartmentFactory(_DimensionFactory):
+    class Meta:
+        model = Department
+
+
+def ledger_ready(company) -> FiscalYear:
+    """The company's standard chart, roles and current fiscal year (safe to call again);
+    returns that fiscal year."""
+    accounting_services.company_ledger_setup(company=company)
+    return FiscalYear.objects.get(
+        company=company, start_date=company.fiscal_year_start(company.today())
+    )
+
+
+def journal_entry_for(company) -> JournalEntry:
+    """A posted entry today: cash 100.00 from sales."""
+    ledger_ready(company)
+    return accounting_services.journal_entry_post(
+        system_job="test",
+        company=company,
+        date=company.today(),
+        lines=[
+            {"account_code": "1110", "debit": "100.00"},
+            {"account_code": "4100", "credit": "100.00"},
+        ],
+    )
+
+
+def bank_role_for(company) -> AccountRole:
+    ledger_ready(company)
+    return AccountRole.objects.get(company=company, role=AccountRoleName.BANK)
+
+
 def tenant_object(model, company):
     """Make one row of `model` that belongs to `company`. The router-driven isolation test asks
     for every model an API endpoint serves: a new endpoint needs its model added here."""
@@ -51,6 +123,14 @@ def tenant_object(model, company):
     makers = {
         Membership: lambda: MembershipFactory(company=company),
         AuditEvent: lambda: AuditEventFactory(company=company),
+        Account: lambda: AccountFactory(company=company),
+        AccountRole: lambda: bank_role_for(company),
+        CostCenter: lambda: CostCenterFactory(company=company),
+        Project: lambda: ProjectFactory(company=company),
+        Department: lambda: DepartmentFactory(company=company),
+        FiscalYear: lambda: ledger_ready(company),
+        AccountingPeriod: lambda: ledger_ready(company).periods.order_by("number").first(),
+        JournalEntry: lambda: journal_entry_for(company),
     }
     if model not in makers:
         raise LookupError(

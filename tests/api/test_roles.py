@@ -68,6 +68,11 @@ def test_role_matrix_through_the_api(prefix, viewset, role, tenants, api):
         lookup = getattr(row, viewset.lookup_field if viewset.lookup_field != "pk" else "pk")
         response = client.patch(f"/api/v1/{prefix}/{lookup}/", {}, format="json")
         assert response.status_code == (200 if can_write else 403), response.content
+    elif issubclass(viewset, mixins.CreateModelMixin) or hasattr(viewset, "create"):
+        # Created but never updated (journal entries, fiscal years): a writer's empty body is
+        # refused as invalid (400), anyone else is refused by role (403).
+        response = client.post(f"/api/v1/{prefix}/", {}, format="json")
+        assert response.status_code == (400 if can_write else 403), response.content
     else:
         # A read-only resource has no write methods: 405 for everyone, whatever the role.
         assert client.post(f"/api/v1/{prefix}/", {}, format="json").status_code == 405
