@@ -7,6 +7,13 @@ import io
 from collections.abc import Iterator
 
 
+def _text(value) -> str:
+    """Text that a spreadsheet would run as a formula (=, +, -, @) is quoted with a leading
+    apostrophe, so a memo like "=HYPERLINK(...)" stays text."""
+    text = str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
 def _money(value) -> str:
     return f"{value:.2f}"
 
@@ -37,19 +44,24 @@ def csv_rows(report: dict) -> Iterator[list[str]]:
         ]
         yield ["code", "name", "type", *columns]
         for row in report["rows"]:
-            yield [row["code"], row["name"], row["type"], *(_money(row[c]) for c in columns)]
+            yield [
+                _text(row["code"]),
+                _text(row["name"]),
+                row["type"],
+                *(_money(row[c]) for c in columns),
+            ]
         yield ["", "Total", "", *(_money(report["totals"][c]) for c in columns)]
     elif kind == "general_ledger":
         account = report["account"]
-        yield ["account", account["code"], account["name"]]
+        yield ["account", _text(account["code"]), _text(account["name"])]
         yield ["date", "reference", "memo", "source", "debit", "credit", "balance"]
         yield ["", "", "Opening balance", "", "", "", _money(report["opening_balance"])]
         for row in report["rows"]:
             yield [
                 row["date"].isoformat(),
                 row["reference"],
-                row["memo"],
-                row["source"],
+                _text(row["memo"]),
+                _text(row["source"]),
                 _money(row["debit"]),
                 _money(row["credit"]),
                 _money(row["balance"]),
@@ -67,7 +79,12 @@ def csv_rows(report: dict) -> Iterator[list[str]]:
         yield ["section", "code", "name", "amount"]
         for section in report["sections"]:
             for row in section["rows"]:
-                yield [section["title"], row["code"], row["name"], _money(row["amount"])]
+                yield [
+                    section["title"],
+                    _text(row["code"]),
+                    _text(row["name"]),
+                    _money(row["amount"]),
+                ]
             yield [
                 section["title"],
                 "",

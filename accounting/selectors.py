@@ -269,8 +269,11 @@ def general_ledger(
     cost_center=None,
     project=None,
     department=None,
+    limit: int | None = None,
 ) -> dict:
-    """One account's lines in date order with a running balance (debit minus credit)."""
+    """One account's lines in date order with a running balance (debit minus credit). With
+    `limit`, only the first `limit` rows are returned (`truncated` says so); the totals and the
+    closing balance still cover every line."""
     dims = _dims(cost_center, project, department)
     account_id = getattr(account, "pk", account)
     account = Account.objects.filter(company=company, pk=account_id).first()
@@ -296,7 +299,7 @@ def general_ledger(
         lines = lines.filter(entry__date__gte=date_from)
     balance = opening_d - opening_c
     total_d = total_c = ZERO
-    rows = []
+    rows, line_count = [], 0
     for values in lines.order_by("entry__date", "entry_id", "line_no").values_list(
         "entry_id",
         "entry__date",
@@ -319,6 +322,9 @@ def general_ledger(
         balance += debit - credit
         total_d += debit
         total_c += credit
+        line_count += 1
+        if limit is not None and len(rows) >= limit:
+            continue
         rows.append(
             {
                 "entry_id": entry_id,
@@ -342,6 +348,8 @@ def general_ledger(
         "dimensions": dims.as_dict(),
         "opening_balance": opening_d - opening_c,
         "rows": rows,
+        "line_count": line_count,
+        "truncated": line_count > len(rows),
         "total_debit": total_d,
         "total_credit": total_c,
         "closing_balance": balance,

@@ -257,7 +257,7 @@ def account_update(*, actor, account: Account, **changes) -> Account:
     if unknown:
         raise ValidationFailed(f"Unknown account field(s): {', '.join(sorted(unknown))}.")
     account = Account.objects.select_for_update().get(pk=account.pk)
-    fields = tuple(name for name in ACCOUNT_FIELDS if name != "description")
+    fields = ACCOUNT_FIELDS
     before = model_snapshot(account, tuple(f if f != "parent" else "parent_id" for f in fields))
     used = JournalLine.objects.filter(account=account).exists()
     if used and "type" in changes and changes["type"] != account.type:

@@ -149,3 +149,25 @@ def test_csv_export_of_the_trial_balance(trading):
     text = csv_text(selectors.trial_balance(company=books.a, date_to=date(2025, 9, 30)))
     assert "1131,Main operating bank account,asset,0.00,0.00,6000.00,300.00,5700.00,0.00" in text
     assert text.splitlines()[-1] == ",Total,,0.00,0.00,6950.00,6950.00,6650.00,6650.00"
+
+
+def test_general_ledger_limit_keeps_the_totals_whole(trading):
+    books, _, _ = trading
+    report = selectors.general_ledger(
+        company=books.a, account=account(books.a, "1131"), date_to=date(2025, 9, 30), limit=1
+    )
+    assert len(report["rows"]) == 1 and report["line_count"] == 3 and report["truncated"]
+    assert report["closing_balance"] == D("5700.00")
+
+
+def test_csv_quotes_text_a_spreadsheet_would_run(trading):
+    from accounting.exports import csv_text
+
+    books, _, _ = trading
+    post(books.a, "2025-09-26", ("1131", "1.00", ""), ("4100", "", "1.00"), memo="=HYPERLINK(1)")
+    text = csv_text(
+        selectors.general_ledger(
+            company=books.a, account=account(books.a, "1131"), date_to=date(2025, 9, 30)
+        )
+    )
+    assert "'=HYPERLINK(1)" in text
