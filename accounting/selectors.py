@@ -547,10 +547,15 @@ def ledger_verify(*, company: Company, chunk: int = 2000) -> tuple[int, ChainBre
     from accounting.models import FiscalYear, LedgerChain
 
     years = dict(FiscalYear.objects.filter(company=company).values_list("pk", "name"))
+    # The head first: entries posted while the scan runs lie beyond it and are left for the
+    # next run, instead of looking like entries that went missing.
+    head = LedgerChain.objects.filter(company=company).values_list("last_entry_id", "last_hash")
+    head_id, head_hash = head.first() or (None, GENESIS_HASH)
     prev_hash, checked, last_id = GENESIS_HASH, 0, 0
     fields = (
         "pk",
         "fiscal_year_id",
+        "period_id",
         "number",
         "date",
         "memo",
@@ -566,7 +571,7 @@ def ledger_verify(*, company: Company, chunk: int = 2000) -> tuple[int, ChainBre
     )
     while True:
         entries = list(
-            JournalEntry.objects.filter(company=company, pk__gt=last_id)
+            JournalEntry.objects.filter(company=company, pk__gt=last_id, pk__lte=head_id or 0)
             .order_by("pk")
             .values_list(*fields)[:chunk]
         )
@@ -574,7 +579,7 @@ def ledger_verify(*, company: Company, chunk: int = 2000) -> tuple[int, ChainBre
             break
         lines = defaultdict(list)
         for row in (
-            JournalLine.objects.filter(entry_id__in=[e[0] for e in entries])
+            JournalLine.objects.filter(company=company, entry_id__in=[e[0] for e in entries])
             .order_by("entry_id", "line_no")
             .values_list(
                 "entry_id",
@@ -589,8 +594,9 @@ def ledger_verify(*, company: Company, chunk: int = 2000) -> tuple[int, ChainBre
             )
         ):
             lines[row[0]].append(row[1:])
-        for (pk, year_id, number, day, memo, s_type, s_id, key, total, posted_at, label, rev,
-             stored_prev, stored_hash) in entries:  # fmt: skip
+        for row in entries:
+            (pk, year_id, period_id, number, day, memo, s_type, s_id, key, total, posted_at,
+             label, rev, stored_prev, stored_hash) = row  # fmt: skip
             reference = f"JE/{years.get(year_id, '?')}/{number:06d}"
             if stored_prev != prev_hash:
                 return checked, ChainBreak(
@@ -603,6 +609,7 @@ def ledger_verify(*, company: Company, chunk: int = 2000) -> tuple[int, ChainBre
                 prev_hash=prev_hash,
                 company_id=company.pk,
                 fiscal_year=years.get(year_id, ""),
+                period_id=period_id,
                 number=number,
                 entry_date=day,
                 memo=memo,
@@ -625,10 +632,17 @@ def ledger_verify(*, company: Company, chunk: int = 2000) -> tuple[int, ChainBre
             prev_hash = stored_hash
             checked += 1
             last_id = pk
-    head = LedgerChain.objects.filter(company=company).values_list("last_hash", flat=True).first()
-    if head is not None and checked and head != prev_hash:
+    beyond = JournalEntry.objects.filter(company=company, pk__gt=head_id or 0).order_by("pk")
+    stray = beyond.values_list("pk", "fiscal_year__name", "number").first()
+    if stray is not None:
         return checked, ChainBreak(
-            last_id,
+            stray[0],
+            f"JE/{stray[1]}/{stray[2]:06d}",
+            "it lies beyond the chain head: it was added outside the ledger's services",
+        )
+    if head_hash != prev_hash:
+        return checked, ChainBreak(
+            last_id or 0,
             "(chain head)",
             "the chain head does not point at the last entry: entries after it were removed",
         )

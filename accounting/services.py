@@ -183,11 +183,24 @@ def company_settings_guard(*, company: Company, changes: dict) -> None:
             fields={name: ["Fixed once the ledger has entries."] for name in locked},
         )
     if "fiscal_year_start_month" in changes:
+        if FiscalYear.objects.filter(company=company, status=FiscalYear.Status.CLOSED).exists():
+            raise ConflictError(
+                "A closed fiscal year exists; the fiscal-year start month cannot change.",
+                code="ledger_started",
+            )
+        removed = list(FiscalYear.objects.filter(company=company).values_list("name", flat=True))
         AccountBalance.objects.filter(company=company).delete()
         EntryCounter.objects.filter(company=company).delete()
         AccountingPeriod.objects.filter(company=company).delete()
         FiscalYear.objects.filter(company=company).delete()
-        fiscal_year_create(actor=None, company=company, containing=company.today())
+        year = fiscal_year_create(actor=None, company=company, containing=company.today())
+        audit_record(
+            action="fiscal_years.recut",
+            company=company,
+            obj=year,
+            before={"fiscal_years": removed},
+            after={"fiscal_year_start_month": company.fiscal_year_start_month},
+        )
 
 
 # --- accounts and dimensions -----------------------------------------------------------------
@@ -425,6 +438,13 @@ PERIOD_TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
 
 @transaction.atomic
 def _period_move(*, actor, period: AccountingPeriod, to: str) -> AccountingPeriod:
+    # All the company's periods, in date order: "close in order" and "reopen latest first" look
+    # at the neighbours, which a concurrent move must not change under us.
+    list(
+        AccountingPeriod.objects.filter(company_id=period.company_id)
+        .order_by("start_date")
+        .select_for_update()
+    )
     period = (
         AccountingPeriod.objects.select_for_update()
         .select_related("fiscal_year", "company")
@@ -778,6 +798,12 @@ def _prepare(resolver: _Resolver, spec: dict, index: int, bulk: bool) -> _Entry:
         )
         debits += debit
         credits += credit
+    if debits >= MAX_AMOUNT or credits >= MAX_AMOUNT:
+        raise ValidationFailed(
+            f"{prefix}the entry totals {max(debits, credits):,}; an entry stays under "
+            f"{MAX_AMOUNT:,}. Split it.",
+            code="invalid_amount",
+        )
     if debits != credits:
         difference = debits - credits
         side = "debits exceed credits" if difference > 0 else "credits exceed debits"
@@ -811,6 +837,21 @@ def _prepare(resolver: _Resolver, spec: dict, index: int, bulk: bool) -> _Entry:
         reversal_of_id=spec.get("reversal_of_id"),
         reversal_reason=str(spec.get("reversal_reason") or "")[:500],
     )
+
+
+def _recheck_periods(prepared: list[_Entry], bulk: bool) -> None:
+    """The periods were read before the chain lock; a lock or close committed meanwhile is
+    answered here in words (the database trigger would refuse it anyway)."""
+    ids = {entry.period.pk for entry in prepared}
+    status = dict(AccountingPeriod.objects.filter(pk__in=ids).values_list("pk", "status"))
+    for entry in prepared:
+        now = status.get(entry.period.pk)
+        if now != PeriodStatus.OPEN:
+            raise ValidationFailed(
+                f"{_where(entry.index, bulk)}period {entry.period.label} is {now}; nothing "
+                f"can be posted on {entry.date}.",
+                code=f"period_{now}",
+            )
 
 
 def _lock_chain(company: Company) -> LedgerChain:
@@ -887,6 +928,7 @@ def _post(
         seen[entry.key] = entry.index
 
     chain = _lock_chain(company)
+    _recheck_periods(prepared, bulk)
     existing = _existing_by_key(company, [e.key for e in prepared])
     results: dict[int, JournalEntry] = {}
     fresh: list[_Entry] = []
@@ -974,6 +1016,7 @@ def _insert(actor, system_job, company, chain, fresh, results) -> None:
             prev_hash=prev_hash,
             company_id=company.pk,
             fiscal_year=year.name,
+            period_id=entry.period.pk,
             number=numbers[entry.index],
             entry_date=entry.date,
             memo=entry.memo,
@@ -1041,6 +1084,7 @@ def _insert(actor, system_job, company, chain, fresh, results) -> None:
         results[entry.index] = row
 
 
+RESERVED_KEY_PREFIXES = ("reversal:", "year-end-close:", "auto:")
 PUBLIC_ENTRY_FIELDS = frozenset(
     {"date", "lines", "memo", "source_type", "source_id", "idempotency_key"}
 )
@@ -1055,6 +1099,13 @@ def _check_public_spec(spec: dict, prefix: str) -> None:
     if unknown:
         raise ValidationFailed(
             f"{prefix}unknown field(s) {', '.join(sorted(unknown))}.", code="invalid"
+        )
+    key = str(spec.get("idempotency_key") or "")
+    if key.startswith(RESERVED_KEY_PREFIXES):
+        raise ValidationFailed(
+            f"{prefix}idempotency keys starting with "
+            f"{', '.join(RESERVED_KEY_PREFIXES)} are reserved for the ledger's own entries.",
+            code="reserved_idempotency_key",
         )
     if spec.get("source_type") == YEAR_END_CLOSE:
         raise ValidationFailed(
@@ -1117,8 +1168,8 @@ def journal_entries_post_bulk(
 def journal_entry_reverse(
     *, actor=None, system_job: str = "", entry: JournalEntry, date, reason: str
 ) -> JournalEntry:
-    """Post the mirror image of `entry` on `date` and mark `entry` reversed. Reversing again
-    returns the same reversal."""
+    """Post the mirror image of `entry` on `date` and mark `entry` reversed. An entry is
+    reversed once (409 `already_reversed` after that)."""
     company = entry.company
     _require_role(actor, company, MANAGE_ROLES, "reverse journal entries")
     reason = (reason or "").strip()
@@ -1132,6 +1183,11 @@ def journal_entry_reverse(
         raise ConflictError(
             f"{entry.reference} is already reversed by {reversal.reference if reversal else '?'}.",
             code="already_reversed",
+        )
+    if entry.source_type == YEAR_END_CLOSE:
+        raise ConflictError(
+            f"{entry.reference} is a year-end closing entry; it cannot be reversed.",
+            code="closing_entry",
         )
     if entry.reversal_of_id is not None:
         raise ConflictError(
@@ -1199,6 +1255,7 @@ def fiscal_year_close(*, actor=None, system_job: str = "", fiscal_year: FiscalYe
     Then every period of the year and the year itself are closed, in the same transaction."""
     company = fiscal_year.company
     _require_role(actor, company, MANAGE_ROLES, "close a fiscal year")
+    _lock_chain(company)  # the posting lock order: chain, then year and periods
     year = FiscalYear.objects.select_for_update().get(pk=fiscal_year.pk)
     if year.status == FiscalYear.Status.CLOSED:
         raise ConflictError(f"{year} is already closed.", code="fiscal_year_closed")

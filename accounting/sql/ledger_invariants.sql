@@ -18,6 +18,10 @@ LANGUAGE plpgsql AS $$
 DECLARE
     bad record;
 BEGIN
+    -- Lock the periods first, then check them: a concurrent lock or close either commits
+    -- before this check (which then sees it) or waits for this posting to commit.
+    PERFORM 1 FROM accounting_accountingperiod p
+      WHERE p.id IN (SELECT period_id FROM new_entries) FOR SHARE;
     SELECT n.id, n.date, p.status AS period_status, p.start_date, p.end_date,
            p.company_id AS period_company, p.fiscal_year_id AS period_year,
            n.company_id, n.fiscal_year_id, n.status, n.created_xact
@@ -42,9 +46,6 @@ BEGIN
                         bad.id, bad.date, bad.start_date, bad.end_date
             USING ERRCODE = 'check_violation';
     END IF;
-    -- Hold the periods until commit so a concurrent lock or close waits for this posting.
-    PERFORM 1 FROM accounting_accountingperiod p
-      WHERE p.id IN (SELECT period_id FROM new_entries) FOR SHARE;
     RETURN NULL;
 END $$;
 
@@ -59,10 +60,14 @@ CREATE FUNCTION accounting_line_insert_check() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     bad record;
+    -- Entries of this transaction whose balance was already checked (SET CONSTRAINTS ...
+    -- IMMEDIATE runs the deferred check early): they take no more lines.
+    checked_upto bigint := coalesce(
+        nullif(current_setting('kontor.ledger_checked_upto', true), '')::bigint, 0);
 BEGIN
     SELECT n.id, n.entry_id, a.code, a.is_postable, a.is_active,
            (e.id IS NULL) AS no_entry,
-           (e.created_xact <> pg_current_xact_id()) AS old_entry
+           (e.created_xact <> pg_current_xact_id() OR n.entry_id <= checked_upto) AS old_entry
       INTO bad
       FROM new_lines n
       LEFT JOIN accounting_journalentry e ON e.id = n.entry_id
@@ -72,6 +77,7 @@ BEGIN
       LEFT JOIN accounting_department d ON d.id = n.department_id
      WHERE e.id IS NULL
         OR e.created_xact <> pg_current_xact_id()
+        OR n.entry_id <= checked_upto
         OR e.company_id <> n.company_id
         OR a.company_id <> n.company_id
         OR NOT a.is_postable
@@ -131,6 +137,10 @@ BEGIN
                         NEW.id, debits, NEW.total
             USING ERRCODE = 'check_violation';
     END IF;
+    -- Seal the entries checked so far in this transaction (ids only grow), so no line can be
+    -- added to them after an early check. Transaction-local: gone at commit or rollback.
+    PERFORM set_config('kontor.ledger_checked_upto', greatest(NEW.id, coalesce(
+        nullif(current_setting('kontor.ledger_checked_upto', true), '')::bigint, 0))::text, true);
     RETURN NULL;
 END $$;
 

@@ -146,3 +146,53 @@ def test_verify_ledger_catches_a_changed_date_and_a_removed_entry(books):
     checked, problem = selectors.ledger_verify(company=books.a)
     assert (checked, problem.entry_id) == (1, entries[2].pk)
     assert "link to the previous entry" in problem.reason
+
+
+@pytest.mark.django_db(transaction=True)
+def test_verify_ledger_catches_moved_lines_moved_periods_strays_and_a_wiped_ledger(books):
+    from tests.accounting.conftest import post
+
+    first = post(books.a, "2025-08-01", ("1131", "100.00", ""), ("4100", "", "100.00"))
+    post(books.a, "2025-08-02", ("1131", "100.00", ""), ("4100", "", "100.00"))
+    other_period = JournalEntry.objects.get(pk=first.pk).period.fiscal_year.periods.get(number=3)
+    _tamper("UPDATE accounting_journalentry SET period_id = %s WHERE id = %s",
+            [other_period.pk, first.pk])  # fmt: skip
+    assert selectors.ledger_verify(company=books.a)[1].entry_id == first.pk
+    _tamper("UPDATE accounting_journalentry SET period_id = %s WHERE id = %s",
+            [first.period_id, first.pk])  # fmt: skip
+    assert selectors.ledger_verify(company=books.a)[1] is None
+    _tamper("UPDATE accounting_journalline SET company_id = %s WHERE entry_id = %s AND line_no = 2",
+            [books.b.pk, first.pk])  # fmt: skip
+    assert selectors.ledger_verify(company=books.a)[1].entry_id == first.pk
+    _tamper("UPDATE accounting_journalline SET company_id = %s WHERE entry_id = %s",
+            [books.a.pk, first.pk])  # fmt: skip
+    _tamper("UPDATE accounting_ledgerchain SET last_entry_id = %s, last_hash = %s "
+            "WHERE company_id = %s", [first.pk, first.entry_hash, books.a.pk])  # fmt: skip
+    problem = selectors.ledger_verify(company=books.a)[1]
+    assert "beyond the chain head" in problem.reason
+    _tamper("UPDATE accounting_ledgerchain SET last_entry_id = NULL WHERE company_id = %s",
+            [books.a.pk])  # fmt: skip
+    _tamper("DELETE FROM accounting_journalline WHERE company_id = %s", [books.a.pk])
+    _tamper("DELETE FROM accounting_journalentry WHERE company_id = %s", [books.a.pk])
+    checked, problem = selectors.ledger_verify(company=books.a)
+    assert checked == 0 and "removed" in problem.reason
+
+
+def test_internal_keys_and_closing_entries_are_out_of_reach(books):
+    from accounting.models import FiscalYear
+    from core.errors import ConflictError, ValidationFailed
+    from tests.accounting.conftest import post
+
+    year = FiscalYear.objects.get(company=books.a, name="2025-26")
+    for key in (f"year-end-close:{year.pk}", "reversal:1", "auto:x"):
+        with pytest.raises(ValidationFailed) as caught:
+            post(books.a, "2025-08-01", ("1131", "1.00", ""), ("4100", "", "1.00"),
+                 idempotency_key=key)  # fmt: skip
+        assert caught.value.code == "reserved_idempotency_key"
+    post(books.a, "2025-08-01", ("1131", "1.00", ""), ("4100", "", "1.00"))
+    closed = services.fiscal_year_close(actor=None, fiscal_year=year)
+    with pytest.raises(ConflictError) as caught:
+        services.journal_entry_reverse(
+            entry=closed.closing_entry, date="2026-07-01", reason="undo the close"
+        )
+    assert caught.value.code == "closing_entry"

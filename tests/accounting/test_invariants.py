@@ -200,3 +200,46 @@ def test_services_still_post_after_all_this(posted):
         ],
     )
     assert entry.reference == "JE/2025-26/000002"
+
+
+def test_an_early_balance_check_does_not_open_the_entry_to_more_lines(posted):
+    """SET CONSTRAINTS ALL IMMEDIATE runs the commit-time check early; the entries it checked
+    are sealed, so an unbalancing line cannot be slipped in after it."""
+    books, _ = posted
+    with pytest.raises(IntegrityError, match="already posted"), transaction.atomic():
+        entry = _raw_entry(books.a)
+        JournalLine.objects.bulk_create(
+            [_line(entry, "1131", debit="100.00"), _line(entry, "4100", credit="100.00", n=2)]
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        JournalLine.objects.bulk_create([_line(entry, "1131", debit="999.00", n=3)])
+
+
+def test_a_period_locked_while_a_posting_waits_refuses_it(posted):
+    """The lock is taken by another transaction first and committed while the posting waits:
+    the posting must see it and be refused, never land in the locked month."""
+    import threading
+
+    books, _ = posted
+    period = _period(books.a, "2025-08-01")
+    locked, go = threading.Event(), threading.Event()
+
+    def locker():
+        try:
+            with transaction.atomic():
+                services.period_lock(actor=None, period=period)
+                locked.set()
+                go.wait(5)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=locker)
+    thread.start()
+    locked.wait(5)
+    timer = threading.Timer(0.5, go.set)
+    timer.start()
+    with pytest.raises((IntegrityError, services.ValidationFailed), match="locked"):
+        post(books.a, "2025-08-03", ("1131", "1.00", ""), ("4100", "", "1.00"))
+    thread.join()
+    assert not JournalEntry.objects.filter(date="2025-08-03").exists()

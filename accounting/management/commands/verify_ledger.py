@@ -1,7 +1,20 @@
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection, transaction
 
 from accounting import selectors
 from core.models import Company
+
+
+def _verify_in_one_snapshot(company):
+    """On PostgreSQL the whole check reads one snapshot, so entries posted while it runs
+    neither count as missing nor as strays beyond the chain head. Only the first statement of a
+    transaction may choose its isolation; inside a caller's transaction its snapshot is used."""
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if outermost and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        return selectors.ledger_verify(company=company)
 
 
 class Command(BaseCommand):
@@ -21,7 +34,7 @@ class Command(BaseCommand):
                 raise CommandError(f"no company with slug '{company}'")
         broken = []
         for each in companies:
-            checked, problem = selectors.ledger_verify(company=each)
+            checked, problem = _verify_in_one_snapshot(each)
             if problem is None:
                 self.stdout.write(f"{each.slug}: {checked} entries, chain intact")
             else:
