@@ -249,8 +249,15 @@ class EntryStatus(models.TextChoices):
 
 
 class JournalEntry(models.Model):
-    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="journal_entries")
-    fiscal_year = models.ForeignKey(FiscalYear, on_delete=models.PROTECT, related_name="+")
+    # Indexes are chosen for the write path: every index costs each posted row. The company's
+    # composite indexes below serve the company FK; the fiscal year and posting user are only
+    # looked up when such a row is deleted, which the ledger never does.
+    company = models.ForeignKey(
+        Company, on_delete=models.PROTECT, related_name="journal_entries", db_index=False
+    )
+    fiscal_year = models.ForeignKey(
+        FiscalYear, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     period = models.ForeignKey(AccountingPeriod, on_delete=models.PROTECT, related_name="entries")
     number = models.PositiveIntegerField(help_text="Gapless within the company's fiscal year.")
     date = models.DateField()
@@ -272,7 +279,12 @@ class JournalEntry(models.Model):
     )
     reversal_reason = models.CharField(max_length=500, blank=True)
     posted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     posted_by_label = models.CharField("posted by", max_length=150)
     posted_at = models.DateTimeField()
@@ -310,21 +322,38 @@ class JournalEntry(models.Model):
 
 
 class JournalLine(models.Model):
-    entry = models.ForeignKey(JournalEntry, on_delete=models.PROTECT, related_name="lines")
+    # Three indexes only (primary key, entry + line number, account + entry): lines are the
+    # biggest table and each index costs every posted line. Dimension and company lookups go
+    # through the entry or the per-period balances.
+    entry = models.ForeignKey(
+        JournalEntry, on_delete=models.PROTECT, related_name="lines", db_index=False
+    )
     # The company again, so lines can be scoped and checked without joining the entry.
-    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="+")
+    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="+", db_index=False)
     line_no = models.PositiveSmallIntegerField()
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="lines")
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="lines", db_index=False
+    )
     debit = models.DecimalField(max_digits=18, decimal_places=2, default=0)
     credit = models.DecimalField(max_digits=18, decimal_places=2, default=0)
     cost_center = models.ForeignKey(
-        CostCenter, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        CostCenter,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     project = models.ForeignKey(
-        Project, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        Project, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     department = models.ForeignKey(
-        Department, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        Department,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     memo = models.CharField(max_length=500, blank=True)
 
@@ -355,9 +384,12 @@ class AccountBalance(models.Model):
     are kept apart (`closing`) so profit and loss can leave them out.
     """
 
-    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="+")
-    period = models.ForeignKey(AccountingPeriod, on_delete=models.PROTECT, related_name="+")
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+")
+    # The unique key (period first) and the (company, period) index serve these foreign keys.
+    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="+", db_index=False)
+    period = models.ForeignKey(
+        AccountingPeriod, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+", db_index=False)
     cost_center_key = models.IntegerField(default=0)
     project_key = models.IntegerField(default=0)
     department_key = models.IntegerField(default=0)

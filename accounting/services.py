@@ -17,8 +17,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
@@ -31,8 +32,6 @@ from accounting.models import (
     AccountingPeriod,
     AccountRole,
     AccountRoleName,
-    CostCenter,
-    Department,
     EntryCounter,
     EntryStatus,
     FiscalYear,
@@ -40,7 +39,6 @@ from accounting.models import (
     JournalLine,
     LedgerChain,
     PeriodStatus,
-    Project,
 )
 from core.errors import ConflictError, PermissionDeniedError, ValidationFailed
 from core.models import Company, Membership
@@ -514,7 +512,7 @@ def period_reopen(*, actor, period: AccountingPeriod) -> AccountingPeriod:
 
 @dataclass
 class _Line:
-    account: Account
+    account: _Acct
     debit: Decimal
     credit: Decimal
     cost_center_id: int | None
@@ -527,7 +525,7 @@ class _Line:
 class _Entry:
     index: int
     date: date
-    period: AccountingPeriod
+    period: _Period | None
     memo: str
     source_type: str
     source_id: str
@@ -609,8 +607,49 @@ def _is_id(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+class _Acct(NamedTuple):
+    pk: int
+    code: str
+    name: str
+    is_postable: bool
+    is_active: bool
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
+class _Period(NamedTuple):
+    pk: int
+    start_date: date
+    end_date: date
+    status: str
+    fiscal_year_id: int
+    year_name: str
+    number: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.start_date:%Y-%m} ({self.year_name} P{self.number:02d})"
+
+
+def _rows(sql: str, params) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _in(values) -> tuple[str, list]:
+    values = list(values)
+    return ", ".join(["%s"] * len(values)) or "NULL", values
+
+
+_ACCOUNT_COLUMNS = "a.id, a.code, a.name, a.is_postable, a.is_active"
+
+
 class _Resolver:
-    """Loads every account, role, dimension and period a batch names in a handful of queries."""
+    """Loads every account, role and dimension a batch names in a handful of plain queries
+    (the ORM costs more than the database on the posting path). Periods are read later, once
+    the company's chain lock is held, so their status is the one that counts."""
 
     def __init__(self, company: Company, specs: list[dict]):
         self.company = company
@@ -621,39 +660,65 @@ class _Resolver:
                 account = line.get("account")
                 if isinstance(account, Account):
                     ids.add(account.pk)
-                elif account is not None:
+                elif _is_id(account):
                     ids.add(account)
                 if line.get("account_code"):
                     codes.add(str(line["account_code"]))
                 if line.get("account_role"):
-                    roles.add(line["account_role"])
+                    roles.add(str(line["account_role"]))
                 for name, found in dims.items():
-                    value = line.get(name)
-                    if value is not None:
-                        found.add(getattr(value, "pk", value))
-        accounts = Account.objects.filter(company=company).filter(
-            Q(pk__in=[i for i in ids if _is_id(i)]) | Q(code__in=codes)
-        )
-        self.by_id = {a.pk: a for a in accounts}
-        self.by_code = {a.code: a for a in accounts}
-        self.by_role = {
-            m.role: m.account
-            for m in AccountRole.objects.select_related("account").filter(
-                company=company, role__in=roles
+                    value = getattr(line.get(name), "pk", line.get(name))
+                    if _is_id(value):
+                        found.add(value)
+        self.by_id, self.by_code, self.by_role = {}, {}, {}
+        if ids or codes:
+            id_marks, id_values = _in(ids)
+            code_marks, code_values = _in(codes)
+            for row in _rows(
+                f"SELECT {_ACCOUNT_COLUMNS} FROM accounting_account a WHERE a.company_id = %s "  # noqa: S608 - only %s placeholders are formatted in
+                f"AND (a.id IN ({id_marks}) OR a.code IN ({code_marks}))",
+                [company.pk, *id_values, *code_values],
+            ):
+                account = _Acct(row[0], row[1], row[2], bool(row[3]), bool(row[4]))
+                self.by_id[account.pk] = account
+                self.by_code[account.code] = account
+        if roles:
+            marks, values = _in(roles)
+            for row in _rows(
+                f"SELECT r.role, {_ACCOUNT_COLUMNS} FROM accounting_accountrole r "  # noqa: S608 - only %s placeholders are formatted in
+                "JOIN accounting_account a ON a.id = r.account_id "
+                f"WHERE r.company_id = %s AND r.role IN ({marks})",
+                [company.pk, *values],
+            ):
+                self.by_role[row[0]] = _Acct(row[1], row[2], row[3], bool(row[4]), bool(row[5]))
+        self.dims = {
+            name: _active_by_id(table, company, dims[name])
+            for name, table in (
+                ("cost_center", "accounting_costcenter"),
+                ("project", "accounting_project"),
+                ("department", "accounting_department"),
             )
         }
-        self.dims = {
-            "cost_center": _ids_of(CostCenter, company, dims["cost_center"]),
-            "project": _ids_of(Project, company, dims["project"]),
-            "department": _ids_of(Department, company, dims["department"]),
-        }
-        self.periods = list(
-            AccountingPeriod.objects.filter(company=company)
-            .select_related("fiscal_year")
-            .order_by("start_date")
-        )
+        self.periods: list[_Period] = []
 
-    def account(self, line: dict, prefix: str) -> Account:
+    def load_periods(self) -> None:
+        self.periods = [
+            _Period(*row)
+            for row in _rows(
+                "SELECT p.id, p.start_date, p.end_date, p.status, p.fiscal_year_id, y.name, "
+                "p.number FROM accounting_accountingperiod p "
+                "JOIN accounting_fiscalyear y ON y.id = p.fiscal_year_id "
+                "WHERE p.company_id = %s ORDER BY p.start_date",
+                [self.company.pk],
+            )
+        ]
+        if connection.vendor == "sqlite":  # dates come back as text there
+            self.periods = [
+                p._replace(start_date=_as_date(p.start_date, ""), end_date=_as_date(p.end_date, ""))
+                for p in self.periods
+            ]
+
+    def account(self, line: dict, prefix: str) -> _Acct:
         if line.get("account") is not None:
             raw = line["account"]
             key = raw.pk if isinstance(raw, Account) else raw
@@ -663,7 +728,7 @@ class _Resolver:
             found = self.by_code.get(str(line["account_code"]))
             label = f"code {line['account_code']}"
         elif line.get("account_role"):
-            found = self.by_role.get(line["account_role"])
+            found = self.by_role.get(str(line["account_role"]))
             if found is None:
                 raise ValidationFailed(
                     f"{prefix}no account is mapped to the role '{line['account_role']}'.",
@@ -691,7 +756,7 @@ class _Resolver:
         if value is None:
             return None
         key = getattr(value, "pk", value)
-        state = self.dims[name].get(key)
+        state = self.dims[name].get(key) if _is_id(key) else None
         label = name.replace("_", " ")
         if state is None:
             raise ValidationFailed(
@@ -702,7 +767,7 @@ class _Resolver:
             raise ValidationFailed(f"{prefix}{label} {key} is inactive.", code="dimension_inactive")
         return key
 
-    def period(self, day: date, prefix: str) -> AccountingPeriod:
+    def period(self, day: date, prefix: str) -> _Period:
         for period in self.periods:
             if period.start_date <= day <= period.end_date:
                 if period.status != PeriodStatus.OPEN:
@@ -719,9 +784,17 @@ class _Resolver:
         )
 
 
-def _ids_of(model, company: Company, keys: set) -> dict:
-    ints = [k for k in keys if _is_id(k)]
-    return dict(model.objects.filter(company=company, pk__in=ints).values_list("pk", "is_active"))
+def _active_by_id(table: str, company: Company, keys: set) -> dict[int, bool]:
+    if not keys:
+        return {}
+    marks, values = _in(keys)
+    return {
+        pk: bool(active)
+        for pk, active in _rows(
+            f"SELECT id, is_active FROM {table} WHERE company_id = %s AND id IN ({marks})",  # noqa: S608 - table names are constants
+            [company.pk, *values],
+        )
+    }
 
 
 def _digest(day: date, memo: str, source_type: str, source_id: str, lines: list[_Line]) -> str:
@@ -813,7 +886,6 @@ def _prepare(resolver: _Resolver, spec: dict, index: int, bulk: bool) -> _Entry:
             code="unbalanced",
             fields={"difference": [str(difference)]},
         )
-    period = resolver.period(day, prefix)
     memo = _text(spec.get("memo"), 500, "the memo", prefix)
     source_type = _text(spec.get("source_type"), 50, "the source type", prefix) or "manual"
     source_id = _text(spec.get("source_id"), 64, "the source id", prefix)
@@ -826,7 +898,7 @@ def _prepare(resolver: _Resolver, spec: dict, index: int, bulk: bool) -> _Entry:
     return _Entry(
         index=index,
         date=day,
-        period=period,
+        period=None,  # set once the chain lock is held (_post)
         memo=memo,
         source_type=source_type,
         source_id=source_id,
@@ -839,27 +911,15 @@ def _prepare(resolver: _Resolver, spec: dict, index: int, bulk: bool) -> _Entry:
     )
 
 
-def _recheck_periods(prepared: list[_Entry], bulk: bool) -> None:
-    """The periods were read before the chain lock; a lock or close committed meanwhile is
-    answered here in words (the database trigger would refuse it anyway)."""
-    ids = {entry.period.pk for entry in prepared}
-    status = dict(AccountingPeriod.objects.filter(pk__in=ids).values_list("pk", "status"))
-    for entry in prepared:
-        now = status.get(entry.period.pk)
-        if now != PeriodStatus.OPEN:
-            raise ValidationFailed(
-                f"{_where(entry.index, bulk)}period {entry.period.label} is {now}; nothing "
-                f"can be posted on {entry.date}.",
-                code=f"period_{now}",
-            )
-
-
-def _lock_chain(company: Company) -> LedgerChain:
-    chain = LedgerChain.objects.select_for_update().filter(company=company).first()
-    if chain is None:
+def _lock_chain(company: Company) -> str:
+    """Take the company's posting lock (its chain head row) and return the last hash."""
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    sql = f"SELECT last_hash FROM accounting_ledgerchain WHERE company_id = %s{lock}"  # noqa: S608 - only %s placeholders are formatted in
+    row = _rows(sql, [company.pk])
+    if not row:
         LedgerChain.objects.get_or_create(company=company)
-        chain = LedgerChain.objects.select_for_update().get(company=company)
-    return chain
+        row = _rows(sql, [company.pk])
+    return row[0][0] or GENESIS_HASH
 
 
 def _next_numbers(fiscal_year_id: int, count: int) -> int:
@@ -900,14 +960,18 @@ DO UPDATE SET debit = accounting_accountbalance.debit + excluded.debit,
 
 
 def _existing_by_key(company: Company, keys: list[str]) -> dict[str, JournalEntry]:
-    found = {}
+    hits = []
     for start in range(0, len(keys), 2000):
-        chunk = keys[start : start + 2000]
-        for entry in JournalEntry.objects.filter(
-            company=company, idempotency_key__in=chunk
-        ).select_related("fiscal_year"):
-            found[entry.idempotency_key] = entry
-    return found
+        marks, values = _in(keys[start : start + 2000])
+        hits += _rows(
+            "SELECT id FROM accounting_journalentry WHERE company_id = %s "  # noqa: S608 - only %s placeholders are formatted in
+            f"AND idempotency_key IN ({marks})",
+            [company.pk, *values],
+        )
+    if not hits:
+        return {}
+    entries = JournalEntry.objects.select_related("fiscal_year").in_bulk([h[0] for h in hits])
+    return {entry.idempotency_key: entry for entry in entries.values()}
 
 
 def _post(
@@ -927,8 +991,10 @@ def _post(
             )
         seen[entry.key] = entry.index
 
-    chain = _lock_chain(company)
-    _recheck_periods(prepared, bulk)
+    chain_hash = _lock_chain(company)
+    resolver.load_periods()
+    for entry in prepared:
+        entry.period = resolver.period(entry.date, _where(entry.index, bulk))
     existing = _existing_by_key(company, [e.key for e in prepared])
     results: dict[int, JournalEntry] = {}
     fresh: list[_Entry] = []
@@ -946,7 +1012,7 @@ def _post(
             earlier.replayed = True
             results[entry.index] = earlier
     if fresh:
-        _insert(actor, system_job, company, chain, fresh, results)
+        _insert(actor, system_job, company, chain_hash, fresh, results)
     ordered = [results[i] for i in range(len(prepared))]
     replayed = {e.pk for e in existing.values()}
     new = [e for e in ordered if e.pk not in replayed]
@@ -982,10 +1048,25 @@ def _post(
     return ordered
 
 
-def _insert(actor, system_job, company, chain, fresh, results) -> None:
+_ENTRY_FIELDS = [f.attname for f in JournalEntry._meta.concrete_fields]
+_LINE_COLUMNS = (
+    "entry_id",
+    "company_id",
+    "line_no",
+    "account_id",
+    "debit",
+    "credit",
+    "cost_center_id",
+    "project_id",
+    "department_id",
+    "memo",
+)
+
+
+def _insert(actor, system_job, company, chain_hash, fresh, results) -> None:
     posted_at = timezone.now()
     label = _actor_label(actor, system_job)
-    posted_by = actor if getattr(actor, "is_authenticated", False) else None
+    posted_by_id = actor.pk if getattr(actor, "is_authenticated", False) else None
     by_year: dict[int, list[_Entry]] = defaultdict(list)
     for entry in fresh:
         by_year[entry.period.fiscal_year_id].append(entry)
@@ -995,10 +1076,9 @@ def _insert(actor, system_job, company, chain, fresh, results) -> None:
         for offset, entry in enumerate(by_year[year_id]):
             numbers[entry.index] = first + offset
 
-    prev_hash = chain.last_hash or GENESIS_HASH
-    rows = []
+    prev_hash = chain_hash
+    values, line_rows = [], []
     for entry in fresh:
-        year = entry.period.fiscal_year
         line_tuples = [
             (
                 n,
@@ -1015,7 +1095,7 @@ def _insert(actor, system_job, company, chain, fresh, results) -> None:
         digest = entry_hash(
             prev_hash=prev_hash,
             company_id=company.pk,
-            fiscal_year=year.name,
+            fiscal_year=entry.period.year_name,
             period_id=entry.period.pk,
             number=numbers[entry.index],
             entry_date=entry.date,
@@ -1029,59 +1109,188 @@ def _insert(actor, system_job, company, chain, fresh, results) -> None:
             reversal_of_id=entry.reversal_of_id,
             lines=line_tuples,
         )
-        row = JournalEntry(
-            company=company,
-            fiscal_year=year,
-            period=entry.period,
-            number=numbers[entry.index],
-            date=entry.date,
-            memo=entry.memo,
-            source_type=entry.source_type,
-            source_id=entry.source_id,
-            idempotency_key=entry.key,
-            content_digest=entry.digest,
-            total=entry.total,
-            reversal_of_id=entry.reversal_of_id,
-            reversal_reason=entry.reversal_reason,
-            posted_by=posted_by,
-            posted_by_label=label,
-            posted_at=posted_at,
-            prev_hash=prev_hash,
-            entry_hash=digest,
+        values.append(
+            {
+                "id": None,
+                "company_id": company.pk,
+                "fiscal_year_id": entry.period.fiscal_year_id,
+                "period_id": entry.period.pk,
+                "number": numbers[entry.index],
+                "date": entry.date,
+                "memo": entry.memo,
+                "source_type": entry.source_type,
+                "source_id": entry.source_id,
+                "idempotency_key": entry.key,
+                "content_digest": entry.digest,
+                "total": entry.total,
+                "status": EntryStatus.POSTED.value,
+                "reversal_of_id": entry.reversal_of_id,
+                "reversal_reason": entry.reversal_reason,
+                "posted_by_id": posted_by_id,
+                "posted_by_label": label,
+                "posted_at": posted_at,
+                "prev_hash": prev_hash,
+                "entry_hash": digest,
+            }
         )
-        row._line_tuples = line_tuples
-        rows.append(row)
+        line_rows.append(line_tuples)
         prev_hash = digest
-    JournalEntry.objects.bulk_create(rows, batch_size=2000)
-    lines = [
-        JournalLine(
-            entry_id=row.pk,
-            company_id=company.pk,
-            line_no=n,
-            account_id=account_id,
-            debit=debit,
-            credit=credit,
-            cost_center_id=cost_center,
-            project_id=project,
-            department_id=department,
-            memo=memo,
-        )
-        for row in rows
-        for n, account_id, debit, credit, cost_center, project, department, memo in (
-            row._line_tuples
-        )
-    ]
-    JournalLine.objects.bulk_create(lines, batch_size=5000)
-    ids = [row.pk for row in rows]
+    if connection.vendor == "postgresql" and len(values) == 1:
+        ids = _insert_one_pg(company, values[0], line_rows[0])
+    else:
+        if connection.vendor == "postgresql":
+            ids = _copy_in(company, values, line_rows)
+        else:
+            ids = _bulk_create(values, line_rows, company)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _BALANCE_UPSERT, [YEAR_END_CLOSE, company.pk, min(ids), max(ids), YEAR_END_CLOSE]
+            )
+            cursor.execute(
+                "UPDATE accounting_ledgerchain SET last_entry_id = %s, last_hash = %s "
+                "WHERE company_id = %s",
+                [ids[-1], prev_hash, company.pk],
+            )
+    years = {}
+    for entry, row, pk in zip(fresh, values, ids, strict=True):
+        row["id"] = pk
+        # Positional arguments in field order: Django's fast path for building instances.
+        instance = JournalEntry(*(row[name] for name in _ENTRY_FIELDS))
+        instance._state.adding = False
+        year_id = row["fiscal_year_id"]
+        if year_id not in years:
+            years[year_id] = FiscalYear(
+                pk=year_id, company_id=company.pk, name=entry.period.year_name
+            )
+        instance.fiscal_year = years[year_id]
+        instance.replayed = False
+        results[entry.index] = instance
+
+
+_ONE_ENTRY_SQL = """
+WITH e AS (
+    INSERT INTO accounting_journalentry ({entry_columns}) VALUES ({entry_marks})
+    RETURNING id, period_id
+), l AS (
+    INSERT INTO accounting_journalline ({line_columns})
+    SELECT e.id, %s, v.line_no, v.account_id, v.debit, v.credit, v.cost_center_id,
+           v.project_id, v.department_id, v.memo
+      FROM e, (VALUES {line_values})
+        AS v (line_no, account_id, debit, credit, cost_center_id, project_id, department_id, memo)
+    RETURNING account_id, debit, credit, cost_center_id, project_id, department_id
+), b AS (
+    INSERT INTO accounting_accountbalance
+        (company_id, period_id, account_id, cost_center_key, project_key, department_key,
+         closing, debit, credit)
+    SELECT %s, (SELECT period_id FROM e), account_id, COALESCE(cost_center_id, 0),
+           COALESCE(project_id, 0), COALESCE(department_id, 0), %s, SUM(debit), SUM(credit)
+      FROM l
+     GROUP BY account_id, COALESCE(cost_center_id, 0), COALESCE(project_id, 0),
+              COALESCE(department_id, 0)
+    ON CONFLICT (period_id, account_id, cost_center_key, project_key, department_key, closing)
+    DO UPDATE SET debit = accounting_accountbalance.debit + excluded.debit,
+                  credit = accounting_accountbalance.credit + excluded.credit
+), c AS (
+    UPDATE accounting_ledgerchain SET last_entry_id = (SELECT id FROM e), last_hash = %s
+     WHERE company_id = %s
+)
+SELECT id FROM e
+"""
+_ONE_LINE_MARKS = (
+    "(%s::int, %s::bigint, %s::numeric, %s::numeric, %s::bigint, %s::bigint, %s::bigint, %s::text)"
+)
+
+
+def _insert_one_pg(company, row: dict, lines: list[tuple]) -> list[int]:
+    """PostgreSQL, one entry: the entry, its lines, its balances and the chain head in a single
+    statement (data-modifying CTEs), one round trip instead of six. The triggers fire at the
+    end of the statement as for separate INSERTs."""
+    import psycopg
+
+    entry_columns = [name for name in _ENTRY_FIELDS if name != "id"]
+    sql = _ONE_ENTRY_SQL.format(
+        entry_columns=", ".join(entry_columns),
+        entry_marks=", ".join(["%s"] * len(entry_columns)),
+        line_columns=", ".join(_LINE_COLUMNS),
+        line_values=", ".join([_ONE_LINE_MARKS] * len(lines)),
+    )
+    params = [row[name] for name in entry_columns]
+    params.append(company.pk)
+    for line in lines:
+        params.extend(line)
+    params += [company.pk, row["source_type"] == YEAR_END_CLOSE, row["entry_hash"], company.pk]
+    try:
+        with connection.cursor() as cursor:  # the caller's transaction rolls back on error
+            cursor.execute(sql, params)
+            return [cursor.fetchone()[0]]
+    except IntegrityError as exc:
+        if not isinstance(exc.__cause__, psycopg.errors.CheckViolation):
+            raise
+        reason = str(exc).splitlines()[0]
+        raise ConflictError(
+            f"The ledger refused the posting: {reason}. Nothing was posted.",
+            code="ledger_refused",
+        ) from None
+
+
+def _copy_in(company, values, line_rows) -> list[int]:
+    """PostgreSQL: reserve the ids, then COPY entries and lines. COPY fires the same INSERT
+    triggers as INSERT (the statement-level checks and the deferred balance check), and is
+    several times faster than multi-row INSERTs built by the ORM."""
+    import psycopg
+
+    try:
+        return _copy_rows(company, values, line_rows)
+    except psycopg.IntegrityError as exc:
+        # A rule the checks above could not see yet, e.g. a period locked by another
+        # transaction while this one waited for it: the database refused; say why.
+        reason = str(exc).splitlines()[0]
+        raise ConflictError(
+            f"The ledger refused the posting: {reason}. Nothing was posted.",
+            code="ledger_refused",
+        ) from None
+
+
+def _copy_rows(company, values, line_rows) -> list[int]:
     with connection.cursor() as cursor:
         cursor.execute(
-            _BALANCE_UPSERT, [YEAR_END_CLOSE, company.pk, min(ids), max(ids), YEAR_END_CLOSE]
+            "SELECT nextval(pg_get_serial_sequence('accounting_journalentry', 'id')) "
+            "FROM generate_series(1, %s)",
+            [len(values)],
         )
-    LedgerChain.objects.filter(company=company).update(last_entry_id=ids[-1], last_hash=prev_hash)
-    for entry, row in zip(fresh, rows, strict=True):
-        del row._line_tuples
-        row.replayed = False
-        results[entry.index] = row
+        ids = [row[0] for row in cursor.fetchall()]
+        raw = cursor.cursor  # psycopg's own cursor, for COPY
+        columns = ", ".join(_ENTRY_FIELDS)
+        with raw.copy(f"COPY accounting_journalentry ({columns}) FROM STDIN") as copy:
+            for pk, row in zip(ids, values, strict=True):
+                row["id"] = pk
+                copy.write_row([row[name] for name in _ENTRY_FIELDS])
+        with raw.copy(
+            f"COPY accounting_journalline ({', '.join(_LINE_COLUMNS)}) FROM STDIN"
+        ) as copy:
+            for pk, lines in zip(ids, line_rows, strict=True):
+                for line in lines:
+                    copy.write_row((pk, company.pk, *line))
+    return ids
+
+
+def _bulk_create(values, line_rows, company) -> list[int]:
+    """Other databases (the embedded SQLite): the ORM's bulk INSERTs."""
+    entries = [JournalEntry(**{k: v for k, v in row.items() if k != "id"}) for row in values]
+    JournalEntry.objects.bulk_create(entries, batch_size=2000)
+    JournalLine.objects.bulk_create(
+        (
+            JournalLine(
+                entry_id=entry.pk,
+                company_id=company.pk,
+                **dict(zip(_LINE_COLUMNS[2:], line, strict=True)),
+            )
+            for entry, lines in zip(entries, line_rows, strict=True)
+            for line in lines
+        ),
+        batch_size=5000,
+    )
+    return [entry.pk for entry in entries]
 
 
 RESERVED_KEY_PREFIXES = ("reversal:", "year-end-close:", "auto:")

@@ -239,7 +239,8 @@ def test_a_period_locked_while_a_posting_waits_refuses_it(posted):
     locked.wait(5)
     timer = threading.Timer(0.5, go.set)
     timer.start()
-    with pytest.raises((IntegrityError, services.ValidationFailed), match="locked"):
+    refusals = (IntegrityError, services.ValidationFailed, services.ConflictError)
+    with pytest.raises(refusals, match="locked"):
         post(books.a, "2025-08-03", ("1131", "1.00", ""), ("4100", "", "1.00"))
     thread.join()
     assert not JournalEntry.objects.filter(date="2025-08-03").exists()
