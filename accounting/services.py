@@ -19,9 +19,11 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
+from django_guid import get_guid
 
 from accounting.chain import GENESIS_HASH, entry_hash
 from accounting.chart import STANDARD_CHART
@@ -701,22 +703,30 @@ class _Resolver:
         }
         self.periods: list[_Period] = []
 
-    def load_periods(self) -> None:
-        self.periods = [
-            _Period(*row)
-            for row in _rows(
-                "SELECT p.id, p.start_date, p.end_date, p.status, p.fiscal_year_id, y.name, "
-                "p.number FROM accounting_accountingperiod p "
-                "JOIN accounting_fiscalyear y ON y.id = p.fiscal_year_id "
-                "WHERE p.company_id = %s ORDER BY p.start_date",
-                [self.company.pk],
-            )
-        ]
+    def lock_chain_and_load_periods(self, first: date, last: date) -> str:
+        """Take the company's posting lock (its chain head row) and, in the same round trip,
+        read the periods from `first` to `last`. Returns the chain's last hash."""
+        lock = " FOR UPDATE OF c" if connection.features.has_select_for_update_of else ""
+        sql = (
+            "SELECT c.last_hash, p.id, p.start_date, p.end_date, p.status, p.fiscal_year_id, "  # noqa: S608 - a constant lock clause
+            "y.name, p.number FROM accounting_ledgerchain c "
+            "LEFT JOIN accounting_accountingperiod p ON p.company_id = c.company_id "
+            "AND p.end_date >= %s AND p.start_date <= %s "
+            "LEFT JOIN accounting_fiscalyear y ON y.id = p.fiscal_year_id "
+            f"WHERE c.company_id = %s ORDER BY p.start_date{lock}"
+        )
+        params = [first, last, self.company.pk]
+        rows = _rows(sql, params)
+        if not rows:
+            LedgerChain.objects.get_or_create(company=self.company)
+            rows = _rows(sql, params)
+        self.periods = [_Period(*row[1:]) for row in rows if row[1] is not None]
         if connection.vendor == "sqlite":  # dates come back as text there
             self.periods = [
                 p._replace(start_date=_as_date(p.start_date, ""), end_date=_as_date(p.end_date, ""))
                 for p in self.periods
             ]
+        return rows[0][0] or GENESIS_HASH
 
     def account(self, line: dict, prefix: str) -> _Acct:
         if line.get("account") is not None:
@@ -991,8 +1001,9 @@ def _post(
             )
         seen[entry.key] = entry.index
 
-    chain_hash = _lock_chain(company)
-    resolver.load_periods()
+    chain_hash = resolver.lock_chain_and_load_periods(
+        min(e.date for e in prepared), max(e.date for e in prepared)
+    )
     for entry in prepared:
         entry.period = resolver.period(entry.date, _where(entry.index, bulk))
     existing = _existing_by_key(company, [e.key for e in prepared])
@@ -1011,12 +1022,13 @@ def _post(
         else:
             earlier.replayed = True
             results[entry.index] = earlier
-    if fresh:
-        _insert(actor, system_job, company, chain_hash, fresh, results)
+    audited = bool(fresh) and _insert(actor, system_job, company, chain_hash, fresh, results)
     ordered = [results[i] for i in range(len(prepared))]
     replayed = {e.pk for e in existing.values()}
     new = [e for e in ordered if e.pk not in replayed]
-    if new and not bulk:
+    if audited:
+        pass  # written with the entry, in the same statement
+    elif new and not bulk:
         entry = new[0]
         audit_record(
             action="journal_entry.posted",
@@ -1063,7 +1075,8 @@ _LINE_COLUMNS = (
 )
 
 
-def _insert(actor, system_job, company, chain_hash, fresh, results) -> None:
+def _insert(actor, system_job, company, chain_hash, fresh, results) -> bool:
+    """Write `fresh` entries; returns True when the audit event was written with them."""
     posted_at = timezone.now()
     label = _actor_label(actor, system_job)
     posted_by_id = actor.pk if getattr(actor, "is_authenticated", False) else None
@@ -1135,8 +1148,21 @@ def _insert(actor, system_job, company, chain_hash, fresh, results) -> None:
         )
         line_rows.append(line_tuples)
         prev_hash = digest
+    audited = False
     if connection.vendor == "postgresql" and len(values) == 1:
-        ids = _insert_one_pg(company, values[0], line_rows[0])
+        row = values[0]
+        reference = f"JE/{fresh[0].period.year_name}/{row['number']:06d}"
+        audit = {
+            "repr": reference,
+            "after": {
+                "number": reference,
+                "date": row["date"],
+                "total": row["total"],
+                "source": f"{row['source_type']}:{row['source_id']}".rstrip(":"),
+            },
+        }
+        ids = _insert_one_pg(company, row, line_rows[0], audit)
+        audited = True
     else:
         if connection.vendor == "postgresql":
             ids = _copy_in(company, values, line_rows)
@@ -1165,6 +1191,7 @@ def _insert(actor, system_job, company, chain_hash, fresh, results) -> None:
         instance.fiscal_year = years[year_id]
         instance.replayed = False
         results[entry.index] = instance
+    return audited
 
 
 _ONE_ENTRY_SQL = """
@@ -1193,6 +1220,13 @@ WITH e AS (
 ), c AS (
     UPDATE accounting_ledgerchain SET last_entry_id = (SELECT id FROM e), last_hash = %s
      WHERE company_id = %s
+), a AS (
+    INSERT INTO core_auditevent
+        (company_id, actor_id, actor_label, action, object_type, object_id, object_repr,
+         after, request_id, created_at)
+    SELECT %s, %s, %s, 'journal_entry.posted', 'accounting.journalentry', e.id::text, %s,
+           %s::jsonb, %s, %s
+      FROM e
 )
 SELECT id FROM e
 """
@@ -1201,10 +1235,10 @@ _ONE_LINE_MARKS = (
 )
 
 
-def _insert_one_pg(company, row: dict, lines: list[tuple]) -> list[int]:
-    """PostgreSQL, one entry: the entry, its lines, its balances and the chain head in a single
-    statement (data-modifying CTEs), one round trip instead of six. The triggers fire at the
-    end of the statement as for separate INSERTs."""
+def _insert_one_pg(company, row: dict, lines: list[tuple], audit: dict) -> list[int]:
+    """PostgreSQL, one entry: the entry, its lines, its balances, the chain head and the audit
+    event in a single statement (data-modifying CTEs), one round trip instead of seven. The
+    triggers fire at the end of the statement as for separate INSERTs."""
     import psycopg
 
     entry_columns = [name for name in _ENTRY_FIELDS if name != "id"]
@@ -1219,6 +1253,15 @@ def _insert_one_pg(company, row: dict, lines: list[tuple]) -> list[int]:
     for line in lines:
         params.extend(line)
     params += [company.pk, row["source_type"] == YEAR_END_CLOSE, row["entry_hash"], company.pk]
+    params += [
+        company.pk,
+        row["posted_by_id"],
+        row["posted_by_label"],
+        audit["repr"],
+        json.dumps(audit["after"], cls=DjangoJSONEncoder),
+        get_guid() or "",
+        row["posted_at"],
+    ]
     try:
         with connection.cursor() as cursor:  # the caller's transaction rolls back on error
             cursor.execute(sql, params)

@@ -2,10 +2,14 @@ DROP TRIGGER IF EXISTS accounting_entry_update_check ON accounting_journalentry;
 DROP FUNCTION IF EXISTS accounting_entry_update_check();
 DROP TRIGGER IF EXISTS accounting_line_immutable ON accounting_journalline;
 DROP FUNCTION IF EXISTS accounting_line_immutable();
-DROP TRIGGER IF EXISTS accounting_entry_balance_check ON accounting_journalentry;
+DROP TRIGGER IF EXISTS accounting_entry_balance_check ON accounting_ledgerchain;
 DROP FUNCTION IF EXISTS accounting_entry_balance_check();
 DROP TRIGGER IF EXISTS accounting_line_insert_check ON accounting_journalline;
 DROP FUNCTION IF EXISTS accounting_line_insert_check();
 DROP TRIGGER IF EXISTS accounting_entry_insert_check ON accounting_journalentry;
 DROP FUNCTION IF EXISTS accounting_entry_insert_check();
+ALTER TABLE accounting_ledgerchain
+    DROP COLUMN IF EXISTS pending_xact,
+    DROP COLUMN IF EXISTS pending_from,
+    DROP COLUMN IF EXISTS pending_to;
 ALTER TABLE accounting_journalentry DROP COLUMN IF EXISTS created_xact;

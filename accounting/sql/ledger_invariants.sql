@@ -11,12 +11,21 @@
 ALTER TABLE accounting_journalentry
     ADD COLUMN created_xact xid8 NOT NULL DEFAULT pg_current_xact_id();
 
+-- The ids of the entries a transaction has inserted so far, per company, kept on the company's
+-- chain head row. Updating that row queues the commit-time balance check (rule 3), once per
+-- INSERT statement rather than once per entry.
+ALTER TABLE accounting_ledgerchain
+    ADD COLUMN pending_xact xid8,
+    ADD COLUMN pending_from bigint,
+    ADD COLUMN pending_to bigint;
+
 -- 1. New entries: posted, created now, in an open period of their own company that contains
 --    their date.
 CREATE FUNCTION accounting_entry_insert_check() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     bad record;
+    chains integer;
 BEGIN
     -- Lock the periods first, then check them: a concurrent lock or close either commits
     -- before this check (which then sees it) or waits for this posting to commit.
@@ -46,6 +55,21 @@ BEGIN
                         bad.id, bad.date, bad.start_date, bad.end_date
             USING ERRCODE = 'check_violation';
     END IF;
+    -- Queue the balance check of these entries (rule 3) on each company's chain head.
+    UPDATE accounting_ledgerchain c
+       SET pending_from = CASE WHEN c.pending_xact = pg_current_xact_id()
+                               THEN least(c.pending_from, r.lo) ELSE r.lo END,
+           pending_to = CASE WHEN c.pending_xact = pg_current_xact_id()
+                             THEN greatest(c.pending_to, r.hi) ELSE r.hi END,
+           pending_xact = pg_current_xact_id()
+      FROM (SELECT company_id, min(id) AS lo, max(id) AS hi
+              FROM new_entries GROUP BY company_id) r
+     WHERE c.company_id = r.company_id;
+    GET DIAGNOSTICS chains = ROW_COUNT;
+    IF chains < (SELECT count(DISTINCT company_id) FROM new_entries) THEN
+        RAISE EXCEPTION 'journal entries of a company without a ledger chain head'
+            USING ERRCODE = 'check_violation';
+    END IF;
     RETURN NULL;
 END $$;
 
@@ -60,16 +84,18 @@ CREATE FUNCTION accounting_line_insert_check() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     bad record;
-    -- Entries of this transaction whose balance was already checked (SET CONSTRAINTS ...
-    -- IMMEDIATE runs the deferred check early): they take no more lines.
-    checked_upto bigint := coalesce(
-        nullif(current_setting('kontor.ledger_checked_upto', true), '')::bigint, 0);
 BEGIN
     SELECT n.id, n.entry_id, a.code, a.is_postable, a.is_active,
            (e.id IS NULL) AS no_entry,
-           (e.created_xact <> pg_current_xact_id() OR n.entry_id <= checked_upto) AS old_entry
+           (e.created_xact <> pg_current_xact_id() OR n.entry_id <= s.upto) AS old_entry
       INTO bad
       FROM new_lines n
+      -- Entries of this transaction whose balance was already checked (SET CONSTRAINTS ...
+      -- IMMEDIATE runs the commit-time check early) take no more lines.
+      JOIN (SELECT company_id, coalesce(nullif(current_setting(
+                'kontor.ledger_checked_' || company_id, true), '')::bigint, 0) AS upto
+              FROM (SELECT DISTINCT company_id FROM new_lines) c) s
+        ON s.company_id = n.company_id
       LEFT JOIN accounting_journalentry e ON e.id = n.entry_id
       LEFT JOIN accounting_account a ON a.id = n.account_id
       LEFT JOIN accounting_costcenter cc ON cc.id = n.cost_center_id
@@ -77,7 +103,7 @@ BEGIN
       LEFT JOIN accounting_department d ON d.id = n.department_id
      WHERE e.id IS NULL
         OR e.created_xact <> pg_current_xact_id()
-        OR n.entry_id <= checked_upto
+        OR n.entry_id <= s.upto
         OR e.company_id <> n.company_id
         OR a.company_id <> n.company_id
         OR NOT a.is_postable
@@ -110,44 +136,59 @@ CREATE TRIGGER accounting_line_insert_check
     REFERENCING NEW TABLE AS new_lines
     FOR EACH STATEMENT EXECUTE FUNCTION accounting_line_insert_check();
 
--- 3. At commit, each new entry has at least two lines, they balance, and they add up to the
---    entry's total.
+-- 3. At commit, each entry the transaction inserted has at least two lines, they balance,
+--    and they add up to the entry's total: one set-based check per company and INSERT
+--    statement, over the ids that statement's chain-head update recorded.
 CREATE FUNCTION accounting_entry_balance_check() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
-    line_count integer;
-    debits numeric;
-    credits numeric;
+    bad record;
+    setting text := 'kontor.ledger_checked_' || NEW.company_id;
 BEGIN
-    SELECT count(*), coalesce(sum(debit), 0), coalesce(sum(credit), 0)
-      INTO line_count, debits, credits
-      FROM accounting_journalline WHERE entry_id = NEW.id;
-    IF line_count < 2 THEN
-        RAISE EXCEPTION 'journal entry % has % line(s); at least two are needed',
-                        NEW.id, line_count
-            USING ERRCODE = 'check_violation';
+    IF NEW.pending_xact IS DISTINCT FROM pg_current_xact_id() OR NEW.pending_to <= coalesce(
+            nullif(current_setting(setting, true), '')::bigint, 0) THEN
+        RETURN NULL;  -- another transaction's range, or already checked in this one
     END IF;
-    IF debits <> credits THEN
-        RAISE EXCEPTION 'journal entry % does not balance: debits % <> credits % (difference %)',
-                        NEW.id, debits, credits, debits - credits
-            USING ERRCODE = 'check_violation';
-    END IF;
-    IF debits <> NEW.total THEN
+    SELECT e.id, e.total, x.line_count, x.debits, x.credits
+      INTO bad
+      FROM accounting_journalentry e
+      CROSS JOIN LATERAL (
+          SELECT count(*) AS line_count, coalesce(sum(l.debit), 0) AS debits,
+                 coalesce(sum(l.credit), 0) AS credits
+            FROM accounting_journalline l WHERE l.entry_id = e.id) x
+     WHERE e.company_id = NEW.company_id
+       AND e.id BETWEEN NEW.pending_from AND NEW.pending_to
+       AND e.created_xact = pg_current_xact_id()
+       AND (x.line_count < 2 OR x.debits <> x.credits OR x.debits <> e.total)
+     ORDER BY e.id
+     LIMIT 1;
+    IF FOUND THEN
+        IF bad.line_count < 2 THEN
+            RAISE EXCEPTION 'journal entry % has % line(s); at least two are needed',
+                            bad.id, bad.line_count
+                USING ERRCODE = 'check_violation';
+        ELSIF bad.debits <> bad.credits THEN
+            RAISE EXCEPTION 'journal entry % does not balance: debits % <> credits % '
+                            '(difference %)', bad.id, bad.debits, bad.credits,
+                            bad.debits - bad.credits
+                USING ERRCODE = 'check_violation';
+        END IF;
         RAISE EXCEPTION 'journal entry %: lines total % but the entry says %',
-                        NEW.id, debits, NEW.total
+                        bad.id, bad.debits, bad.total
             USING ERRCODE = 'check_violation';
     END IF;
-    -- Seal the entries checked so far in this transaction (ids only grow), so no line can be
-    -- added to them after an early check. Transaction-local: gone at commit or rollback.
-    PERFORM set_config('kontor.ledger_checked_upto', greatest(NEW.id, coalesce(
-        nullif(current_setting('kontor.ledger_checked_upto', true), '')::bigint, 0))::text, true);
+    -- Seal what was checked (ids only grow): no line can be added to these entries later in
+    -- this transaction. Transaction-local: gone at commit or rollback.
+    PERFORM set_config(setting, NEW.pending_to::text, true);
     RETURN NULL;
 END $$;
 
 CREATE CONSTRAINT TRIGGER accounting_entry_balance_check
-    AFTER INSERT ON accounting_journalentry
+    AFTER UPDATE ON accounting_ledgerchain
     DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW EXECUTE FUNCTION accounting_entry_balance_check();
+    FOR EACH ROW
+    WHEN (NEW.pending_xact IS NOT NULL)
+    EXECUTE FUNCTION accounting_entry_balance_check();
 
 -- 4. Posted lines are never changed or removed.
 CREATE FUNCTION accounting_line_immutable() RETURNS trigger

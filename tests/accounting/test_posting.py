@@ -43,6 +43,20 @@ def test_a_sale_posts_with_number_lines_and_balances(books):
     assert _balance(books.a, "1131") == Decimal("1000.00")
     assert _balance(books.a, "4100") == Decimal("-1000.00")
     assert entry.prev_hash == "0" * 64 and len(entry.entry_hash) == 64
+    from core.models import AuditEvent
+
+    event = AuditEvent.objects.get(action="journal_entry.posted")
+    assert (event.object_id, event.object_repr, event.actor_label) == (
+        str(entry.pk),
+        "JE/2025-26/000001",
+        "system:test",
+    )
+    assert event.after == {
+        "number": "JE/2025-26/000001",
+        "date": "2025-08-01",
+        "total": "1000.00",
+        "source": "manual",
+    }
 
 
 def test_numbers_are_per_fiscal_year_and_per_company(books):
