@@ -43,8 +43,15 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(PY) -m ruff format .
 
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP) requirements/bench.txt
+	$(PY) -m pip install --quiet -r requirements/bench.txt
+	@touch $(BENCH_STAMP)
+
 ## Every benchmark; rewrites bench/RESULTS.md. Point DATABASE_URL at PostgreSQL for real figures.
-bench: $(STAMP)
+## Installs requirements/bench.txt (django-hordak, compared with in the ledger benchmark).
+bench: $(BENCH_STAMP)
 	$(PY) -m bench all --write-results
 
 schema: $(STAMP)

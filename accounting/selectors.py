@@ -145,6 +145,17 @@ def movements(
         inside = (date_from is None or start >= date_from) and end <= date_to
         (whole if inside else partial).append(pk)
     totals: dict[int, list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
+    # Account ids rather than a join on the type: the planner misjudges how many lines a type
+    # filter keeps and falls back to scanning every line.
+    type_ids = (
+        list(
+            Account.objects.filter(company=company, type__in=list(account_types)).values_list(
+                "pk", flat=True
+            )
+        )
+        if account_types is not None
+        else None
+    )
     if whole:
         balances = AccountBalance.objects.filter(
             company=company, period_id__in=whole, **dims.balance_filter()
@@ -153,8 +164,8 @@ def movements(
             balances = balances.filter(closing=False)
         if account_ids is not None:
             balances = balances.filter(account_id__in=account_ids)
-        if account_types is not None:
-            balances = balances.filter(account__type__in=list(account_types))
+        if type_ids is not None:
+            balances = balances.filter(account_id__in=type_ids)
         for account_id, debit, credit in (
             balances.values("account_id")
             .annotate(d=Sum("debit"), c=Sum("credit"))
@@ -173,8 +184,8 @@ def movements(
             lines = lines.exclude(entry__source_type=YEAR_END_CLOSE)
         if account_ids is not None:
             lines = lines.filter(account_id__in=account_ids)
-        if account_types is not None:
-            lines = lines.filter(account__type__in=list(account_types))
+        if type_ids is not None:
+            lines = lines.filter(account_id__in=type_ids)
         for account_id, debit, credit in (
             lines.values("account_id")
             .annotate(d=Sum("debit"), c=Sum("credit"))

@@ -244,3 +244,13 @@ def test_a_period_locked_while_a_posting_waits_refuses_it(posted):
         post(books.a, "2025-08-03", ("1131", "1.00", ""), ("4100", "", "1.00"))
     thread.join()
     assert not JournalEntry.objects.filter(date="2025-08-03").exists()
+
+
+def test_a_line_for_a_missing_entry_is_refused(posted):
+    """Lines carry no foreign-key constraint to their entry (it costs bulk posting a third of
+    its commit); the line trigger refuses an orphan instead."""
+    books, entry = posted
+    orphan = _line(entry, "1131", debit="5.00", n=9)
+    orphan.entry_id = entry.pk + 10_000
+    with pytest.raises(IntegrityError, match="lines cannot be added"):
+        JournalLine.objects.bulk_create([orphan])
