@@ -326,10 +326,10 @@ class JournalLine(models.Model):
     # biggest table and each index costs every posted line. Dimension and company lookups go
     # through the entry or the per-period balances.
     #
-    # No database foreign key on `entry` and `company`: PostgreSQL's deferred foreign-key
-    # checks cost a third of a bulk posting's commit, and the line trigger
-    # (sql/ledger_invariants.sql) already refuses a line whose entry is missing, already
-    # committed or of another company; entries are never deleted.
+    # No database foreign keys: PostgreSQL checks each one row by row at commit, a third of a
+    # bulk posting's time. The line trigger (sql/ledger_invariants.sql, rule 2) refuses a line
+    # whose entry, account or dimension is missing or of another company, set-based; entries
+    # are never deleted, and accounts and dimensions in use cannot be (rule 6).
     entry = models.ForeignKey(
         JournalEntry, on_delete=models.PROTECT, related_name="lines", db_constraint=False
     )
@@ -339,7 +339,7 @@ class JournalLine(models.Model):
     )
     line_no = models.PositiveSmallIntegerField()
     account = models.ForeignKey(
-        Account, on_delete=models.PROTECT, related_name="lines", db_index=False
+        Account, on_delete=models.PROTECT, related_name="lines", db_index=False, db_constraint=False
     )
     debit = models.DecimalField(max_digits=18, decimal_places=2, default=0)
     credit = models.DecimalField(max_digits=18, decimal_places=2, default=0)
@@ -350,9 +350,16 @@ class JournalLine(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
         db_index=False,
+        db_constraint=False,
     )
     project = models.ForeignKey(
-        Project, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+        Project,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     department = models.ForeignKey(
         Department,
@@ -361,6 +368,7 @@ class JournalLine(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
         db_index=False,
+        db_constraint=False,
     )
     memo = models.CharField(max_length=500, blank=True)
 

@@ -648,16 +648,40 @@ def _in(values) -> tuple[str, list]:
 _ACCOUNT_COLUMNS = "a.id, a.code, a.name, a.is_postable, a.is_active"
 
 
-class _Resolver:
-    """Loads every account, role and dimension a batch names in a handful of plain queries
-    (the ORM costs more than the database on the posting path). Periods are read later, once
-    the company's chain lock is held, so their status is the one that counts."""
+def _batch(statements: list[tuple[str, list]]) -> list[list[tuple]]:
+    """Run SELECTs in order and return each one's rows. On PostgreSQL they go as one message,
+    one round trip (the client binds the parameters); elsewhere one by one."""
+    if connection.vendor != "postgresql" or len(statements) == 1:
+        return [_rows(sql, params) for sql, params in statements]
+    results = []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            ";\n".join(sql for sql, _ in statements),
+            [value for _, params in statements for value in params],
+        )
+        for index in range(len(statements)):
+            results.append(cursor.fetchall())
+            if index < len(statements) - 1:
+                cursor.nextset()
+    return results
 
-    def __init__(self, company: Company, specs: list[dict]):
+
+class _Resolver:
+    """Reads what a batch of entries needs in one round trip on PostgreSQL, in this order: the
+    accounts, roles and dimensions it names; the company's posting lock (its chain head row)
+    with the periods of the batch's dates; and the idempotency keys already used. Keys and
+    periods are read after the lock is held, so what they say is what counts. Plain SQL: on
+    this path the ORM costs more than the database."""
+
+    def __init__(self, company: Company, specs: list[dict], *, first: date, last: date):
         self.company = company
         ids, codes, roles = set(), set(), set()
         dims = {"cost_center": set(), "project": set(), "department": set()}
+        keys = []
         for spec in specs:
+            key = str(spec.get("idempotency_key") or "").strip()
+            if key:
+                keys.append(key)
             for line in spec.get("lines") or ():
                 account = line.get("account")
                 if isinstance(account, Account):
@@ -672,61 +696,84 @@ class _Resolver:
                     value = getattr(line.get(name), "pk", line.get(name))
                     if _is_id(value):
                         found.add(value)
-        self.by_id, self.by_code, self.by_role = {}, {}, {}
-        if ids or codes:
-            id_marks, id_values = _in(ids)
-            code_marks, code_values = _in(codes)
-            for row in _rows(
+        statements: list[tuple[str, list]] = []
+        id_marks, id_values = _in(ids)
+        code_marks, code_values = _in(codes)
+        statements.append(
+            (
                 f"SELECT {_ACCOUNT_COLUMNS} FROM accounting_account a WHERE a.company_id = %s "  # noqa: S608 - only %s placeholders are formatted in
                 f"AND (a.id IN ({id_marks}) OR a.code IN ({code_marks}))",
                 [company.pk, *id_values, *code_values],
-            ):
-                account = _Acct(row[0], row[1], row[2], bool(row[3]), bool(row[4]))
-                self.by_id[account.pk] = account
-                self.by_code[account.code] = account
-        if roles:
-            marks, values = _in(roles)
-            for row in _rows(
+            )
+        )
+        role_marks, role_values = _in(roles)
+        statements.append(
+            (
                 f"SELECT r.role, {_ACCOUNT_COLUMNS} FROM accounting_accountrole r "  # noqa: S608 - only %s placeholders are formatted in
                 "JOIN accounting_account a ON a.id = r.account_id "
-                f"WHERE r.company_id = %s AND r.role IN ({marks})",
-                [company.pk, *values],
-            ):
-                self.by_role[row[0]] = _Acct(row[1], row[2], row[3], bool(row[4]), bool(row[5]))
-        self.dims = {
-            name: _active_by_id(table, company, dims[name])
-            for name, table in (
-                ("cost_center", "accounting_costcenter"),
-                ("project", "accounting_project"),
-                ("department", "accounting_department"),
+                f"WHERE r.company_id = %s AND r.role IN ({role_marks})",
+                [company.pk, *role_values],
             )
-        }
-        self.periods: list[_Period] = []
-
-    def lock_chain_and_load_periods(self, first: date, last: date) -> str:
-        """Take the company's posting lock (its chain head row) and, in the same round trip,
-        read the periods from `first` to `last`. Returns the chain's last hash."""
-        lock = " FOR UPDATE OF c" if connection.features.has_select_for_update_of else ""
-        sql = (
-            "SELECT c.last_hash, p.id, p.start_date, p.end_date, p.status, p.fiscal_year_id, "  # noqa: S608 - a constant lock clause
-            "y.name, p.number FROM accounting_ledgerchain c "
-            "LEFT JOIN accounting_accountingperiod p ON p.company_id = c.company_id "
-            "AND p.end_date >= %s AND p.start_date <= %s "
-            "LEFT JOIN accounting_fiscalyear y ON y.id = p.fiscal_year_id "
-            f"WHERE c.company_id = %s ORDER BY p.start_date{lock}"
         )
-        params = [first, last, self.company.pk]
-        rows = _rows(sql, params)
-        if not rows:
-            LedgerChain.objects.get_or_create(company=self.company)
-            rows = _rows(sql, params)
-        self.periods = [_Period(*row[1:]) for row in rows if row[1] is not None]
+        dim_tables = (
+            ("cost_center", "accounting_costcenter"),
+            ("project", "accounting_project"),
+            ("department", "accounting_department"),
+        )
+        for name, table in dim_tables:
+            marks, values = _in(dims[name])
+            statements.append(
+                (
+                    f"SELECT id, is_active FROM {table} WHERE company_id = %s AND id IN ({marks})",  # noqa: S608 - constant table names, %s placeholders
+                    [company.pk, *values],
+                )
+            )
+        lock = " FOR UPDATE OF c" if connection.features.has_select_for_update_of else ""
+        locked = [
+            (
+                "SELECT c.last_hash, p.id, p.start_date, p.end_date, p.status, "  # noqa: S608 - a constant lock clause
+                "p.fiscal_year_id, y.name, p.number FROM accounting_ledgerchain c "
+                "LEFT JOIN accounting_accountingperiod p ON p.company_id = c.company_id "
+                "AND p.end_date >= %s AND p.start_date <= %s "
+                "LEFT JOIN accounting_fiscalyear y ON y.id = p.fiscal_year_id "
+                f"WHERE c.company_id = %s ORDER BY p.start_date{lock}",
+                [first, last, company.pk],
+            )
+        ]
+        for start in range(0, len(keys), 2000):
+            marks, values = _in(keys[start : start + 2000])
+            locked.append(
+                (
+                    "SELECT id FROM accounting_journalentry WHERE company_id = %s "  # noqa: S608 - only %s placeholders are formatted in
+                    f"AND idempotency_key IN ({marks})",
+                    [company.pk, *values],
+                )
+            )
+        results = _batch(statements + locked)
+        if not results[len(statements)]:  # no chain head yet: make it, then lock again
+            LedgerChain.objects.get_or_create(company=company)
+            results[len(statements) :] = _batch(locked)
+        accounts, role_rows, *dim_rows = results[: len(statements)]
+        self.by_id, self.by_code, self.by_role = {}, {}, {}
+        for row in accounts:
+            account = _Acct(row[0], row[1], row[2], bool(row[3]), bool(row[4]))
+            self.by_id[account.pk] = account
+            self.by_code[account.code] = account
+        for row in role_rows:
+            self.by_role[row[0]] = _Acct(row[1], row[2], row[3], bool(row[4]), bool(row[5]))
+        self.dims = {
+            name: {pk: bool(active) for pk, active in rows}
+            for (name, _table), rows in zip(dim_tables, dim_rows, strict=True)
+        }
+        lock_rows = results[len(statements)]
+        self.chain_hash = lock_rows[0][0] or GENESIS_HASH
+        self.periods = [_Period(*row[1:]) for row in lock_rows if row[1] is not None]
         if connection.vendor == "sqlite":  # dates come back as text there
             self.periods = [
                 p._replace(start_date=_as_date(p.start_date, ""), end_date=_as_date(p.end_date, ""))
                 for p in self.periods
             ]
-        return rows[0][0] or GENESIS_HASH
+        self.existing_ids = [row[0] for rows in results[len(statements) + 1 :] for row in rows]
 
     def account(self, line: dict, prefix: str) -> _Acct:
         if line.get("account") is not None:
@@ -792,19 +839,6 @@ class _Resolver:
             f"{prefix}no fiscal year covers {day}; open the fiscal year starting {start} first.",
             code="no_fiscal_year",
         )
-
-
-def _active_by_id(table: str, company: Company, keys: set) -> dict[int, bool]:
-    if not keys:
-        return {}
-    marks, values = _in(keys)
-    return {
-        pk: bool(active)
-        for pk, active in _rows(
-            f"SELECT id, is_active FROM {table} WHERE company_id = %s AND id IN ({marks})",  # noqa: S608 - table names are constants
-            [company.pk, *values],
-        )
-    }
 
 
 def _digest(day: date, memo: str, source_type: str, source_id: str, lines: list[_Line]) -> str:
@@ -969,18 +1003,10 @@ DO UPDATE SET debit = accounting_accountbalance.debit + excluded.debit,
 """
 
 
-def _existing_by_key(company: Company, keys: list[str]) -> dict[str, JournalEntry]:
-    hits = []
-    for start in range(0, len(keys), 2000):
-        marks, values = _in(keys[start : start + 2000])
-        hits += _rows(
-            "SELECT id FROM accounting_journalentry WHERE company_id = %s "  # noqa: S608 - only %s placeholders are formatted in
-            f"AND idempotency_key IN ({marks})",
-            [company.pk, *values],
-        )
-    if not hits:
+def _existing_by_id(ids: list[int]) -> dict[str, JournalEntry]:
+    if not ids:
         return {}
-    entries = JournalEntry.objects.select_related("fiscal_year").in_bulk([h[0] for h in hits])
+    entries = JournalEntry.objects.select_related("fiscal_year").in_bulk(ids)
     return {entry.idempotency_key: entry for entry in entries.values()}
 
 
@@ -989,7 +1015,8 @@ def _post(
 ) -> list[JournalEntry]:
     if not specs:
         return []
-    resolver = _Resolver(company, specs)
+    days = [_as_date(spec.get("date"), _where(index, bulk)) for index, spec in enumerate(specs)]
+    resolver = _Resolver(company, specs, first=min(days), last=max(days))
     prepared = [_prepare(resolver, spec, index, bulk) for index, spec in enumerate(specs)]
     seen: dict[str, int] = {}
     for entry in prepared:
@@ -1001,12 +1028,10 @@ def _post(
             )
         seen[entry.key] = entry.index
 
-    chain_hash = resolver.lock_chain_and_load_periods(
-        min(e.date for e in prepared), max(e.date for e in prepared)
-    )
+    chain_hash = resolver.chain_hash
     for entry in prepared:
         entry.period = resolver.period(entry.date, _where(entry.index, bulk))
-    existing = _existing_by_key(company, [e.key for e in prepared])
+    existing = _existing_by_id(resolver.existing_ids)
     results: dict[int, JournalEntry] = {}
     fresh: list[_Entry] = []
     for entry in prepared:

@@ -1,3 +1,8 @@
+DROP TRIGGER IF EXISTS accounting_department_delete_check ON accounting_department;
+DROP TRIGGER IF EXISTS accounting_project_delete_check ON accounting_project;
+DROP TRIGGER IF EXISTS accounting_costcenter_delete_check ON accounting_costcenter;
+DROP TRIGGER IF EXISTS accounting_account_delete_check ON accounting_account;
+DROP FUNCTION IF EXISTS accounting_referenced_delete_check();
 DROP TRIGGER IF EXISTS accounting_entry_update_check ON accounting_journalentry;
 DROP FUNCTION IF EXISTS accounting_entry_update_check();
 DROP TRIGGER IF EXISTS accounting_line_immutable ON accounting_journalline;

@@ -79,7 +79,9 @@ CREATE TRIGGER accounting_entry_insert_check
     FOR EACH STATEMENT EXECUTE FUNCTION accounting_entry_insert_check();
 
 -- 2. New lines: on an entry created by this transaction, of the same company, to a postable,
---    active account and active dimensions of that company.
+--    active account and active dimensions of that company. This check stands in for the
+--    foreign keys of journal lines, which are left out because PostgreSQL would check each one
+--    row by row at commit; rule 6 keeps referenced accounts and dimensions from being deleted.
 CREATE FUNCTION accounting_line_insert_check() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -105,12 +107,16 @@ BEGIN
         OR e.created_xact <> pg_current_xact_id()
         OR n.entry_id <= s.upto
         OR e.company_id <> n.company_id
+        OR a.id IS NULL
         OR a.company_id <> n.company_id
         OR NOT a.is_postable
         OR NOT a.is_active
-        OR (n.cost_center_id IS NOT NULL AND (cc.company_id <> n.company_id OR NOT cc.is_active))
-        OR (n.project_id IS NOT NULL AND (pr.company_id <> n.company_id OR NOT pr.is_active))
-        OR (n.department_id IS NOT NULL AND (d.company_id <> n.company_id OR NOT d.is_active))
+        OR (n.cost_center_id IS NOT NULL
+            AND (cc.id IS NULL OR cc.company_id <> n.company_id OR NOT cc.is_active))
+        OR (n.project_id IS NOT NULL
+            AND (pr.id IS NULL OR pr.company_id <> n.company_id OR NOT pr.is_active))
+        OR (n.department_id IS NOT NULL
+            AND (d.id IS NULL OR d.company_id <> n.company_id OR NOT d.is_active))
      LIMIT 1;
     IF FOUND THEN
         IF bad.no_entry OR bad.old_entry THEN
@@ -124,8 +130,8 @@ BEGIN
             RAISE EXCEPTION 'journal line %: account % is inactive', bad.id, bad.code
                 USING ERRCODE = 'check_violation';
         END IF;
-        RAISE EXCEPTION 'journal line %: entry, account or dimension belongs to another '
-                        'company, or a dimension is inactive', bad.id
+        RAISE EXCEPTION 'journal line %: its account or a dimension is missing, belongs to '
+                        'another company, or a dimension is inactive', bad.id
             USING ERRCODE = 'check_violation';
     END IF;
     RETURN NULL;
@@ -228,3 +234,36 @@ END $$;
 CREATE TRIGGER accounting_entry_update_check
     BEFORE UPDATE OR DELETE ON accounting_journalentry
     FOR EACH ROW EXECUTE FUNCTION accounting_entry_update_check();
+
+-- 6. Accounts and dimensions that journal lines use are never deleted (journal lines carry no
+--    foreign-key constraints; see rule 2).
+CREATE FUNCTION accounting_referenced_delete_check() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    used bigint;
+BEGIN
+    EXECUTE format(
+        'SELECT o.id FROM old_rows o WHERE EXISTS '
+        '(SELECT 1 FROM accounting_journalline l WHERE l.%I = o.id) LIMIT 1',
+        TG_ARGV[0])
+       INTO used;
+    IF used IS NOT NULL THEN
+        RAISE EXCEPTION '% % has journal lines and cannot be deleted; deactivate it instead',
+                        TG_TABLE_NAME, used
+            USING ERRCODE = 'restrict_violation';
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER accounting_account_delete_check
+    AFTER DELETE ON accounting_account REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION accounting_referenced_delete_check('account_id');
+CREATE TRIGGER accounting_costcenter_delete_check
+    AFTER DELETE ON accounting_costcenter REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION accounting_referenced_delete_check('cost_center_id');
+CREATE TRIGGER accounting_project_delete_check
+    AFTER DELETE ON accounting_project REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION accounting_referenced_delete_check('project_id');
+CREATE TRIGGER accounting_department_delete_check
+    AFTER DELETE ON accounting_department REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION accounting_referenced_delete_check('department_id');

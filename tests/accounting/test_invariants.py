@@ -10,7 +10,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounting import services
-from accounting.models import AccountingPeriod, JournalEntry, JournalLine
+from accounting.models import AccountingPeriod, CostCenter, JournalEntry, JournalLine
 from tests.accounting.conftest import account, post
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -254,3 +254,40 @@ def test_a_line_for_a_missing_entry_is_refused(posted):
     orphan.entry_id = entry.pk + 10_000
     with pytest.raises(IntegrityError, match="lines cannot be added"):
         JournalLine.objects.bulk_create([orphan])
+
+
+def test_a_line_for_a_missing_account_or_dimension_is_refused(posted):
+    books, _ = posted
+    for field in ("account_id", "cost_center_id"):
+        refused = pytest.raises(IntegrityError, match="missing")
+        with refused, transaction.atomic():
+            entry = _raw_entry(books.a)
+            bad = _line(entry, "1131", debit="100.00")
+            setattr(bad, field, 987654)
+            JournalLine.objects.bulk_create([bad, _line(entry, "4100", credit="100.00", n=2)])
+
+
+def test_accounts_and_dimensions_in_use_cannot_be_deleted(posted):
+    books, entry = posted
+    center = services.dimension_create(
+        actor=None, company=books.a, model=CostCenter, code="D", name="D"
+    )
+    post(
+        books.a,
+        "2025-08-02",
+        ("6200", "1.00", "", {"cost_center": center.pk}),
+        ("1131", "", "1.00"),
+    )
+    for sql, value in (
+        ("DELETE FROM accounting_account WHERE id = %s", account(books.a, "1131").pk),
+        ("DELETE FROM accounting_costcenter WHERE id = %s", center.pk),
+    ):
+        with (
+            pytest.raises(IntegrityError, match="cannot be deleted"),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(sql, [value])
+    unused = services.account_create(
+        actor=None, company=books.a, code="6999", name="Unused", type="expense"
+    )
+    services.account_delete(actor=None, account=unused)
