@@ -251,12 +251,19 @@ class EntryStatus(models.TextChoices):
 class JournalEntry(models.Model):
     # Indexes are chosen for the write path: every index costs each posted row. The company's
     # composite indexes below serve the company FK; the fiscal year and posting user are only
-    # looked up when such a row is deleted, which the ledger never does.
+    # looked up when such a row is deleted, which the ledger never does. Company and fiscal
+    # year carry no database foreign key (PostgreSQL checks each row at commit): the entry
+    # trigger requires the entry's period to be of the same company and fiscal year, and the
+    # period's own foreign keys and the one below keep all three from being deleted.
     company = models.ForeignKey(
-        Company, on_delete=models.PROTECT, related_name="journal_entries", db_index=False
+        Company,
+        on_delete=models.PROTECT,
+        related_name="journal_entries",
+        db_index=False,
+        db_constraint=False,
     )
     fiscal_year = models.ForeignKey(
-        FiscalYear, on_delete=models.PROTECT, related_name="+", db_index=False
+        FiscalYear, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
     )
     period = models.ForeignKey(AccountingPeriod, on_delete=models.PROTECT, related_name="entries")
     number = models.PositiveIntegerField(help_text="Gapless within the company's fiscal year.")

@@ -512,7 +512,7 @@ def period_reopen(*, actor, period: AccountingPeriod) -> AccountingPeriod:
 # --- posting ---------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class _Line:
     account: _Acct
     debit: Decimal
@@ -863,6 +863,21 @@ def _digest(day: date, memo: str, source_type: str, source_id: str, lines: list[
     return hashlib.sha256(json.dumps(content, separators=(",", ":")).encode()).hexdigest()
 
 
+LINE_FIELDS = frozenset(
+    {
+        "account",
+        "account_code",
+        "account_role",
+        "debit",
+        "credit",
+        "cost_center",
+        "project",
+        "department",
+        "memo",
+    }
+)
+
+
 def _prepare(resolver: _Resolver, spec: dict, index: int, bulk: bool) -> _Entry:
     prefix = _where(index, bulk)
     day = _as_date(spec.get("date"), prefix)
@@ -879,17 +894,9 @@ def _prepare(resolver: _Resolver, spec: dict, index: int, bulk: bool) -> _Entry:
     lines, debits, credits = [], ZERO, ZERO
     for number, raw in enumerate(raw_lines, start=1):
         where = f"{prefix}line {number}: "
-        unknown = set(raw) - {
-            "account",
-            "account_code",
-            "account_role",
-            "debit",
-            "credit",
-            "cost_center",
-            "project",
-            "department",
-            "memo",
-        }
+        if not isinstance(raw, dict):
+            raise ValidationFailed(f"{where}a line must be an object.", code="invalid")
+        unknown = raw.keys() - LINE_FIELDS
         if unknown:
             raise ValidationFailed(
                 f"{where}unknown field(s) {', '.join(sorted(unknown))}.", code="invalid"
