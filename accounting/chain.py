@@ -7,6 +7,17 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 GENESIS_HASH = "0" * 64
+# The line columns that enter the hash, in this order.
+HASHED_LINE_FIELDS = (
+    "line_no",
+    "account_id",
+    "debit",
+    "credit",
+    "cost_center_id",
+    "project_id",
+    "department_id",
+    "memo",
+)
 
 
 def _amount(value: Decimal) -> str:

@@ -156,24 +156,12 @@ def movements(
         if account_types is not None
         else None
     )
+    sources = []
     if whole:
         balances = AccountBalance.objects.filter(
             company=company, period_id__in=whole, **dims.balance_filter()
         )
-        if exclude_closing:
-            balances = balances.filter(closing=False)
-        if account_ids is not None:
-            balances = balances.filter(account_id__in=account_ids)
-        if type_ids is not None:
-            balances = balances.filter(account_id__in=type_ids)
-        for account_id, debit, credit in (
-            balances.values("account_id")
-            .annotate(d=Sum("debit"), c=Sum("credit"))
-            .values_list("account_id", "d", "c")
-            .order_by()
-        ):
-            totals[account_id][0] += debit
-            totals[account_id][1] += credit
+        sources.append(balances.filter(closing=False) if exclude_closing else balances)
     if partial:
         lines = JournalLine.objects.filter(
             company=company, entry__period_id__in=partial, entry__date__lte=date_to
@@ -182,12 +170,13 @@ def movements(
             lines = lines.filter(entry__date__gte=date_from)
         if exclude_closing:
             lines = lines.exclude(entry__source_type=YEAR_END_CLOSE)
-        if account_ids is not None:
-            lines = lines.filter(account_id__in=account_ids)
-        if type_ids is not None:
-            lines = lines.filter(account_id__in=type_ids)
+        sources.append(lines)
+    for rows in sources:
+        for wanted in (account_ids, type_ids):
+            if wanted is not None:
+                rows = rows.filter(account_id__in=wanted)
         for account_id, debit, credit in (
-            lines.values("account_id")
+            rows.values("account_id")
             .annotate(d=Sum("debit"), c=Sum("credit"))
             .values_list("account_id", "d", "c")
             .order_by()
@@ -554,7 +543,7 @@ def ledger_verify(*, company: Company, chunk: int = 2000) -> tuple[int, ChainBre
     """Recompute the company's hash chain from the stored rows, oldest entry first. Returns how
     many entries were checked and the first one whose stored content no longer matches its
     hash (or whose link to the previous entry is broken), or None when the chain holds."""
-    from accounting.chain import GENESIS_HASH, entry_hash
+    from accounting.chain import GENESIS_HASH, HASHED_LINE_FIELDS, entry_hash
     from accounting.models import FiscalYear, LedgerChain
 
     years = dict(FiscalYear.objects.filter(company=company).values_list("pk", "name"))
@@ -592,17 +581,7 @@ def ledger_verify(*, company: Company, chunk: int = 2000) -> tuple[int, ChainBre
         for row in (
             JournalLine.objects.filter(company=company, entry_id__in=[e[0] for e in entries])
             .order_by("entry_id", "line_no")
-            .values_list(
-                "entry_id",
-                "line_no",
-                "account_id",
-                "debit",
-                "credit",
-                "cost_center_id",
-                "project_id",
-                "department_id",
-                "memo",
-            )
+            .values_list("entry_id", *HASHED_LINE_FIELDS)
         ):
             lines[row[0]].append(row[1:])
         for row in entries:

@@ -25,7 +25,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 from django_guid import get_guid
 
-from accounting.chain import GENESIS_HASH, entry_hash
+from accounting.chain import GENESIS_HASH, HASHED_LINE_FIELDS, entry_hash
 from accounting.chart import STANDARD_CHART
 from accounting.models import (
     PROFIT_AND_LOSS_TYPES,
@@ -1093,18 +1093,7 @@ def _post(
 
 
 _ENTRY_FIELDS = [f.attname for f in JournalEntry._meta.concrete_fields]
-_LINE_COLUMNS = (
-    "entry_id",
-    "company_id",
-    "line_no",
-    "account_id",
-    "debit",
-    "credit",
-    "cost_center_id",
-    "project_id",
-    "department_id",
-    "memo",
-)
+_LINE_COLUMNS = ("entry_id", "company_id", *HASHED_LINE_FIELDS)
 
 
 def _insert(actor, system_job, company, chain_hash, fresh, results) -> bool:
