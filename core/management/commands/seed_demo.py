@@ -101,24 +101,33 @@ class Command(BaseCommand):
                         services.membership_create(
                             actor=admin_user, company=company, user=user, role=role
                         )
+        module_lines = []
         for spec in DEMO_COMPANIES:
             company = Company.objects.get(slug=spec["slug"])
             for label, seed in _module_seeders():
                 with transaction.atomic():
                     added = seed(company=company, actor=admin_user, stdout=self.stdout)
                 if added:
-                    self.stdout.write(f"  {company.slug}: {added} {label} demo records")
+                    module_lines.append(f"  {company.slug}: {added} {label} demo records")
         # Say the demo password only while it is still the password (a developer may change it).
         admin_password = ADMIN_PASSWORD if admin_user.check_password(ADMIN_PASSWORD) else None
-        self._report(show, created_users, admin_password)
+        self._report(show, created_users, admin_password, module_lines)
 
-    def _report(self, show: bool, created_users: list[str], admin_password: str | None) -> None:
+    def _report(
+        self,
+        show: bool,
+        created_users: list[str],
+        admin_password: str | None,
+        module_lines: list[str],
+    ) -> None:
         out = self.stdout
         out.write(
             self.style.SUCCESS(
                 f"Demo data ready: {len(DEMO_COMPANIES)} companies, {len(created_users)} new users."
             )
         )
+        for line in module_lines:
+            out.write(line)
         if not show:
             out.write(
                 "Credentials are not shown outside local settings; set passwords with "
