@@ -682,7 +682,10 @@ class _Resolver:
             key = str(spec.get("idempotency_key") or "").strip()
             if key:
                 keys.append(key)
-            for line in spec.get("lines") or ():
+            lines = spec.get("lines")
+            for line in lines if isinstance(lines, list) else ():
+                if not isinstance(line, dict):
+                    continue  # _prepare says what is wrong with it
                 account = line.get("account")
                 if isinstance(account, Account):
                     ids.add(account.pk)
@@ -728,17 +731,22 @@ class _Resolver:
                     [company.pk, *values],
                 )
             )
-        lock = " FOR UPDATE OF c" if connection.features.has_select_for_update_of else ""
+        lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+        # The lock first, as a statement of its own: the periods and keys after it are read
+        # with a snapshot taken once the lock is held (READ COMMITTED), so they are current.
         locked = [
             (
-                "SELECT c.last_hash, p.id, p.start_date, p.end_date, p.status, "  # noqa: S608 - a constant lock clause
-                "p.fiscal_year_id, y.name, p.number FROM accounting_ledgerchain c "
-                "LEFT JOIN accounting_accountingperiod p ON p.company_id = c.company_id "
-                "AND p.end_date >= %s AND p.start_date <= %s "
-                "LEFT JOIN accounting_fiscalyear y ON y.id = p.fiscal_year_id "
-                f"WHERE c.company_id = %s ORDER BY p.start_date{lock}",
-                [first, last, company.pk],
-            )
+                f"SELECT last_hash FROM accounting_ledgerchain WHERE company_id = %s{lock}",  # noqa: S608 - a constant lock clause
+                [company.pk],
+            ),
+            (
+                "SELECT p.id, p.start_date, p.end_date, p.status, p.fiscal_year_id, y.name, "
+                "p.number FROM accounting_accountingperiod p "
+                "JOIN accounting_fiscalyear y ON y.id = p.fiscal_year_id "
+                "WHERE p.company_id = %s AND p.end_date >= %s AND p.start_date <= %s "
+                "ORDER BY p.start_date",
+                [company.pk, first, last],
+            ),
         ]
         for start in range(0, len(keys), 2000):
             marks, values = _in(keys[start : start + 2000])
@@ -765,15 +773,15 @@ class _Resolver:
             name: {pk: bool(active) for pk, active in rows}
             for (name, _table), rows in zip(dim_tables, dim_rows, strict=True)
         }
-        lock_rows = results[len(statements)]
+        lock_rows, period_rows = results[len(statements)], results[len(statements) + 1]
         self.chain_hash = lock_rows[0][0] or GENESIS_HASH
-        self.periods = [_Period(*row[1:]) for row in lock_rows if row[1] is not None]
+        self.periods = [_Period(*row) for row in period_rows]
         if connection.vendor == "sqlite":  # dates come back as text there
             self.periods = [
                 p._replace(start_date=_as_date(p.start_date, ""), end_date=_as_date(p.end_date, ""))
                 for p in self.periods
             ]
-        self.existing_ids = [row[0] for rows in results[len(statements) + 1 :] for row in rows]
+        self.existing_ids = [row[0] for rows in results[len(statements) + 2 :] for row in rows]
 
     def account(self, line: dict, prefix: str) -> _Acct:
         if line.get("account") is not None:
@@ -1054,7 +1062,9 @@ def _post(
         else:
             earlier.replayed = True
             results[entry.index] = earlier
-    audited = bool(fresh) and _insert(actor, system_job, company, chain_hash, fresh, results)
+    audited = bool(fresh) and _insert(
+        actor, system_job, company, chain_hash, fresh, results, bulk=bulk
+    )
     ordered = [results[i] for i in range(len(prepared))]
     replayed = {e.pk for e in existing.values()}
     new = [e for e in ordered if e.pk not in replayed]
@@ -1096,7 +1106,7 @@ _ENTRY_FIELDS = [f.attname for f in JournalEntry._meta.concrete_fields]
 _LINE_COLUMNS = ("entry_id", "company_id", *HASHED_LINE_FIELDS)
 
 
-def _insert(actor, system_job, company, chain_hash, fresh, results) -> bool:
+def _insert(actor, system_job, company, chain_hash, fresh, results, *, bulk: bool) -> bool:
     """Write `fresh` entries; returns True when the audit event was written with them."""
     posted_at = timezone.now()
     label = _actor_label(actor, system_job)
@@ -1170,7 +1180,7 @@ def _insert(actor, system_job, company, chain_hash, fresh, results) -> bool:
         line_rows.append(line_tuples)
         prev_hash = digest
     audited = False
-    if connection.vendor == "postgresql" and len(values) == 1:
+    if connection.vendor == "postgresql" and not bulk:
         row = values[0]
         reference = f"JE/{fresh[0].period.year_name}/{row['number']:06d}"
         audit = {

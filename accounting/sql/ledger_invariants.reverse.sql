@@ -13,7 +13,9 @@ DROP TRIGGER IF EXISTS accounting_line_insert_check ON accounting_journalline;
 DROP FUNCTION IF EXISTS accounting_line_insert_check();
 DROP TRIGGER IF EXISTS accounting_entry_insert_check ON accounting_journalentry;
 DROP FUNCTION IF EXISTS accounting_entry_insert_check();
+DROP FUNCTION IF EXISTS accounting_queue_balance_check(bigint, bigint, bigint);
 ALTER TABLE accounting_ledgerchain
+    DROP COLUMN IF EXISTS pending_seq,
     DROP COLUMN IF EXISTS pending_xact,
     DROP COLUMN IF EXISTS pending_from,
     DROP COLUMN IF EXISTS pending_to;

@@ -11,13 +11,29 @@
 ALTER TABLE accounting_journalentry
     ADD COLUMN created_xact xid8 NOT NULL DEFAULT pg_current_xact_id();
 
--- The ids of the entries a transaction has inserted so far, per company, kept on the company's
--- chain head row. Updating that row queues the commit-time balance check (rule 3), once per
--- INSERT statement rather than once per entry.
+-- The id range of the entries an INSERT statement wrote or added lines to, per company, set on
+-- the company's chain head row. Each such update (a new pending_seq) queues the commit-time
+-- balance check of that range (rule 3): one set-based check per statement, not one per entry.
 ALTER TABLE accounting_ledgerchain
     ADD COLUMN pending_xact xid8,
     ADD COLUMN pending_from bigint,
-    ADD COLUMN pending_to bigint;
+    ADD COLUMN pending_to bigint,
+    ADD COLUMN pending_seq bigint NOT NULL DEFAULT 0;
+
+-- Queue the balance check of entries lo..hi of a company, for this transaction.
+CREATE FUNCTION accounting_queue_balance_check(company bigint, lo bigint, hi bigint)
+RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE accounting_ledgerchain
+       SET pending_xact = pg_current_xact_id(), pending_from = lo, pending_to = hi,
+           pending_seq = pending_seq + 1
+     WHERE company_id = company;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'journal entries of company %, which has no ledger chain head', company
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN true;
+END $$;
 
 -- 1. New entries: posted, created now, in an open period of their own company that contains
 --    their date.
@@ -25,7 +41,6 @@ CREATE FUNCTION accounting_entry_insert_check() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     bad record;
-    chains integer;
 BEGIN
     -- Lock the periods first, then check them: a concurrent lock or close either commits
     -- before this check (which then sees it) or waits for this posting to commit.
@@ -56,20 +71,8 @@ BEGIN
             USING ERRCODE = 'check_violation';
     END IF;
     -- Queue the balance check of these entries (rule 3) on each company's chain head.
-    UPDATE accounting_ledgerchain c
-       SET pending_from = CASE WHEN c.pending_xact = pg_current_xact_id()
-                               THEN least(c.pending_from, r.lo) ELSE r.lo END,
-           pending_to = CASE WHEN c.pending_xact = pg_current_xact_id()
-                             THEN greatest(c.pending_to, r.hi) ELSE r.hi END,
-           pending_xact = pg_current_xact_id()
-      FROM (SELECT company_id, min(id) AS lo, max(id) AS hi
-              FROM new_entries GROUP BY company_id) r
-     WHERE c.company_id = r.company_id;
-    GET DIAGNOSTICS chains = ROW_COUNT;
-    IF chains < (SELECT count(DISTINCT company_id) FROM new_entries) THEN
-        RAISE EXCEPTION 'journal entries of a company without a ledger chain head'
-            USING ERRCODE = 'check_violation';
-    END IF;
+    PERFORM accounting_queue_balance_check(company_id, min(id), max(id))
+       FROM new_entries GROUP BY company_id;
     RETURN NULL;
 END $$;
 
@@ -87,17 +90,21 @@ LANGUAGE plpgsql AS $$
 DECLARE
     bad record;
 BEGIN
+    -- Lock what the lines refer to (as foreign keys would), so a concurrent delete either
+    -- commits first and is seen below, or waits and then sees these lines (rule 6).
+    PERFORM 1 FROM accounting_account
+      WHERE id IN (SELECT DISTINCT account_id FROM new_lines) ORDER BY id FOR KEY SHARE;
+    PERFORM 1 FROM accounting_costcenter
+      WHERE id IN (SELECT DISTINCT cost_center_id FROM new_lines) ORDER BY id FOR KEY SHARE;
+    PERFORM 1 FROM accounting_project
+      WHERE id IN (SELECT DISTINCT project_id FROM new_lines) ORDER BY id FOR KEY SHARE;
+    PERFORM 1 FROM accounting_department
+      WHERE id IN (SELECT DISTINCT department_id FROM new_lines) ORDER BY id FOR KEY SHARE;
     SELECT n.id, n.entry_id, a.code, a.is_postable, a.is_active,
            (e.id IS NULL) AS no_entry,
-           (e.created_xact <> pg_current_xact_id() OR n.entry_id <= s.upto) AS old_entry
+           (e.created_xact <> pg_current_xact_id()) AS old_entry
       INTO bad
       FROM new_lines n
-      -- Entries of this transaction whose balance was already checked (SET CONSTRAINTS ...
-      -- IMMEDIATE runs the commit-time check early) take no more lines.
-      JOIN (SELECT company_id, coalesce(nullif(current_setting(
-                'kontor.ledger_checked_' || company_id, true), '')::bigint, 0) AS upto
-              FROM (SELECT DISTINCT company_id FROM new_lines) c) s
-        ON s.company_id = n.company_id
       LEFT JOIN accounting_journalentry e ON e.id = n.entry_id
       LEFT JOIN accounting_account a ON a.id = n.account_id
       LEFT JOIN accounting_costcenter cc ON cc.id = n.cost_center_id
@@ -105,7 +112,6 @@ BEGIN
       LEFT JOIN accounting_department d ON d.id = n.department_id
      WHERE e.id IS NULL
         OR e.created_xact <> pg_current_xact_id()
-        OR n.entry_id <= s.upto
         OR e.company_id <> n.company_id
         OR a.id IS NULL
         OR a.company_id <> n.company_id
@@ -134,6 +140,9 @@ BEGIN
                         'another company, or a dimension is inactive', bad.id
             USING ERRCODE = 'check_violation';
     END IF;
+    -- Lines added in another statement than their entry's (raw SQL) queue their own check.
+    PERFORM accounting_queue_balance_check(company_id, min(entry_id), max(entry_id))
+       FROM new_lines GROUP BY company_id;
     RETURN NULL;
 END $$;
 
@@ -144,16 +153,16 @@ CREATE TRIGGER accounting_line_insert_check
 
 -- 3. At commit, each entry the transaction inserted has at least two lines, they balance,
 --    and they add up to the entry's total: one set-based check per company and INSERT
---    statement, over the ids that statement's chain-head update recorded.
+--    statement, over the id range that statement queued on the chain head. Every statement
+--    that inserts entries or lines queues its own range, so a line added after an early check
+--    (SET CONSTRAINTS ... IMMEDIATE) is checked again at commit.
 CREATE FUNCTION accounting_entry_balance_check() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     bad record;
-    setting text := 'kontor.ledger_checked_' || NEW.company_id;
 BEGIN
-    IF NEW.pending_xact IS DISTINCT FROM pg_current_xact_id() OR NEW.pending_to <= coalesce(
-            nullif(current_setting(setting, true), '')::bigint, 0) THEN
-        RETURN NULL;  -- another transaction's range, or already checked in this one
+    IF NEW.pending_xact IS DISTINCT FROM pg_current_xact_id() THEN
+        RETURN NULL;  -- not a range this transaction queued
     END IF;
     SELECT e.id, e.total, x.line_count, x.debits, x.credits
       INTO bad
@@ -183,9 +192,6 @@ BEGIN
                         bad.id, bad.debits, bad.total
             USING ERRCODE = 'check_violation';
     END IF;
-    -- Seal what was checked (ids only grow): no line can be added to these entries later in
-    -- this transaction. Transaction-local: gone at commit or rollback.
-    PERFORM set_config(setting, NEW.pending_to::text, true);
     RETURN NULL;
 END $$;
 
@@ -193,7 +199,7 @@ CREATE CONSTRAINT TRIGGER accounting_entry_balance_check
     AFTER UPDATE ON accounting_ledgerchain
     DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW
-    WHEN (NEW.pending_xact IS NOT NULL)
+    WHEN (NEW.pending_seq IS DISTINCT FROM OLD.pending_seq)
     EXECUTE FUNCTION accounting_entry_balance_check();
 
 -- 4. Posted lines are never changed or removed.

@@ -20,13 +20,14 @@ def _period(company, day="2025-08-01"):
     return AccountingPeriod.objects.get(company=company, start_date__lte=day, end_date__gte=day)
 
 
-def _raw_entry(company, day="2025-08-15", total="100.00", key="raw-1", period=None):
+def _raw_entry(company, day="2025-08-15", total="100.00", key="raw-1", period=None, **extra):
     period = period or _period(company, day)
+    extra.setdefault("number", 9000)
     return JournalEntry.objects.create(
+        **extra,
         company=company,
         fiscal_year=period.fiscal_year,
         period=period,
-        number=9000,
         date=day,
         idempotency_key=key,
         content_digest="raw",
@@ -202,20 +203,6 @@ def test_services_still_post_after_all_this(posted):
     assert entry.reference == "JE/2025-26/000002"
 
 
-def test_an_early_balance_check_does_not_open_the_entry_to_more_lines(posted):
-    """SET CONSTRAINTS ALL IMMEDIATE runs the commit-time check early; the entries it checked
-    are sealed, so an unbalancing line cannot be slipped in after it."""
-    books, _ = posted
-    with pytest.raises(IntegrityError, match="already posted"), transaction.atomic():
-        entry = _raw_entry(books.a)
-        JournalLine.objects.bulk_create(
-            [_line(entry, "1131", debit="100.00"), _line(entry, "4100", credit="100.00", n=2)]
-        )
-        with connection.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        JournalLine.objects.bulk_create([_line(entry, "1131", debit="999.00", n=3)])
-
-
 def test_a_period_locked_while_a_posting_waits_refuses_it(posted):
     """The lock is taken by another transaction first and committed while the posting waits:
     the posting must see it and be refused, never land in the locked month."""
@@ -291,3 +278,38 @@ def test_accounts_and_dimensions_in_use_cannot_be_deleted(posted):
         actor=None, company=books.a, code="6999", name="Unused", type="expense"
     )
     services.account_delete(actor=None, account=unused)
+
+
+def test_no_setting_or_early_check_lets_an_unbalanced_entry_through(posted):
+    """Each INSERT statement queues its own balance check: a session setting, an explicit
+    lower id or an early SET CONSTRAINTS cannot skip one."""
+    books, _ = posted
+    with pytest.raises(IntegrityError, match="does not balance"), transaction.atomic():
+        entry = _raw_entry(books.a, key="raw-forged")
+        JournalLine.objects.bulk_create(
+            [_line(entry, "1131", debit="100.00"), _line(entry, "4100", credit="1.00", n=2)]
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config(%s, %s, true)",
+                [f"kontor.ledger_checked_{books.a.pk}", str(entry.pk + 10**6)],
+            )
+    with pytest.raises(IntegrityError, match="does not balance"), transaction.atomic():
+        high = _raw_entry(books.a, key="raw-high", id=9_000_000, number=9001)
+        JournalLine.objects.bulk_create(
+            [_line(high, "1131", debit="100.00"), _line(high, "4100", credit="100.00", n=2)]
+        )
+        low = _raw_entry(books.a, key="raw-low", id=8_000_000, number=9002)
+        JournalLine.objects.bulk_create(
+            [_line(low, "1131", debit="100.00"), _line(low, "4100", credit="1.00", n=2)]
+        )
+    with pytest.raises(IntegrityError, match="does not balance"), transaction.atomic():
+        entry = _raw_entry(books.a, key="raw-late")
+        JournalLine.objects.bulk_create(
+            [_line(entry, "1131", debit="100.00"), _line(entry, "4100", credit="100.00", n=2)]
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+        JournalLine.objects.bulk_create([_line(entry, "1131", debit="999.00", n=3)])
+    assert not JournalEntry.objects.filter(idempotency_key__startswith="raw-").exists()

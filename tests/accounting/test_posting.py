@@ -388,3 +388,17 @@ def test_a_replay_says_so(books):
     again = post(books.a, "2025-08-01", *SALE, idempotency_key="k")
     assert (first.replayed, again.replayed) == (False, True)
     assert again.reference == first.reference
+
+
+def test_malformed_lines_are_refused_not_crashed_on(books):
+    for lines in ([["x"], {"account_code": "4100", "credit": "1"}], "not a list"):
+        with pytest.raises(ValidationFailed):
+            services.journal_entry_post(company=books.a, date="2025-08-01", lines=lines)
+
+
+def test_a_one_entry_bulk_is_audited_as_a_bulk(books):
+    from core.models import AuditEvent
+
+    services.journal_entries_post_bulk(company=books.a, entries=[_spec("2025-08-01", "5.00", "b")])
+    assert AuditEvent.objects.filter(action="journal_entries.bulk_posted").count() == 1
+    assert not AuditEvent.objects.filter(action="journal_entry.posted").exists()
