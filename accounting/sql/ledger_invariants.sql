@@ -89,17 +89,21 @@ CREATE FUNCTION accounting_line_insert_check() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     bad record;
+    locked bigint;
 BEGIN
     -- Lock what the lines refer to (as foreign keys would), so a concurrent delete either
     -- commits first and is seen below, or waits and then sees these lines (rule 6).
-    PERFORM 1 FROM accounting_account
-      WHERE id IN (SELECT DISTINCT account_id FROM new_lines) ORDER BY id FOR KEY SHARE;
-    PERFORM 1 FROM accounting_costcenter
-      WHERE id IN (SELECT DISTINCT cost_center_id FROM new_lines) ORDER BY id FOR KEY SHARE;
-    PERFORM 1 FROM accounting_project
-      WHERE id IN (SELECT DISTINCT project_id FROM new_lines) ORDER BY id FOR KEY SHARE;
-    PERFORM 1 FROM accounting_department
-      WHERE id IN (SELECT DISTINCT department_id FROM new_lines) ORDER BY id FOR KEY SHARE;
+    WITH a AS (SELECT id FROM accounting_account
+                WHERE id IN (SELECT account_id FROM new_lines) ORDER BY id FOR KEY SHARE),
+         cc AS (SELECT id FROM accounting_costcenter
+                 WHERE id IN (SELECT cost_center_id FROM new_lines) ORDER BY id FOR KEY SHARE),
+         pr AS (SELECT id FROM accounting_project
+                 WHERE id IN (SELECT project_id FROM new_lines) ORDER BY id FOR KEY SHARE),
+         d AS (SELECT id FROM accounting_department
+                WHERE id IN (SELECT department_id FROM new_lines) ORDER BY id FOR KEY SHARE)
+    SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM cc) + (SELECT count(*) FROM pr)
+           + (SELECT count(*) FROM d)
+      INTO locked;
     SELECT n.id, n.entry_id, a.code, a.is_postable, a.is_active,
            (e.id IS NULL) AS no_entry,
            (e.created_xact <> pg_current_xact_id()) AS old_entry
