@@ -46,27 +46,15 @@ class Dimensions:
     project: int | None = None
     department: int | None = None
 
+    def _filter(self, suffix: str) -> dict:
+        return {f"{name}{suffix}": value for name, value in self.as_dict().items() if value}
+
     def balance_filter(self) -> dict:
-        return {
-            f"{name}_key": value
-            for name, value in (
-                ("cost_center", self.cost_center),
-                ("project", self.project),
-                ("department", self.department),
-            )
-            if value is not None
-        }
+        """For AccountBalance, whose dimension keys are plain integers."""
+        return self._filter("_key")
 
     def line_filter(self) -> dict:
-        return {
-            f"{name}_id": value
-            for name, value in (
-                ("cost_center", self.cost_center),
-                ("project", self.project),
-                ("department", self.department),
-            )
-            if value is not None
-        }
+        return self._filter("_id")
 
     def as_dict(self) -> dict:
         return {
