@@ -80,21 +80,29 @@ def _adopt(obj, saved) -> None:
 # --- list filters that show only the user's own companies' choices ---------------------------
 
 
-class CompanyListFilter(admin.SimpleListFilter):
+class _IdListFilter(admin.SimpleListFilter):
+    """A filter whose choices are row ids of `field`; anything else in the URL matches nothing."""
+
+    field = ""
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        return queryset.filter(**{self.field: value}) if value.isdigit() else queryset.none()
+
+
+class CompanyListFilter(_IdListFilter):
+    field = "company_id"
     title = "company"
     parameter_name = "company"
 
     def lookups(self, request, model_admin):
         return [(company.pk, company.name) for company in _readable(request)]
 
-    def queryset(self, request, queryset):
-        value = self.value()
-        if value is None:
-            return queryset
-        return queryset.filter(company_id=value) if value.isdigit() else queryset.none()
 
-
-class FiscalYearListFilter(admin.SimpleListFilter):
+class FiscalYearListFilter(_IdListFilter):
+    field = "fiscal_year_id"
     title = "fiscal year"
     parameter_name = "fiscal_year"
 
@@ -107,14 +115,9 @@ class FiscalYearListFilter(admin.SimpleListFilter):
             for year in years.order_by("company__name", "-start_date")
         ]
 
-    def queryset(self, request, queryset):
-        value = self.value()
-        if value is None:
-            return queryset
-        return queryset.filter(fiscal_year_id=value) if value.isdigit() else queryset.none()
 
-
-class PeriodListFilter(admin.SimpleListFilter):
+class PeriodListFilter(_IdListFilter):
+    field = "period_id"
     """The months of the fiscal year chosen in the filter above (or of the year containing
     today, for one company): a list of every period ever would be too long to use."""
 
@@ -138,12 +141,6 @@ class PeriodListFilter(admin.SimpleListFilter):
             (period.pk, f"{period.start_date:%Y-%m} (P{period.number:02d}, {period.status})")
             for period in periods.order_by("start_date")
         ]
-
-    def queryset(self, request, queryset):
-        value = self.value()
-        if value is None:
-            return queryset
-        return queryset.filter(period_id=value) if value.isdigit() else queryset.none()
 
 
 class SourceTypeListFilter(admin.SimpleListFilter):
