@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test venv migrate seed lint format bench schema clean-var
+.PHONY: run test venv migrate seed lint format bench schema clean-var fonts
 
 $(STAMP): requirements/base.txt requirements/local.txt
 	@test -x $(PY) || $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -17,9 +17,23 @@ $(STAMP): requirements/base.txt requirements/local.txt
 
 venv: $(STAMP)
 
+## A font that covers Bengali, for the Mushak PDFs (Debian's fonts-noto-core). Best-effort: as
+## root it is installed; otherwise a warning says how (Bangla in PDFs would show as boxes).
+FONT_PKG := fonts-noto-core
+fonts:
+	@fc-list :lang=bn 2>/dev/null | grep -q . || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing $(FONT_PKG) (a Bengali font for the Mushak PDFs)"; \
+	    apt-get install -y -q --no-install-recommends $(FONT_PKG) >/dev/null 2>&1 \
+	      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends $(FONT_PKG) >/dev/null 2>&1; } \
+	      || echo "warning: could not install $(FONT_PKG): Bangla text in PDFs will show as boxes"; \
+	  else \
+	    echo "warning: no font covers Bengali, so Bangla text in PDFs will show as boxes; install one with: sudo apt-get install $(FONT_PKG)"; \
+	  fi; }
+
 ## Back office with demo data on http://127.0.0.1:8000 (web, worker and beat; Ctrl-C stops all).
 run: export DJANGO_SETTINGS_MODULE ?= config.settings.local
-run: $(STAMP)
+run: $(STAMP) fonts
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
 	@rm -rf var/prometheus && mkdir -p var/prometheus
@@ -28,7 +42,7 @@ run: $(STAMP)
 		$(VENV)/bin/honcho start --no-prefix -f Procfile
 
 ## The whole test suite (SQLite and no Redis unless DATABASE_URL / REDIS_URL are set).
-test: $(STAMP)
+test: $(STAMP) fonts
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 migrate: $(STAMP)
