@@ -1,0 +1,174 @@
+"""A period's automation rule: exactly one of
+
+    {"run_on_date": "YYYY-MM-DD"}   due from that date on (a missed day still runs later)
+    {"days_before_end": N}          due from N days before the period's last day
+    {"cron": "m h dom mon dow"}     due once the expression has fired since the period began,
+                                    read in the company's time zone
+
+`automation_rule_validate` gives the admin form, the API serializer and the services one set of
+messages. Dates are business dates in the company's time zone (DESIGN §3).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from croniter import CroniterBadCronError, croniter
+from django.utils import timezone
+
+from core.errors import ValidationFailed
+
+RULE_KEYS = ("run_on_date", "days_before_end", "cron")
+FIELD = "automation_rule"
+MAX_DAYS_BEFORE_END = 366
+
+
+def _fail(message: str, code: str) -> ValidationFailed:
+    return ValidationFailed(message, code=code, fields={FIELD: [message]})
+
+
+def automation_rule_validate(rule: Any, *, enabled: bool = True) -> dict:
+    """Return the rule normalised (run_on_date as an ISO string, days as an int, cron with single
+    spaces), or raise ValidationFailed(code, fields={"automation_rule": [...]}).
+
+    An empty rule is allowed only while automation is off."""
+    if rule in (None, "", {}):
+        if enabled:
+            raise _fail(
+                "Automation is on but no rule is set: give one of run_on_date, days_before_end "
+                "or cron.",
+                "automation_rule_missing",
+            )
+        return {}
+    if not isinstance(rule, dict):
+        raise _fail(
+            'The automation rule must be an object such as {"days_before_end": 3}.',
+            "automation_rule_not_object",
+        )
+    unknown = sorted(set(rule) - set(RULE_KEYS))
+    if unknown:
+        raise _fail(
+            f"Unknown automation rule key {', '.join(repr(k) for k in unknown)}; use exactly one "
+            f"of {', '.join(RULE_KEYS)}.",
+            "automation_rule_unknown_key",
+        )
+    if len(rule) != 1:
+        raise _fail(
+            f"Give exactly one automation rule, not {len(rule)} ({', '.join(sorted(rule))}).",
+            "automation_rule_ambiguous",
+        )
+    ((key, value),) = rule.items()
+    if key == "run_on_date":
+        return {key: _valid_date(value).isoformat()}
+    if key == "days_before_end":
+        return {key: _valid_days(value)}
+    return {key: _valid_cron(value)}
+
+
+def _valid_date(value) -> dt.date:
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip()) if len(value.strip()) == 10 else None
+        except ValueError:
+            pass
+    raise _fail(
+        f"run_on_date must be a date written YYYY-MM-DD, not {value!r}.",
+        "automation_rule_bad_date",
+    )
+
+
+def _valid_days(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise _fail(
+            f"days_before_end must be a whole number of days, not {value!r}.",
+            "automation_rule_bad_days",
+        )
+    try:
+        days = int(str(value).strip())
+    except ValueError:
+        raise _fail(
+            f"days_before_end must be a whole number of days, not {value!r}.",
+            "automation_rule_bad_days",
+        ) from None
+    if days < 0:
+        raise _fail(
+            f"days_before_end cannot be negative ({days}); use 0 for the period's last day.",
+            "automation_rule_negative_days",
+        )
+    if days > MAX_DAYS_BEFORE_END:
+        raise _fail(
+            f"days_before_end must be at most {MAX_DAYS_BEFORE_END}.", "automation_rule_bad_days"
+        )
+    return days
+
+
+def _valid_cron(value) -> str:
+    if not isinstance(value, str) or len(value.split()) != 5:
+        raise _fail(
+            f"cron must have five fields 'minute hour day-of-month month day-of-week', "
+            f"not {value!r}.",
+            "automation_rule_invalid_cron",
+        )
+    expression = " ".join(value.split())
+    try:
+        croniter(expression, dt.datetime(2000, 1, 1))  # noqa: DTZ001 (syntax check only)
+    except (CroniterBadCronError, ValueError, KeyError) as exc:
+        raise _fail(
+            f"cron {expression!r} is not a valid expression: {exc}.",
+            "automation_rule_invalid_cron",
+        ) from None
+    return expression
+
+
+# --- when is a period due --------------------------------------------------------------------
+
+
+def _first_cron_fire(period, expression: str) -> dt.datetime:
+    """First firing at or after the period's first day, midnight, company time."""
+    tz = period.company.tz
+    start = dt.datetime.combine(period.start_date, dt.time.min, tzinfo=tz)
+    return croniter(expression, start - dt.timedelta(seconds=1)).get_next(dt.datetime)
+
+
+def rule_is_due(period, *, today: dt.date | None = None, now: dt.datetime | None = None) -> bool:
+    rule = period.automation_rule or {}
+    if len(rule) != 1:
+        return False
+    if now is None and today is None:
+        now = timezone.now()
+    if today is None:
+        today = timezone.localdate(now, period.company.tz)
+    if "run_on_date" in rule:
+        try:
+            return today >= dt.date.fromisoformat(str(rule["run_on_date"]))
+        except ValueError:
+            return False
+    if "days_before_end" in rule:
+        return today >= period.end_date - dt.timedelta(days=int(rule["days_before_end"]))
+    if "cron" in rule:
+        try:
+            fire = _first_cron_fire(period, rule["cron"])
+        except (CroniterBadCronError, ValueError, KeyError):
+            return False
+        if now is not None:
+            return now >= fire
+        return fire.date() <= today
+    return False
+
+
+def rule_next_run(period, *, now: dt.datetime | None = None):
+    """The date (run_on_date, days_before_end) or aware datetime (cron) the rule names."""
+    rule = period.automation_rule or {}
+    try:
+        if "run_on_date" in rule:
+            return dt.date.fromisoformat(str(rule["run_on_date"]))
+        if "days_before_end" in rule:
+            return period.end_date - dt.timedelta(days=int(rule["days_before_end"]))
+        if "cron" in rule:
+            return _first_cron_fire(period, rule["cron"])
+    except (CroniterBadCronError, ValueError, KeyError):
+        return None
+    return None
