@@ -13,6 +13,7 @@ api_v1 = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("accounting/reports/", include("accounting.api.urls")),
+    path("invoicing/reports/", include("invoicing.api.report_urls")),
     path("", include(router.urls)),
 ]
 
