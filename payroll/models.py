@@ -14,6 +14,7 @@ may add its own rows, which take precedence over the shared ones for the same ju
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
@@ -63,6 +64,19 @@ def _effective_dates_constraint(name: str) -> models.CheckConstraint:
         condition=Q(effective_to__isnull=True) | Q(effective_to__gte=F("effective_from")),
         name=name,
     )
+
+
+def _unique_per_company_or_shared(fields: list[str], name: str) -> list[models.UniqueConstraint]:
+    """Unique among a company's own rows, and among the shared rows (no company)."""
+    rest = [f for f in fields if f != "company"]
+    return [
+        models.UniqueConstraint(
+            fields=fields, condition=Q(company__isnull=False), name=f"{name}_own"
+        ),
+        models.UniqueConstraint(
+            fields=rest, condition=Q(company__isnull=True), name=f"{name}_shared"
+        ),
+    ]
 
 
 # --- employees and their pay ---------------------------------------------------------------------
@@ -215,11 +229,7 @@ class EarningType(models.Model):
     class Meta:
         ordering = ["code"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["company", "code"],
-                name="payroll_earning_type_code_unique",
-                nulls_distinct=False,
-            ),
+            *_unique_per_company_or_shared(["company", "code"], "payroll_earning_type_code_unique"),
         ]
 
     def __str__(self) -> str:
@@ -271,6 +281,11 @@ class DeductionCalculation(models.TextChoices):
     PERCENT = "percent", "Percent of gross pay"
 
 
+class PercentOf(models.TextChoices):
+    BASIC = "basic", "Basic pay (salary and hours)"
+    GROSS = "gross", "Gross pay (all earnings)"
+
+
 class DeductionType(models.Model):
     company = models.ForeignKey(
         Company,
@@ -295,13 +310,17 @@ class DeductionType(models.Model):
     annual_cap = models.DecimalField(
         **MONEY, null=True, blank=True, help_text="Most the employee pays in a tax year."
     )
+    percent_of = models.CharField(
+        max_length=10,
+        choices=PercentOf.choices,
+        default=PercentOf.BASIC,
+        help_text="Percent deductions: the base they are a percent of.",
+    )
     employer_rate = models.DecimalField(
         **RATE,
         default=0,
-        help_text="Employer's share as a fraction of the same base (0.100000 matches 10%).",
-    )
-    employer_amount = models.DecimalField(
-        **MONEY, default=0, help_text="Employer's fixed share per period."
+        help_text="Employer's share: for a percent deduction a fraction of the same base "
+        "(0.100000 pays 10%); for a fixed one a fraction of the employee's amount (1 matches it).",
     )
     has_balance = models.BooleanField(
         default=False, help_text="A loan: repayments stop when the employee's balance is paid."
@@ -312,10 +331,8 @@ class DeductionType(models.Model):
     class Meta:
         ordering = ["code"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["company", "code"],
-                name="payroll_deduction_type_code_unique",
-                nulls_distinct=False,
+            *_unique_per_company_or_shared(
+                ["company", "code"], "payroll_deduction_type_code_unique"
             ),
             models.CheckConstraint(
                 condition=Q(timing__in=DeductionTiming.values), name="payroll_deduction_timing"
@@ -325,7 +342,7 @@ class DeductionType(models.Model):
                 name="payroll_deduction_calculation",
             ),
             models.CheckConstraint(
-                condition=Q(employer_rate__gte=0) & Q(employer_amount__gte=0),
+                condition=Q(employer_rate__gte=0),
                 name="payroll_deduction_employer_not_negative",
             ),
             models.CheckConstraint(
@@ -400,10 +417,9 @@ class TaxTable(models.Model):
     class Meta:
         ordering = ["jurisdiction", "category", "-effective_from"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["company", "jurisdiction", "category", "effective_from"],
-                name="payroll_tax_table_unique",
-                nulls_distinct=False,
+            *_unique_per_company_or_shared(
+                ["company", "jurisdiction", "category", "effective_from"],
+                "payroll_tax_table_unique",
             ),
             _effective_dates_constraint("payroll_tax_table_dates"),
             models.CheckConstraint(
@@ -442,13 +458,9 @@ class TaxBracket(models.Model):
         return f"{self.lower:,} - {upper}: {self.rate * 100:.2f}%"
 
 
-class FlatTaxBase(models.TextChoices):
-    GROSS = "gross", "Gross pay"
-    TAXABLE = "taxable", "Taxable pay (after pre-tax deductions)"
-
-
 class FlatTax(models.Model):
-    """A flat-rate tax up to an annual wage base (social security style)."""
+    """A flat-rate tax on taxable pay (after pre-tax deductions) up to an annual wage base
+    (social security style), with an optional employer share on the same wages."""
 
     company = models.ForeignKey(
         Company, null=True, blank=True, on_delete=models.PROTECT, related_name="flat_taxes"
@@ -461,7 +473,6 @@ class FlatTax(models.Model):
     wage_base = models.DecimalField(
         **MONEY, null=True, blank=True, help_text="Annual wages taxed at most; empty: no cap."
     )
-    base = models.CharField(max_length=10, choices=FlatTaxBase.choices, default=FlatTaxBase.GROSS)
     effective_from = models.DateField()
     effective_to = models.DateField(null=True, blank=True)
     source = models.TextField()
@@ -471,10 +482,8 @@ class FlatTax(models.Model):
         verbose_name_plural = "flat taxes"
         ordering = ["jurisdiction", "code", "-effective_from"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["company", "jurisdiction", "code", "effective_from"],
-                name="payroll_flat_tax_unique",
-                nulls_distinct=False,
+            *_unique_per_company_or_shared(
+                ["company", "jurisdiction", "code", "effective_from"], "payroll_flat_tax_unique"
             ),
             _effective_dates_constraint("payroll_flat_tax_dates"),
             models.CheckConstraint(
@@ -500,31 +509,33 @@ class OvertimeRule(models.Model):
     daily_threshold = models.DecimalField(
         **HOURS, null=True, blank=True, help_text="Hours a day after which daily overtime starts."
     )
-    daily_multiplier = models.DecimalField(max_digits=6, decimal_places=4, default=1.5)
     daily_double_threshold = models.DecimalField(
         **HOURS, null=True, blank=True, help_text="Hours a day after which double time starts."
     )
-    double_multiplier = models.DecimalField(max_digits=6, decimal_places=4, default=2)
-    weekly_threshold = models.DecimalField(**HOURS, null=True, blank=True)
-    weekly_multiplier = models.DecimalField(max_digits=6, decimal_places=4, default=1.5)
+    weekly_threshold = models.DecimalField(
+        **HOURS, null=True, blank=True, help_text="Hours a workweek after which overtime starts."
+    )
     seventh_day = models.BooleanField(
         default=False,
-        help_text="7th consecutive day worked in the workweek: first hours at the daily rate, "
-        "beyond the daily threshold at double time.",
+        help_text="7th consecutive day worked in the workweek: the first hours at the overtime "
+        "rate, beyond 'seventh day double after' at double time.",
     )
-    weekly_excludes_daily = models.BooleanField(
+    seventh_day_double_after = models.DecimalField(**HOURS, default=8)
+    weekly_excludes_daily_ot = models.BooleanField(
         default=True, help_text="Hours paid as daily overtime do not count towards the week."
     )
-    greater_of_daily_weekly = models.BooleanField(
+    greater_of_daily_or_weekly = models.BooleanField(
         default=False, help_text="Pay whichever of the daily or weekly calculation pays more."
     )
-    daily_only_below_min_wage_multiple = models.DecimalField(
+    daily_requires_rate_below_min_wage_multiple = models.DecimalField(
         max_digits=6,
         decimal_places=4,
         null=True,
         blank=True,
         help_text="Daily overtime only when the rate is below this multiple of the minimum wage.",
     )
+    ot_multiplier = models.DecimalField(max_digits=6, decimal_places=4, default=Decimal("1.5"))
+    dt_multiplier = models.DecimalField(max_digits=6, decimal_places=4, default=Decimal("2"))
     minimum_wage = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
     effective_from = models.DateField()
     effective_to = models.DateField(null=True, blank=True)
@@ -534,12 +545,19 @@ class OvertimeRule(models.Model):
     class Meta:
         ordering = ["jurisdiction", "-effective_from"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["company", "jurisdiction", "effective_from"],
-                name="payroll_overtime_rule_unique",
-                nulls_distinct=False,
+            *_unique_per_company_or_shared(
+                ["company", "jurisdiction", "effective_from"], "payroll_overtime_rule_unique"
             ),
             _effective_dates_constraint("payroll_overtime_rule_dates"),
+            models.CheckConstraint(
+                condition=Q(ot_multiplier__gte=1) & Q(dt_multiplier__gte=F("ot_multiplier")),
+                name="payroll_overtime_rule_multipliers",
+            ),
+            models.CheckConstraint(
+                condition=Q(daily_double_threshold__isnull=True)
+                | Q(daily_double_threshold__gt=F("daily_threshold")),
+                name="payroll_overtime_rule_double_after_daily",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -852,6 +870,7 @@ class Payslip(models.Model):
     )
     regular_hours = models.DecimalField(**HOURS, default=0)
     overtime_hours = models.DecimalField(**HOURS, default=0)
+    double_time_hours = models.DecimalField(**HOURS, default=0)
     gross = models.DecimalField(**MONEY)
     taxable = models.DecimalField(**MONEY)
     income_tax = models.DecimalField(**MONEY, default=0)
@@ -870,6 +889,11 @@ class Payslip(models.Model):
     ytd_deductions = models.DecimalField(**MONEY, default=0)
     ytd_net = models.DecimalField(**MONEY, default=0)
     warnings = models.JSONField(default=list, blank=True)
+    carried = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Taxes or deductions that could not be collected without negative net pay.",
+    )
     created_at = models.DateTimeField()
     emailed_at = models.DateTimeField(null=True, blank=True)
     voided_at = models.DateTimeField(null=True, blank=True)
@@ -926,9 +950,13 @@ class PayslipLine(models.Model):
     code = models.CharField(max_length=40)
     description = models.CharField(max_length=200)
     quantity = models.DecimalField(
-        max_digits=12, decimal_places=4, null=True, blank=True, help_text="Hours, if any."
+        max_digits=18,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text="Hours, days employed, or the wages a flat tax applied to.",
     )
-    rate = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    rate = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
     amount = models.DecimalField(**MONEY)
     taxable = models.BooleanField(default=True)
 

@@ -127,7 +127,7 @@ OVERTIME_RULES = [
         "daily_double_threshold": D("12"),
         "weekly_threshold": D("40"),
         "seventh_day": True,
-        "weekly_excludes_daily": True,
+        "weekly_excludes_daily_ot": True,
         "effective_from": dt.date(2000, 1, 1),
         "source": "Cal. Lab. Code 510(a): over 8 h in a workday or 40 h in a workweek and the "
         "first 8 h on the seventh consecutive day at 1.5x; over 12 h a day and over 8 h on the "
@@ -138,7 +138,7 @@ OVERTIME_RULES = [
         "name": "Alaska: over 8 h a day or 40 h a week at 1.5x",
         "daily_threshold": D("8"),
         "weekly_threshold": D("40"),
-        "weekly_excludes_daily": True,
+        "weekly_excludes_daily_ot": True,
         "effective_from": dt.date(2000, 1, 1),
         "source": "Alaska Stat. 23.10.060: over 8 h a day or 40 h a week at 1.5x, weekly hours "
         "not counting hours already paid as daily overtime.",
@@ -148,8 +148,8 @@ OVERTIME_RULES = [
         "name": "Nevada: daily 8 h at 1.5x below 1.5x minimum wage, weekly 40 h",
         "daily_threshold": D("8"),
         "weekly_threshold": D("40"),
-        "weekly_excludes_daily": True,
-        "daily_only_below_min_wage_multiple": D("1.5"),
+        "weekly_excludes_daily_ot": True,
+        "daily_requires_rate_below_min_wage_multiple": D("1.5"),
         "minimum_wage": D("12.00"),
         "effective_from": dt.date(2024, 7, 1),
         "source": "NRS 608.018: over 40 h a week at 1.5x; over 8 h in a 24-hour workday at 1.5x "
@@ -161,8 +161,8 @@ OVERTIME_RULES = [
         "name": "Colorado: over 12 h a workday or 40 h a week at 1.5x, whichever pays more",
         "daily_threshold": D("12"),
         "weekly_threshold": D("40"),
-        "weekly_excludes_daily": False,
-        "greater_of_daily_weekly": True,
+        "weekly_excludes_daily_ot": False,
+        "greater_of_daily_or_weekly": True,
         "effective_from": dt.date(2020, 3, 16),
         "source": "Colorado Overtime and Minimum Pay Standards Order (COMPS Order #38), "
         "7 CCR 1103-1, Rule 4.1.1: over 40 h a workweek or 12 h a workday at 1.5x, whichever "
