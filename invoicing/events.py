@@ -1,0 +1,192 @@
+"""The invoice event store on the Django ORM (PostgreSQL in production, SQLite embedded).
+
+- `stream_load(stream_id)`: a stream's events in version order and the state they replay to.
+- `events_append(...)`: one INSERT for all new events with `ON CONFLICT (stream_id, version)
+  DO NOTHING RETURNING id`. Fewer ids back than events sent means another writer appended the
+  same versions first: `ConflictError(code="stale_version")` (HTTP 409), and the caller's
+  transaction rolls back (numbers, postings and all). No savepoint is needed, so a conflict
+  never leaves the surrounding transaction broken.
+- `events_read_after(...)`: the global log for asynchronous consumers, in an order in which
+  nothing can later commit behind a checkpoint. On PostgreSQL every event carries the id of the
+  transaction that appended it (trigger in sql/event_store.sql); a consumer reads only events
+  whose transaction is older than the oldest transaction still running
+  (`pg_snapshot_xmin(pg_current_snapshot())`), ordered by (transaction id, id). SQLite has a
+  single writer, so ids commit in order there.
+- `consumer_run(name, handle)`: the checkpoint pattern: lock the checkpoint row, read a batch,
+  let `handle` write its own rows, move the checkpoint, all in one transaction (exactly once
+  for database consumers).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.utils import timezone
+from django_guid import get_guid
+
+from core.errors import ConflictError
+from invoicing import domain
+from invoicing.models import InvoiceEvent, ProjectionCheckpoint
+
+
+def actor_metadata(actor, system_job: str = "") -> dict:
+    if actor is not None and getattr(actor, "is_authenticated", False):
+        return {
+            "actor_id": actor.pk,
+            "actor": actor.get_username(),
+            "request_id": get_guid() or "",
+        }
+    return {
+        "actor_id": None,
+        "actor": f"system:{system_job}" if system_job else "system",
+        "request_id": get_guid() or "",
+    }
+
+
+def _meta(metadata: dict, recorded_at) -> dict:
+    return {**(metadata or {}), "recorded_at": recorded_at}
+
+
+def stream_load(stream_id) -> domain.InvoiceState:
+    rows = (
+        InvoiceEvent.objects.filter(stream_id=stream_id)
+        .order_by("version")
+        .values_list("type", "payload", "metadata", "recorded_at")
+    )
+    return domain.replay(((t, p, _meta(m, at)) for t, p, m, at in rows), stream_id=str(stream_id))
+
+
+@dataclass
+class Appended:
+    ids: list[int]
+    recorded_at: datetime
+
+
+_FIELDS = ("company", "stream_id", "version", "type", "payload", "metadata", "recorded_at")
+
+
+def _prep(name: str, value):
+    return InvoiceEvent._meta.get_field(name).get_db_prep_save(value, connection)
+
+
+def events_append(
+    *,
+    company_id: int,
+    stream_id,
+    expected_version: int,
+    events: list[tuple[str, dict]],
+    metadata: dict,
+    recorded_at: datetime | None = None,
+) -> Appended:
+    """Append `events` as versions expected_version+1... of the stream, or raise 409."""
+    if not events:
+        return Appended(ids=[], recorded_at=recorded_at or timezone.now())
+    recorded_at = recorded_at or timezone.now()
+    stream = stream_id if isinstance(stream_id, uuid.UUID) else uuid.UUID(str(stream_id))
+    rows, params = [], []
+    meta_json = json.dumps(metadata, cls=DjangoJSONEncoder)
+    for offset, (event_type, payload) in enumerate(events, start=1):
+        rows.append("(%s, %s, %s, %s, %s, %s, %s, 0)")
+        params += [
+            company_id,
+            _prep("stream_id", stream),
+            expected_version + offset,
+            event_type,
+            json.dumps(payload, cls=DjangoJSONEncoder),
+            meta_json,
+            _prep("recorded_at", recorded_at),
+        ]
+    table = InvoiceEvent._meta.db_table
+    sql = (
+        f"INSERT INTO {table} (company_id, stream_id, version, type, payload, metadata, "  # noqa: S608 - constant table name, %s placeholders
+        f"recorded_at, transaction_id) VALUES {', '.join(rows)} "
+        "ON CONFLICT (stream_id, version) DO NOTHING RETURNING id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        ids = sorted(row[0] for row in cursor.fetchall())
+    if len(ids) != len(events):
+        raise ConflictError(
+            "Someone else changed this invoice at the same moment; reload it and try again.",
+            code="stale_version",
+        )
+    return Appended(ids=ids, recorded_at=recorded_at)
+
+
+# --- the global log for asynchronous consumers ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoggedEvent:
+    id: int
+    transaction_id: int
+    company_id: int
+    stream_id: uuid.UUID
+    version: int
+    type: str
+    payload: dict
+    metadata: dict
+    recorded_at: datetime
+
+
+def events_read_after(*, transaction_id: int, position: int, limit: int = 1000):
+    """Events after the checkpoint (transaction id, event id) that can no longer be joined by
+    an earlier-ordered event committing late."""
+    qs = InvoiceEvent.objects.order_by("transaction_id", "id")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+            horizon = cursor.fetchone()[0]
+        qs = qs.filter(transaction_id__lt=horizon)
+        from django.db.models import Q
+
+        qs = qs.filter(
+            Q(transaction_id__gt=transaction_id) | Q(transaction_id=transaction_id, id__gt=position)
+        )
+    else:
+        qs = qs.filter(id__gt=position)
+    return [
+        LoggedEvent(
+            id=e.id,
+            transaction_id=e.transaction_id,
+            company_id=e.company_id,
+            stream_id=e.stream_id,
+            version=e.version,
+            type=e.type,
+            payload=e.payload,
+            metadata=e.metadata,
+            recorded_at=e.recorded_at,
+        )
+        for e in qs[:limit]
+    ]
+
+
+def consumer_run(name: str, handle, *, batch: int = 1000, max_batches: int = 100) -> int:
+    """Feed the log to `handle(events)` batch by batch; each batch, the consumer's writes and
+    its checkpoint commit together. Returns how many events were handled."""
+    handled = 0
+    for _ in range(max_batches):
+        with transaction.atomic():
+            ProjectionCheckpoint.objects.get_or_create(name=name)
+            checkpoint = ProjectionCheckpoint.objects.select_for_update().get(name=name)
+            events = events_read_after(
+                transaction_id=checkpoint.transaction_id,
+                position=checkpoint.position,
+                limit=batch,
+            )
+            if not events:
+                return handled
+            handle(events)
+            last = events[-1]
+            checkpoint.transaction_id = last.transaction_id
+            checkpoint.position = last.id
+            checkpoint.save(update_fields=["transaction_id", "position", "updated_at"])
+            handled += len(events)
+        if len(events) < batch:
+            break
+    return handled
