@@ -142,6 +142,11 @@ def _with_description(queryset):
 REGISTER_AMOUNTS = ("value", "sd", "vat", "total", "vds")
 
 
+def _signed(sign: int, value: Decimal) -> Decimal:
+    """value or its negation, never -0.00 (which a CSV would print as "-0.00")."""
+    return value if sign > 0 else ZERO - value
+
+
 def _register_row(invoice: Invoice, *, sign: int, entry: str, on: date) -> dict:
     description = invoice.first_description or ""
     if invoice.line_count > 1:
@@ -164,11 +169,11 @@ def _register_row(invoice: Invoice, *, sign: int, entry: str, on: date) -> dict:
         "customer_address": customer.address if customer else "",
         "description": description,
         "branch": invoice.branch,
-        "value": sign * invoice.total_value,
-        "sd": sign * invoice.total_sd,
-        "vat": sign * invoice.total_vat,
-        "total": sign * invoice.total_amount,
-        "vds": sign * vds,
+        "value": _signed(sign, invoice.total_value),
+        "sd": _signed(sign, invoice.total_sd),
+        "vat": _signed(sign, invoice.total_vat),
+        "total": _signed(sign, invoice.total_amount),
+        "vds": _signed(sign, vds),
     }
 
 
@@ -197,6 +202,7 @@ def sales_register(
         row["serial"] = serial
 
     def total(selected) -> dict:
+        selected = list(selected)
         return {name: sum((r[name] for r in selected), ZERO) for name in REGISTER_AMOUNTS}
 
     by_kind = {
@@ -213,7 +219,7 @@ def sales_register(
     )
     return {
         "report": "sales_register",
-        "company": company.name,
+        "company": company.legal_name or company.name,
         "company_bin": company.bin_display,
         "date_from": date_from,
         "date_to": date_to,
@@ -345,7 +351,7 @@ def vat_summary(*, company: Company, month: str, branch: str | None = None) -> d
     due = date_to + timedelta(days=RETURN_DUE_DAY)
     return {
         "report": "vat_summary",
-        "company": company.name,
+        "company": company.legal_name or company.name,
         "company_bin": company.bin_display,
         "month": f"{date_from:%Y-%m}",
         "date_from": date_from,
