@@ -754,6 +754,9 @@ class PayrollRun(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     started_at = models.DateTimeField()
+    picked_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a worker took the run to process it (once)."
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_seconds = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True)
     # Progress: employees done out of total; chunks of a fanned-out run.
@@ -941,12 +944,13 @@ class LineKind(models.TextChoices):
     TAX = "tax", "Tax"
     POST_TAX_DEDUCTION = "post_tax", "Post-tax deduction"
     EMPLOYER = "employer", "Employer contribution"
+    EMPLOYER_TAX = "employer_tax", "Employer tax"
 
 
 class PayslipLine(models.Model):
     payslip = models.ForeignKey(Payslip, on_delete=models.CASCADE, related_name="lines")
     line_no = models.PositiveSmallIntegerField()
-    kind = models.CharField(max_length=10, choices=LineKind.choices)
+    kind = models.CharField(max_length=12, choices=LineKind.choices)
     code = models.CharField(max_length=40)
     description = models.CharField(max_length=200)
     quantity = models.DecimalField(
@@ -959,6 +963,20 @@ class PayslipLine(models.Model):
     rate = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
     amount = models.DecimalField(**MONEY)
     taxable = models.BooleanField(default=True)
+    account_role = models.CharField(
+        max_length=40,
+        help_text="The ledger role the line posts to (salary_expense, payroll_tax_payable, "
+        "deductions_payable, employee_loans, employer_contributions_payable).",
+    )
+    employee_deduction = models.ForeignKey(
+        EmployeeDeduction,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+        help_text="The deduction a deduction or employer line comes from (loan balances).",
+    )
 
     class Meta:
         ordering = ["payslip", "line_no"]

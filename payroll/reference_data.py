@@ -9,6 +9,20 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal as D
 
+# --- tax years --------------------------------------------------------------------------------
+
+# The month a country's tax (income) year starts; year-to-date figures and the periods left for
+# annualised tax count from it. Elsewhere the company's fiscal year start month is used.
+TAX_YEAR_START_MONTH = {
+    "BD": 7,  # income year July to June (Income Tax Act 2023, s.2)
+    "US": 1,  # calendar year
+}
+
+
+def tax_year_start_month(country: str, company) -> int:
+    return TAX_YEAR_START_MONTH.get(country, company.fiscal_year_start_month)
+
+
 # --- Bangladesh individual income tax -----------------------------------------------------------
 
 BD_THRESHOLDS = {

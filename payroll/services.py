@@ -864,6 +864,7 @@ def payroll_period_run(
     processor = PayrollProcessor(period, trigger=trigger, actor=actor)
     if not asynchronous:
         return processor.run_payroll(force=force)
+    processor.defer = True
     run = processor.claim(force=force)
     transaction.on_commit(lambda: _queue_run(run.pk))
     return run

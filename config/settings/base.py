@@ -313,7 +313,9 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Later modules add their own queues here (payroll runs on "payroll").
-CELERY_TASK_ROUTES: dict[str, dict[str, str]] = {}
+CELERY_TASK_ROUTES: dict[str, dict[str, str]] = {
+    "payroll.tasks.*": {"queue": "payroll"},
+}
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 
 # ---------------------------------------------------------------------------------------------
@@ -377,3 +379,18 @@ HEALTH_SHOW_ERRORS = env.bool("HEALTH_SHOW_ERRORS", default=False)
 # ---------------------------------------------------------------------------------------------
 # seed_demo prints the demo users' passwords only where this is on (local settings).
 DEMO_SHOW_CREDENTIALS = False
+
+# ---------------------------------------------------------------------------------------------
+# Payroll
+# ---------------------------------------------------------------------------------------------
+# Periods with more employees than PAYROLL_FAN_OUT_THRESHOLD are split into chunks of
+# PAYROLL_CHUNK_SIZE employees that several workers share; smaller ones run in one transaction.
+PAYROLL_CHUNK_SIZE = env.int("PAYROLL_CHUNK_SIZE", default=2000)
+PAYROLL_FAN_OUT_THRESHOLD = env.int("PAYROLL_FAN_OUT_THRESHOLD", default=10000)
+# How long a claim on a period (the Redis lock and the database lease) lasts without progress.
+PAYROLL_LOCK_TTL_SECONDS = env.int("PAYROLL_LOCK_TTL_SECONDS", default=CELERY_TASK_TIME_LIMIT + 300)
+# When beat looks for due periods (editable afterwards in the admin's periodic tasks).
+PAYROLL_AUTO_RUN_CRON = env.str("PAYROLL_AUTO_RUN_CRON", default="0 2 * * *")
+PAYROLL_AUTO_RUN_TIME_ZONE = env.str("PAYROLL_AUTO_RUN_TIME_ZONE", default="UTC")
+# The first weekday (0 = Monday) of the fixed 168-hour workweek overtime is counted in.
+PAYROLL_WORKWEEK_START = env.int("PAYROLL_WORKWEEK_START", default=0)

@@ -1,0 +1,198 @@
+"""Pay runs end to end through PayrollProcessor: figures an accountant can check by hand."""
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from accounting.models import JournalEntry
+from payroll import services
+from payroll.models import Payslip, PayslipStatus, PeriodStatus, RunStatus
+from payroll.processing import PayrollProcessor
+from tests.payroll.conftest import deduction_type, employee, monthly, period
+
+D = Decimal
+pytestmark = pytest.mark.django_db
+
+
+def _lines(entry):
+    return sorted(
+        (
+            line.account.roles.first().role if line.account.roles.exists() else line.account.code,
+            line.debit,
+            line.credit,
+            line.department_id,
+        )
+        for line in entry.lines.select_related("account")
+    )
+
+
+def test_bangladesh_salary_with_provident_fund_and_health_insurance(books, dims):
+    """1,200,000 a year, PF 10% pre-tax (employer matches), health 1,500 post-tax, July:
+    taxable 90,000 a month, projected 1,080,000: 5,000 + 40,000 + 230,000 x 15% = 79,500 a
+    year, /12 = 6,625.00 this month. Net = 100,000 - 10,000 - 6,625 - 1,500 = 81,875.00."""
+    company = books.a
+    emp = employee(company, "E001", department=dims["ops"], cost_center=dims["dhaka"])
+    services.employee_deduction_create(
+        actor=None, employee=emp, deduction_type=deduction_type("PF")
+    )
+    services.employee_deduction_create(
+        actor=None, employee=emp, deduction_type=deduction_type("HEALTH"), amount=D("1500.00")
+    )
+    july = monthly(company, 2025, 7)
+
+    outcome = PayrollProcessor(july).run_payroll()
+
+    assert outcome.status == "completed", outcome.message
+    slip = Payslip.objects.get(employee=emp, period=july)
+    assert slip.status == PayslipStatus.ISSUED
+    assert (slip.gross, slip.pre_tax_deductions, slip.taxable) == (
+        D("100000.00"),
+        D("10000.00"),
+        D("90000.00"),
+    )
+    assert (slip.income_tax, slip.taxes) == (D("6625.00"), D("6625.00"))
+    assert (slip.deductions, slip.employer_contributions, slip.net) == (
+        D("11500.00"),
+        D("10000.00"),
+        D("81875.00"),
+    )
+    assert [(line.kind, line.code, line.amount) for line in slip.lines.all()] == [
+        ("earning", "SALARY", D("100000.00")),
+        ("pre_tax", "PF", D("10000.00")),
+        ("tax", "INCOME_TAX", D("6625.00")),
+        ("post_tax", "HEALTH", D("1500.00")),
+        ("employer", "PF", D("10000.00")),
+    ]
+    run = outcome.run
+    assert run.status == RunStatus.COMPLETED and run.payslip_count == 1
+    assert (run.gross_total, run.net_total) == (D("100000.00"), D("81875.00"))
+    entry = run.journal_entry
+    assert entry.idempotency_key == f"payroll-run:{run.pk}"
+    assert _lines(entry) == sorted(
+        [
+            ("salary_expense", D("100000.00"), D("0"), dims["ops"].pk),
+            ("employer_contribution_expense", D("10000.00"), D("0"), dims["ops"].pk),
+            ("payroll_tax_payable", D("0"), D("6625.00"), None),
+            ("deductions_payable", D("0"), D("11500.00"), None),
+            ("employer_contributions_payable", D("0"), D("10000.00"), None),
+            ("salaries_payable", D("0"), D("81875.00"), None),
+        ]
+    )
+    july.refresh_from_db()
+    assert july.status == PeriodStatus.COMPLETED
+
+
+def test_tax_thresholds_by_category_and_mid_year_raise(books):
+    """A woman earning 1,080,000 taxable: threshold 400,000, so 5,000 + 40,000 + 180,000 x 15%
+    = 72,000 a year, 6,000.00 a month. A general taxpayer on 1,200,000 pays 8,125.00 a month;
+    raised to 1,440,000 in October (month 4, 9 periods left, 24,375 withheld): projected
+    300,000 + 120,000 x 9 = 1,380,000, tax 5,000 + 40,000 + 75,000 + 30,000 x 20% = 126,000,
+    (126,000 - 24,375) / 9 = 11,291.67."""
+    company = books.a
+    woman = employee(company, "W1", annual_salary=D("1080000.00"), tax_category="women_senior")
+    general = employee(company, "G1")
+    for month in (7, 8, 9):
+        assert PayrollProcessor(monthly(company, 2025, month)).run_payroll().status == "completed"
+    assert Payslip.objects.get(employee=woman, period_start=date(2025, 7, 1)).income_tax == D(
+        "6000.00"
+    )
+    september = Payslip.objects.get(employee=general, period_start=date(2025, 9, 1))
+    assert september.income_tax == D("8125.00")
+    assert (september.ytd_gross, september.ytd_income_tax) == (D("300000.00"), D("24375.00"))
+
+    services.employee_update(actor=None, employee=general, annual_salary=D("1440000.00"))
+    assert PayrollProcessor(monthly(company, 2025, 10)).run_payroll().status == "completed"
+    october = Payslip.objects.get(employee=general, period_start=date(2025, 10, 1))
+    assert october.income_tax == D("11291.67")
+    assert october.ytd_income_tax == D("35666.67")
+
+
+def test_california_overtime_and_social_security(books):
+    """The reference's California week at 20.00/h (Mon 10, Tue 13, Wed 8, Thu 8, Fri 8):
+    40 h regular, 6 h at 1.5x, 1 h at 2x = 1,020.00; social security 6.2% = 63.24 from the
+    employee and 63.24 from the employer; no progressive table for the US here, so net 956.76."""
+    company = books.b
+    worker = employee(
+        company, "H1", pay_type="hourly", hourly_rate=D("20.00"), jurisdiction="US-CA"
+    )
+    week = period(
+        company,
+        date(2026, 3, 2),
+        date(2026, 3, 8),
+        period_type="weekly",
+        pay_date=date(2026, 3, 13),
+    )
+    hours = {2: "10", 3: "13", 4: "8", 5: "8", 6: "8"}
+    services.time_entries_upsert(
+        actor=None,
+        company=company,
+        entries=[
+            {"employee": worker.pk, "day": date(2026, 3, d), "hours": h} for d, h in hours.items()
+        ],
+    )
+    outcome = PayrollProcessor(week).run_payroll()
+    assert outcome.status == "completed", outcome.message
+    slip = Payslip.objects.get(employee=worker)
+    assert [(x.code, x.quantity, x.amount) for x in slip.lines.filter(kind="earning")] == [
+        ("REG", D("40.0000"), D("800.00")),
+        ("OT", D("6.0000"), D("180.00")),
+        ("DT", D("1.0000"), D("40.00")),
+    ]
+    assert (slip.gross, slip.taxes, slip.employer_contributions, slip.net) == (
+        D("1020.00"),
+        D("63.24"),
+        D("63.24"),
+        D("956.76"),
+    )
+    assert (slip.regular_hours, slip.overtime_hours, slip.double_time_hours) == (
+        D("40.00"),
+        D("6.00"),
+        D("1.00"),
+    )
+    entry = outcome.run.journal_entry
+    assert entry.total == D("1083.24")
+
+
+def test_reopen_voids_payslips_reverses_the_entry_and_restores_loans(books):
+    company = books.a
+    emp = employee(company, "L1")
+    loan = services.employee_deduction_create(
+        actor=None,
+        employee=emp,
+        deduction_type=deduction_type("LOAN"),
+        amount=D("5000.00"),
+        balance=D("12000.00"),
+    )
+    july = monthly(company, 2025, 7)
+    first = PayrollProcessor(july).run_payroll()
+    loan.refresh_from_db()
+    assert loan.balance == D("7000.00")
+
+    services.payroll_period_reopen(actor=None, period=july, reason="wrong bonus")
+
+    july.refresh_from_db()
+    loan.refresh_from_db()
+    assert july.status == PeriodStatus.ACTIVE
+    assert loan.balance == D("12000.00")
+    assert set(Payslip.objects.filter(period=july).values_list("status", flat=True)) == {"void"}
+    entry = JournalEntry.objects.get(pk=first.run.journal_entry_id)
+    assert entry.status == "reversed"
+
+    second = PayrollProcessor(july).run_payroll()
+    assert second.status == "completed"
+    assert second.run.attempt == 2
+    assert Payslip.objects.filter(period=july, status="issued").count() == 1
+    loan.refresh_from_db()
+    assert loan.balance == D("7000.00")
+
+
+def test_a_completed_period_is_never_paid_again_even_forced(books):
+    company = books.a
+    employee(company, "E1")
+    july = monthly(company, 2025, 7)
+    assert PayrollProcessor(july).run_payroll().status == "completed"
+    again = PayrollProcessor(july).run_payroll(force=True)
+    assert again.status == "already_completed"
+    assert Payslip.objects.filter(period=july).count() == 1
+    assert JournalEntry.objects.filter(source_type="payroll.run").count() == 1
