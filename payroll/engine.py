@@ -28,9 +28,18 @@ every *rate* is a fraction: 0.062 means 6.2 %, 0.10 means 10 %):
   `employer_rate` (employer share, e.g. provident fund): for a percent deduction the employer pays
   `employer_rate` x the same base; for a fixed one, `employer_rate` x the employee amount (a match).
   In both cases the share shrinks in proportion when the cap or balance shrinks the employee part.
-- `YearToDate(taxable, tax_withheld, flat_wages, deductions)`: this tax year before this period.
+- `YearToDate(taxable, tax_withheld, flat_wages, deductions)`: this tax year before this period:
+  `taxable` = the sum of earlier `PayResult.taxable`; `tax_withheld` = the progressive tax only
+  (earlier tax lines whose code is the `ProgressiveTax.code`); `flat_wages[code]` = the sum of
+  earlier flat-tax lines' `quantity`; `deductions[code]` = the sum of earlier deduction lines.
 - `EmployeeInput(employee_id, pay_type, annual_salary, hourly_rate, start_date, end_date,
-  time_entries, earnings, deductions, ytd, overtime, progressive_tax, flat_taxes, min_wage)`.
+  time_entries, earnings, deductions, ytd, overtime, progressive_tax, flat_taxes, min_wage,
+  arrears)`.
+  `arrears`: what earlier periods carried (pass `PayResult.carried` back as it is): a
+  deduction's arrears are collected with it (within its cap and balance), a flat tax's with it;
+  the progressive tax's are ignored because re-projecting the year collects them anyway
+  (they lower the tax withheld so far); arrears whose code matches nothing this period are
+  collected as post-tax deductions after the others.
 - `PeriodInput(start, end, periods_per_year, remaining_periods, workweek_start=0)`:
   `remaining_periods` counts this period (12 in the first month of a monthly year, 1 in the last);
   `workweek_start` is the weekday the fixed 168-hour workweek starts on (0 = Monday).
@@ -41,13 +50,19 @@ net, lines, warnings, carried, hours)` with `PayLine(kind, code, name, amount, q
 `gross` = sum of earning lines, `taxes` = sum of tax lines, `deductions` = sum of deduction lines
 (pre- and post-tax, employee side), `employer_contributions` = sum of employer lines (outside net),
 `net` = gross - taxes - deductions >= 0. `carried` maps a tax or deduction code to the part that
-could not be collected this period (the processor carries it to the next one); `hours` has
+could not be collected this period (give it back as the next period's `arrears`); `hours` has
 "regular", "overtime" and "double_time" paid this period. Flat-tax lines carry the wages subject
 to the tax in `quantity` (add them to the year-to-date `flat_wages`); hour lines carry hours and
-the hourly rate paid; a prorated salary line carries the days employed.
+the hourly rate paid; a prorated salary line carries the days employed. Line codes made by the
+engine: "SALARY", "REG", "OT", "DT"; the others are the input codes (a deduction or flat tax with
+an employer share has a "deduction"/"tax" line and an "employer" line under the same code).
+Errors in the input raise `EngineInputError` (a ValueError with a stable `code` and `field`);
+floats raise TypeError.
 
 Rules, and the choices made where the reference is silent:
 
+- Nobody is paid, or projected, for a period they are not employed in (a warning says so);
+  earnings given for it are still paid (e.g. a bonus after leaving).
 - Salary: `annual_salary / periods_per_year`, prorated for a joiner or leaver inside the period by
   calendar days employed / calendar days in the period (one rounding, half-up, on the result).
   Salaried employees are treated as exempt: their time entries are not paid.
@@ -55,7 +70,9 @@ Rules, and the choices made where the reference is silent:
   from the days of the period's first workweek that fall before the period start may be passed
   too: they count toward that workweek's thresholds and are not paid again (the period pays the
   week-to-date classification minus what the days before the period already earned, so a week
-  split across two periods is paid exactly as a whole week would be). Other entries are ignored.
+  split across two periods is paid exactly as a whole week would be; under Colorado's greater-of
+  this can move hours already paid as regular into overtime, so a line may carry negative
+  regular hours balanced by more overtime hours). Other entries are ignored.
   Regular, overtime and double-time lines are each hours x rate x multiplier, rounded half-up.
 - Overtime: see `classify_hours`. Each hour is classified once at the highest premium.
 - Taxable pay = taxable earnings - pre-tax deductions (never below zero: a pre-tax deduction
@@ -167,9 +184,11 @@ class ProgressiveTax:
         object.__setattr__(self, "brackets", brackets)
         previous_upper = None
         for i, b in enumerate(brackets):
-            if b.rate < 0 or b.lower < 0:
+            _no_float(f"tax table {self.code}", lower=b.lower, upper=b.upper, rate=b.rate)
+            if not 0 <= b.rate <= 1 or b.lower < 0:
                 raise EngineInputError(
-                    f"tax table {self.code}: bracket from {b.lower} has a negative bound or rate",
+                    f"tax table {self.code}: bracket from {b.lower} needs a rate between 0 and 1 "
+                    "and a bound not below zero",
                     code="tax_table_invalid",
                     field="brackets",
                 )
@@ -207,6 +226,26 @@ class FlatTax:
     rate: Decimal
     wage_base: Decimal | None = None
     employer_rate: Decimal = _D0
+
+    def __post_init__(self):
+        _no_float(
+            f"flat tax {self.code}",
+            rate=self.rate,
+            wage_base=self.wage_base,
+            employer_rate=self.employer_rate,
+        )
+        if not 0 <= self.rate <= 1 or not 0 <= self.employer_rate <= 1:
+            raise EngineInputError(
+                f"flat tax {self.code}: rates must be fractions between 0 and 1",
+                code="flat_tax_invalid",
+                field="rate",
+            )
+        if self.wage_base is not None and self.wage_base < 0:
+            raise EngineInputError(
+                f"flat tax {self.code}: negative wage base",
+                code="flat_tax_invalid",
+                field="wage_base",
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +332,10 @@ class Earning:
     def __post_init__(self):
         if isinstance(self.amount, float):
             _no_float(f"earning {self.code}", amount=self.amount)
+        if self.amount < 0:
+            raise EngineInputError(
+                f"earning {self.code}: negative amount", code="earning_invalid", field="amount"
+            )
 
 
 _METHODS = frozenset(("fixed", "percent"))
@@ -368,6 +411,7 @@ class EmployeeInput:
     progressive_tax: ProgressiveTax | None = None
     flat_taxes: Sequence[FlatTax] = ()
     min_wage: Decimal | None = None
+    arrears: Mapping[str, Decimal] = field(default_factory=dict)
 
     def __post_init__(self):
         who = f"employee {self.employee_id}"
@@ -756,7 +800,10 @@ def compute_payslip(employee: EmployeeInput, period: PeriodInput) -> PayResult:
 
     # ---- base pay
     hours = _NO_HOURS
-    if emp.pay_type == "salaried":
+    if not employed_days:
+        # nothing paid, and nothing projected from this period's pay
+        basic = regular_base = _D0
+    elif emp.pay_type == "salaried":
         period_days = (p_end - p_start).days + 1
         regular_base = _money(emp.annual_salary / period.periods_per_year)
         if employed_days == period_days:
@@ -773,12 +820,10 @@ def compute_payslip(employee: EmployeeInput, period: PeriodInput) -> PayResult:
                         EARNING, SALARY_CODE, "Salary (prorated)", basic, Decimal(employed_days)
                     )
                 )
-    elif employed_days:
+    else:
         basic, hours = _hourly_pay(emp, period, last, lines, warnings)
         hours = MappingProxyType(hours)
         regular_base = basic
-    else:
-        basic = regular_base = _D0
 
     # ---- earnings
     gross = basic
@@ -787,10 +832,6 @@ def compute_payslip(employee: EmployeeInput, period: PeriodInput) -> PayResult:
     recurring_gross = regular_base
     for earning in emp.earnings:
         amount = _money(earning.amount)
-        if amount < 0:
-            raise EngineInputError(
-                f"earning {earning.code}: negative amount", code="earning_invalid", field="amount"
-            )
         if not amount:
             continue
         lines.append(PayLine(EARNING, earning.code, earning.name, amount))
@@ -805,6 +846,8 @@ def compute_payslip(employee: EmployeeInput, period: PeriodInput) -> PayResult:
     periods_after = 0 if final else period.remaining_periods - 1
 
     # ---- deductions: amounts due before collection
+    arrears = emp.arrears
+    seen: set = set()
     employer_total = _D0
     employer_lines: list[PayLine] = []
     pre_tax: list = []
@@ -817,6 +860,7 @@ def compute_payslip(employee: EmployeeInput, period: PeriodInput) -> PayResult:
         else:
             full = _money(ded.value)
         amount, room = _limit(ded, full, ytd)
+        owed = arrears.get(ded.code) if arrears else None
         if ded.employer_rate:
             if ded.method == "percent":
                 share = base * ded.employer_rate
@@ -830,6 +874,11 @@ def compute_payslip(employee: EmployeeInput, period: PeriodInput) -> PayResult:
                     PayLine(EMPLOYER, ded.code, ded.name, share, None, ded.employer_rate)
                 )
                 employer_total += share
+        if owed:
+            # carried from earlier periods: collected with this period's amount, within the
+            # same annual cap and balance (the employer share was paid when it fell due)
+            seen.add(ded.code)
+            amount, room = _limit(ded, full + owed, ytd)
         if ded.pre_tax:
             pre_tax.append((ded, amount))
             if periods_after and ded.balance is None:
@@ -877,6 +926,7 @@ def compute_payslip(employee: EmployeeInput, period: PeriodInput) -> PayResult:
     # ---- taxes
     tax_total = _D0
     due_taxes: list = []
+    progressive_code = emp.progressive_tax.code if emp.progressive_tax is not None else None
     if emp.progressive_tax is not None:
         table = emp.progressive_tax
         regular_taxable = recurring_taxable - regular_pre_tax
@@ -899,6 +949,9 @@ def compute_payslip(employee: EmployeeInput, period: PeriodInput) -> PayResult:
             if room < wages:
                 wages = room if room > 0 else _D0
         due = _money(wages * flat.rate)
+        if arrears and arrears.get(flat.code):
+            seen.add(flat.code)
+            due += arrears[flat.code]
         due_taxes.append((flat.code, flat.name, due, wages, flat.rate))
         if flat.employer_rate:
             share = _money(wages * flat.employer_rate)
@@ -919,6 +972,12 @@ def compute_payslip(employee: EmployeeInput, period: PeriodInput) -> PayResult:
             warnings.append(
                 f"{code}: tax of {due} exceeds the pay left; {short} not withheld, carried forward"
             )
+
+    # ---- arrears whose deduction or tax is no longer configured: post-tax, last
+    if arrears:
+        for code, owed in arrears.items():
+            if owed and code not in seen and code != progressive_code:
+                post_tax.append((Deduction(code, f"{code} (carried)", False, "fixed", owed), owed))
 
     # ---- post-tax deductions, in order
     for ded, amount in post_tax:

@@ -328,6 +328,15 @@ def test_joiner_and_leaver_prorated_by_calendar_days():
     assert future.warnings
 
 
+def test_not_yet_employed_owes_no_tax():
+    # joins in August: July pays nothing and projects nothing, so no tax is due or carried
+    table = ProgressiveTax("BD-IT", "Income tax", BD_2025_GENERAL)
+    employee = salaried(1_200_000, start_date=dt.date(2025, 8, 1), progressive_tax=table)
+    result = compute_payslip(employee, monthly())
+    assert result.taxes == D("0.00")
+    assert result.carried == {}
+
+
 # ---------------------------------------------------------------- progressive tax
 
 
@@ -636,6 +645,44 @@ def test_uncollectable_deduction_is_carried_with_a_warning():
     assert any("LOAN" in w for w in result.warnings)
 
 
+def test_carried_amounts_are_collected_next_period_as_arrears():
+    # the month after the previous test: full month 31,000; SS 6.2 % = 1,922.00; health 1,500;
+    # the loan 2,000 + 686 carried = 2,686 (balance 8,686 left); net 31,000 - 1,922 - 1,500
+    # - 2,686 = 24,892.00
+    loan = Deduction("LOAN", "Loan", False, "fixed", D(2_000), balance=D(8_686))
+    employee = salaried(
+        372_000,
+        deductions=[HEALTH, loan],
+        flat_taxes=[FlatTax("SS", "Social security", D("0.062"))],
+        arrears={"LOAN": D("686.00")},
+    )
+    result = compute_payslip(employee, monthly(dt.date(2025, 8, 1), remaining=11))
+    assert line(result, "LOAN").amount == D("2686.00")
+    assert result.net == D("24892.00")
+    assert result.carried == {}
+
+
+def test_arrears_of_taxes_and_of_ended_deductions():
+    # SS arrears 100 are added to this month's 6.2 % of 10,000 (620.00) -> 720.00;
+    # progressive-tax arrears are ignored (the projection collects them: they lowered the tax
+    # withheld so far); an ended deduction "OLD" is collected last as a post-tax deduction
+    # and a loan's arrears stay within its balance (500 + 300 owed, balance 600 -> 600)
+    loan = Deduction("LOAN", "Loan", False, "fixed", D(500), balance=D(600))
+    employee = salaried(
+        120_000,
+        deductions=[loan],
+        flat_taxes=[FlatTax("SS", "Social security", D("0.062"))],
+        progressive_tax=ProgressiveTax("REF", "Reference", REFERENCE_BRACKETS),
+        arrears={"SS": D(100), "REF": D(5_000), "OLD": D(250), "LOAN": D(300)},
+    )
+    result = compute_payslip(employee, monthly())
+    assert line(result, "SS").amount == D("720.00")
+    assert [x.code for x in result.lines if x.code == "REF"] == []  # 120,000 a year is untaxed
+    assert line(result, "OLD").amount == D("250.00")
+    assert line(result, "LOAN").amount == D("600.00")
+    assert result.net == D("10000.00") - D("720.00") - D("600.00") - D("250.00")
+
+
 def test_taxes_are_collected_before_post_tax_deductions():
     # gross 1,000; flat tax 50 % (contrived) = 500, health 1,500: health gets the 500 left
     employee = salaried(12_000, deductions=[HEALTH], flat_taxes=[FlatTax("T", "Tax", D("0.5"))])
@@ -707,8 +754,12 @@ def test_inputs_are_validated_with_stable_codes():
     with pytest.raises(EngineInputError):
         OvertimeRule("X", daily_threshold=D(12), daily_double_threshold=D(8))
     with pytest.raises(EngineInputError) as caught:
-        compute_payslip(salaried(1, earnings=[Earning("B", "B", D(-1))]), monthly())
+        Earning("B", "B", D(-1))
     assert caught.value.code == "earning_invalid"
+    with pytest.raises(EngineInputError):
+        FlatTax("SS", "SS", D("6.2"))  # a percentage where a fraction is expected
+    with pytest.raises(EngineInputError):
+        ProgressiveTax("X", "X", (Bracket(D(0), None, D(10)),))
 
 
 def test_floats_are_refused():
