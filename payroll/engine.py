@@ -878,7 +878,7 @@ def compute_payslip(employee: EmployeeInput, period: PeriodInput) -> PayResult:
             # carried from earlier periods: collected with this period's amount, within the
             # same annual cap and balance (the employer share was paid when it fell due)
             seen.add(ded.code)
-            amount, room = _limit(ded, full + owed, ytd)
+            amount, room = _limit(ded, full + _money(owed), ytd)
         if ded.pre_tax:
             pre_tax.append((ded, amount))
             if periods_after and ded.balance is None:
@@ -951,7 +951,7 @@ def compute_payslip(employee: EmployeeInput, period: PeriodInput) -> PayResult:
         due = _money(wages * flat.rate)
         if arrears and arrears.get(flat.code):
             seen.add(flat.code)
-            due += arrears[flat.code]
+            due += _money(arrears[flat.code])
         due_taxes.append((flat.code, flat.name, due, wages, flat.rate))
         if flat.employer_rate:
             share = _money(wages * flat.employer_rate)
@@ -977,6 +977,7 @@ def compute_payslip(employee: EmployeeInput, period: PeriodInput) -> PayResult:
     if arrears:
         for code, owed in arrears.items():
             if owed and code not in seen and code != progressive_code:
+                owed = _money(owed)
                 post_tax.append((Deduction(code, f"{code} (carried)", False, "fixed", owed), owed))
 
     # ---- post-tax deductions, in order

@@ -194,7 +194,8 @@ def employees(draw, **fixed):
         "min_wage": draw(cents(0, 20)),
         "arrears": draw(
             st.dictionaries(
-                st.sampled_from(["D0", "D1", "SS", "BD-IT", "REF", "OLD"]), cents(0, 5_000)
+                st.sampled_from(["D0", "D1", "SS", "BD-IT", "REF", "OLD"]),
+                st.decimals(min_value=D(0), max_value=D(5_000), places=3),
             )
         ),
     }
