@@ -257,7 +257,7 @@ def mushak_context(
         },
         "buyer": buyer,
         "destination": destination,
-        "vehicle": " ".join(x for x in (invoice.vehicle_type, invoice.vehicle_number) if x),
+        "vehicle": ", ".join(x for x in (invoice.vehicle_type, invoice.vehicle_number) if x),
         "lines": _lines(invoice),
         "totals": _totals(
             invoice.total_value, invoice.total_sd, invoice.total_vat, invoice.total_amount
@@ -304,6 +304,19 @@ def _note_context(invoice: Invoice) -> dict:
         "buyer_missing": required and not (invoice.customer and invoice.customer.name),
     }
     if original is not None:
+        earlier = _earlier_notes(invoice)
+        before = [
+            original.total_value + earlier[0],
+            original.total_sd + earlier[1],
+            original.total_vat + earlier[2],
+            original.total_amount + earlier[3],
+        ]
+        after = [
+            before[0] + sign * invoice.total_value,
+            before[1] + sign * invoice.total_sd,
+            before[2] + sign * invoice.total_vat,
+            before[3] + sign * invoice.total_amount,
+        ]
         context["original"] = {
             "number": original.mushak_number or original.number,
             "date": date_text(original.issue_date),
@@ -314,14 +327,25 @@ def _note_context(invoice: Invoice) -> dict:
                 original.total_vat,
                 original.total_amount,
             ),
-            "after": _totals(
-                original.total_value + sign * invoice.total_value,
-                original.total_sd + sign * invoice.total_sd,
-                original.total_vat + sign * invoice.total_vat,
-                original.total_amount + sign * invoice.total_amount,
-            ),
+            "earlier": _totals(*earlier) if any(earlier) else None,
+            "after": _totals(*after),
         }
     return context
+
+
+def _earlier_notes(note: Invoice) -> list[Decimal]:
+    """Net value, SD, VAT and total of the notes issued on the same invoice before this one
+    (debit notes add, credit notes subtract)."""
+    sums = [ZERO, ZERO, ZERO, ZERO]
+    earlier = (
+        Invoice.objects.filter(original_id=note.original_id, pk__lt=note.pk)
+        .exclude(status=InvoiceStatus.DRAFT)
+        .values_list("kind", "total_value", "total_sd", "total_vat", "total_amount")
+    )
+    for kind, *figures in earlier:
+        sign = -1 if kind == InvoiceKind.CREDIT_NOTE else 1
+        sums = [total + sign * figure for total, figure in zip(sums, figures, strict=True)]
+    return sums
 
 
 def _load(invoice: Invoice) -> Invoice:

@@ -148,7 +148,7 @@ def test_mushak_6_3_html_carries_every_header_field(books, invoice):
         "সরবরাহের গন্তব্যস্থল",
         "Site office, Mirpur 10, Dhaka 1216",
         # vehicle, number, date and time of issue (24 h, Dhaka time at approval)
-        "Covered van Dhaka Metro-Ta 11-2345",
+        "Covered van, Dhaka Metro-Ta 11-2345",
         "INV/2025-26/000001",
         "03/11/2025",
         "10:30",
@@ -362,3 +362,28 @@ def test_amount_formatting_groups_lakh_and_crore():
     assert documents.amount(Decimal("999")) == "999.00"
     assert documents.unit_price(Decimal("12345.3456")) == "12,345.3456"
     assert documents.quantity(Decimal("100.0000")) == "100"
+
+
+def test_a_later_note_shows_the_earlier_notes_in_its_vat_effect(books, invoice):
+    services.credit_note_issue(
+        actor=books.actor,
+        invoice=invoice,
+        reason="20 bags returned",
+        lines=[{**CEMENT, "quantity": "20"}],  # -10,400.00, VAT -780.00, -11,180.00
+        issue_date=date(2025, 11, 15),
+    )
+    debit = services.debit_note_issue(
+        actor=books.actor,
+        invoice=invoice,
+        reason="2 more hours",
+        lines=[{**CONSULTING, "quantity": "2"}],  # 3,000.00 + SD 300.00 + VAT 495.00
+        issue_date=date(2025, 11, 18),
+    )
+    original = documents.mushak_context(Invoice.objects.get(pk=debit.pk))["doc"]["original"]
+    assert original["earlier"] == {
+        "value": "-10,400.00", "sd": "0.00", "vat": "-780.00", "total": "-11,180.00",
+    }  # fmt: skip
+    # 79,950 - 10,400 + 3,000; 2,025 + 300; 7,314.75 - 780 + 495; 89,289.75 - 11,180 + 3,795
+    assert original["after"] == {
+        "value": "72,550.00", "sd": "2,325.00", "vat": "7,029.75", "total": "81,904.75",
+    }  # fmt: skip
