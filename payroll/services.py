@@ -929,3 +929,70 @@ def payroll_period_reopen(*, actor, period: PayrollPeriod, reason: str) -> Payro
         after={"reason": reason, "reversal": reversal.reference if reversal else None},
     )
     return period
+
+
+# --- tax tables with their brackets (added for the admin and the API by payroll-interfaces) ----
+
+
+@transaction.atomic
+def tax_table_save(*, actor, table, company: Company | None, brackets: list[dict] | None = None):
+    """Create or change a tax table and, when `brackets` is given ([{"lower", "upper", "rate"}]),
+    replace its brackets, all or nothing. Bands must not overlap (half-open: lower inclusive,
+    upper exclusive) and only the last may be open-ended."""
+    from payroll.models import TaxBracket
+
+    table = reference_row_save(actor=actor, obj=table, company=company)
+    if brackets is None:
+        return table
+    rows = sorted(
+        (
+            TaxBracket(
+                table=table,
+                lower=Decimal(str(b["lower"])),
+                upper=None if b.get("upper") in (None, "") else Decimal(str(b["upper"])),
+                rate=Decimal(str(b["rate"])),
+            )
+            for b in brackets
+        ),
+        key=lambda b: b.lower,
+    )
+    for index, (current, following) in enumerate(zip(rows, [*rows[1:], None], strict=True)):
+        where = f"Bracket {index + 1} ({current.lower}..{current.upper or ''})"
+        if following is not None and (current.upper is None or current.upper > following.lower):
+            raise ValidationFailed(
+                f"{where} overlaps the next one, which starts at {following.lower}.",
+                code="brackets_overlap",
+                fields={"brackets": [f"{where} overlaps the next bracket."]},
+            )
+        try:
+            current.full_clean(exclude=["table"], validate_constraints=False)
+        except ValidationError as exc:
+            raise ValidationFailed(
+                f"{where}: {'; '.join(exc.messages)}",
+                code="invalid_bracket",
+                fields={"brackets": exc.messages},
+            ) from None
+        if current.upper is not None and current.upper <= current.lower:
+            raise ValidationFailed(
+                f"{where}: the upper bound must be above the lower one.",
+                code="invalid_bracket",
+                fields={"brackets": [f"{where}: upper <= lower."]},
+            )
+        if not Decimal(0) <= current.rate <= Decimal(1):
+            raise ValidationFailed(
+                f"{where}: the rate is a fraction between 0 and 1 (0.05 is 5%).",
+                code="invalid_bracket",
+                fields={"brackets": [f"{where}: rate out of range."]},
+            )
+    before = [(str(b.lower), str(b.upper), str(b.rate)) for b in table.brackets.all()]
+    TaxBracket.objects.filter(table=table).delete()
+    TaxBracket.objects.bulk_create(rows)
+    audit_record(
+        action="payroll.taxtable.brackets_replaced",
+        actor=actor,
+        company=table.company,
+        obj=table,
+        before={"brackets": before},
+        after={"brackets": [(str(b.lower), str(b.upper), str(b.rate)) for b in rows]},
+    )
+    return table
