@@ -599,6 +599,11 @@ class RecurringInvoice(models.Model):
     )
     interval = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
     next_date = models.DateField()
+    anchor_day = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="Day of the month the schedule keeps (31 = month end); set from next_date.",
+    )
     end_date = models.DateField(null=True, blank=True)
     due_days = models.PositiveSmallIntegerField(default=30)
     auto_approve = models.BooleanField(

@@ -493,8 +493,15 @@ def _lines(company: Company, raw_lines, rates=None):
 
 
 def _load(invoice) -> tuple[Invoice, domain.InvoiceState]:
+    """The invoice row locked for this transaction, and its stream replayed.
+
+    The row lock makes writers of one invoice take turns before they draw numbers or post
+    (a second approval waits, then finds version 2 and gets 409); the stream's
+    unique(stream_id, version) stays the backstop for anything that skips the lock."""
     if not isinstance(invoice, Invoice):
         invoice = Invoice.objects.select_related("company").get(pk=_id(invoice))
+    if not Invoice.objects.select_for_update().filter(pk=invoice.pk).values_list("pk"):
+        raise domain.InvoiceError("No such invoice.", code="not_found")
     state = stream_load(invoice.stream_id)
     return invoice, state
 
@@ -1167,6 +1174,7 @@ RECURRING_FIELDS = (
     "frequency",
     "interval",
     "next_date",
+    "anchor_day",
     "end_date",
     "due_days",
     "auto_approve",
@@ -1182,11 +1190,19 @@ def _add_months(day: date, months: int) -> date:
     return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
-def next_occurrence(day: date, frequency: str, interval: int = 1) -> date:
+def next_occurrence(day: date, frequency: str, interval: int = 1, anchor_day=None) -> date:
+    """The next date of a schedule; monthly schedules keep `anchor_day` (Jan 31 -> Feb 28 ->
+    Mar 31), clamped to the month's length."""
+    import calendar
+
     if frequency == Frequency.WEEKLY:
         return day + timedelta(weeks=interval)
     months = {Frequency.MONTHLY: 1, Frequency.QUARTERLY: 3, Frequency.YEARLY: 12}[frequency]
-    return _add_months(day, months * interval)
+    moved = _add_months(day, months * interval)
+    if anchor_day:
+        last = calendar.monthrange(moved.year, moved.month)[1]
+        moved = moved.replace(day=min(anchor_day, last))
+    return moved
 
 
 def _recurring_fields(company: Company, fields: dict) -> dict:
@@ -1216,6 +1232,7 @@ def recurring_invoice_create(*, actor, company: Company, **fields) -> RecurringI
     )
     if not template.lines:
         raise ValidationFailed("A recurring invoice needs at least one line.", code="no_lines")
+    template.anchor_day = template.anchor_day or template.next_date.day
     _full_clean(template, exclude=["company", "created_by", "customer"])
     template.save()
     audit_record(
@@ -1240,6 +1257,8 @@ def recurring_invoice_update(*, actor, recurring: RecurringInvoice, **changes) -
     before = {"next_date": template.next_date.isoformat(), "is_active": template.is_active}
     for name, value in changes.items():
         setattr(template, name, value)
+    if "next_date" in changes and "anchor_day" not in changes:
+        template.anchor_day = template.next_date.day
     if not template.lines:
         raise ValidationFailed("A recurring invoice needs at least one line.", code="no_lines")
     _full_clean(template, exclude=["company", "created_by", "customer"])
@@ -1298,7 +1317,7 @@ def recurring_invoice_generate(
             made.append(invoice)
             template.last_run_on = template.next_date
             template.next_date = next_occurrence(
-                template.next_date, template.frequency, template.interval
+                template.next_date, template.frequency, template.interval, template.anchor_day
             )
         template.last_error = ""
         template.save(
