@@ -528,82 +528,112 @@ def _hours_by_day(entries) -> dict:
     return days
 
 
-def _classify_days(days: dict, rule, workweek_start: int, daily: bool):
-    """(regular, overtime, double_time) for hours by day, week by week."""
+def _greater_of_week(hours_list, rule, daily: bool):
+    """Colorado: (regular, overtime, double_time) of one workweek, by whichever of the daily or
+    the weekly calculation pays the larger premium."""
+    dth = rule.daily_threshold
+    ddt = rule.daily_double_threshold
+    wth = rule.weekly_threshold
+    total = d_ot = d_dt = _D0
+    for hours in hours_list:
+        total += hours
+        if daily and hours > dth:
+            if ddt is not None and hours > ddt:
+                d_dt += hours - ddt
+                d_ot += ddt - dth
+            else:
+                d_ot += hours - dth
+    w_ot = total - wth if total > wth else _D0
+    if daily and d_ot * (rule.ot_multiplier - 1) + d_dt * (rule.dt_multiplier - 1) >= w_ot * (
+        rule.ot_multiplier - 1
+    ):
+        return total - d_ot - d_dt, d_ot, d_dt
+    return total - w_ot, w_ot, _D0
+
+
+def _classify_days(days: dict, rule, workweek_start: int, daily: bool, paid_from=None):
+    """(regular, overtime, double_time) for hours by day, workweek by workweek, counting only
+    the days from `paid_from` on (earlier days only fill the thresholds of their workweek)."""
     regular = overtime = double = _D0
+    items = sorted(days.items())
     if rule is None or (not daily and rule.weekly_threshold is None and not rule.seventh_day):
-        for hours in days.values():
-            regular += hours
+        for day, hours in items:
+            if paid_from is None or day >= paid_from:
+                regular += hours
         return regular, overtime, double
 
-    weeks: dict = {}
-    for day in sorted(days):
-        key = day.toordinal() - (day.weekday() - workweek_start) % 7
-        weeks.setdefault(key, []).append(day)
+    if rule.greater_of_daily_or_weekly:
+        # whole-week calculations: a week straddling `paid_from` pays the week's classification
+        # minus what its earlier days earned on their own
+        week = None
+        before: list = []
+        after: list = []
+        for day, hours in (*items, (None, None)):
+            key = None if day is None else day.toordinal() - (day.weekday() - workweek_start) % 7
+            if key != week:
+                if after:
+                    r, o, d = _greater_of_week(before + after, rule, daily)
+                    if before:
+                        r0, o0, d0 = _greater_of_week(before, rule, daily)
+                        r, o, d = r - r0, o - o0, d - d0
+                    regular += r
+                    overtime += o
+                    double += d
+                week = key
+                before = []
+                after = []
+            if day is not None:
+                if paid_from is None or day >= paid_from:
+                    after.append(hours)
+                else:
+                    before.append(hours)
+        return regular, overtime, double
 
     dth = rule.daily_threshold
     ddt = rule.daily_double_threshold
     wth = rule.weekly_threshold
     excludes = rule.weekly_excludes_daily_ot
-
-    if rule.greater_of_daily_or_weekly:
-        ot_premium = rule.ot_multiplier - 1
-        dt_premium = rule.dt_multiplier - 1
-        for week_days in weeks.values():
-            total = d_ot = d_dt = _D0
-            for day in week_days:
-                hours = days[day]
-                total += hours
-                if daily and hours > dth:
-                    if ddt is not None and hours > ddt:
-                        d_dt += hours - ddt
-                        d_ot += ddt - dth
-                    else:
-                        d_ot += hours - dth
-            w_ot = total - wth if total > wth else _D0
-            if daily and d_ot * ot_premium + d_dt * dt_premium >= w_ot * ot_premium:
-                regular += total - d_ot - d_dt
-                overtime += d_ot
-                double += d_dt
-            else:
-                regular += total - w_ot
-                overtime += w_ot
-        return regular, overtime, double
-
+    seventh = rule.seventh_day
     seventh_after = rule.seventh_day_double_after
-    for week_days in weeks.values():
-        seventh_day = None
-        # seven distinct calendar days with hours in one workweek: the last is the seventh
-        # consecutive day worked
-        if rule.seventh_day and len(week_days) == 7 and all(days[d] > 0 for d in week_days):
-            seventh_day = week_days[-1]
-        counted = _D0
-        for day in week_days:
-            hours = days[day]
-            if not hours:
-                continue
-            if day == seventh_day:
-                o = hours if hours < seventh_after else seventh_after
+    week = None
+    counted = _D0
+    worked_days = 0
+    for day, hours in items:
+        position = (day.weekday() - workweek_start) % 7
+        key = day.toordinal() - position
+        if key != week:
+            week = key
+            counted = _D0
+            worked_days = 0
+        if not hours:
+            continue
+        worked_days += 1
+        paid = paid_from is None or day >= paid_from
+        if seventh and position == 6 and worked_days == 7:
+            # the seventh consecutive day worked in the workweek
+            o = hours if hours < seventh_after else seventh_after
+            if paid:
                 overtime += o
                 double += hours - o
-                if not excludes:
-                    counted += hours
-                continue
-            o = d = _D0
-            if daily and hours > dth:
-                if ddt is not None and hours > ddt:
-                    d = hours - ddt
-                    o = ddt - dth
-                else:
-                    o = hours - dth
-            r = hours - o - d
-            if wth is not None:
-                excess = counted + r - wth
-                counted += r if excludes else hours
-                if excess > 0:
-                    moved = r if excess > r else excess
-                    r -= moved
-                    o += moved
+            if not excludes:
+                counted += hours
+            continue
+        o = d = _D0
+        if daily and hours > dth:
+            if ddt is not None and hours > ddt:
+                d = hours - ddt
+                o = ddt - dth
+            else:
+                o = hours - dth
+        r = hours - o - d
+        if wth is not None:
+            excess = counted + r - wth
+            counted += r if excludes else hours
+            if excess > 0:
+                moved = r if excess > r else excess
+                r -= moved
+                o += moved
+        if paid:
             regular += r
             overtime += o
             double += d
@@ -709,8 +739,7 @@ def _hourly_pay(emp: EmployeeInput, period: PeriodInput, last: dt.date, lines, w
     """Lines for time worked; returns (pay, hours mapping)."""
     rate = emp.hourly_rate
     context_from = _workweek_start_of(period.start, period.workweek_start)
-    paid: list = []
-    context: list = []
+    days: dict = {}
     outside = 0
     p_start, p_end = period.start, period.end
     emp_start = emp.start_date
@@ -722,10 +751,17 @@ def _hourly_pay(emp: EmployeeInput, period: PeriodInput, last: dt.date, lines, w
             if day >= p_start:
                 outside += 1
             continue
-        if day < p_start:
-            context.append(entry)
-        else:
-            paid.append(entry)
+        hours = entry.hours
+        if hours < 0:
+            raise EngineInputError(
+                f"time entry on {day} has negative hours", code="time_entry_invalid", field="hours"
+            )
+        days[day] = days[day] + hours if day in days else hours
+    for day, hours in days.items():
+        if hours > _D24:
+            raise EngineInputError(
+                f"{hours} hours on {day}: a day has 24", code="time_entry_invalid", field="hours"
+            )
     if outside:
         warnings.append(
             f"{outside} time entr{'y' if outside == 1 else 'ies'} outside the employment dates "
@@ -733,15 +769,7 @@ def _hourly_pay(emp: EmployeeInput, period: PeriodInput, last: dt.date, lines, w
         )
     rule = emp.overtime
     daily = rule is not None and _daily_rule_applies(rule, rate, emp.min_wage)
-    ws = period.workweek_start
-    if context:
-        reg, ot, dbl = _classify_days(_hours_by_day(context + paid), rule, ws, daily)
-        c_reg, c_ot, c_dbl = _classify_days(_hours_by_day(context), rule, ws, daily)
-        reg -= c_reg
-        ot -= c_ot
-        dbl -= c_dbl
-    else:
-        reg, ot, dbl = _classify_days(_hours_by_day(paid), rule, ws, daily)
+    reg, ot, dbl = _classify_days(days, rule, period.workweek_start, daily, p_start)
     pay = _D0
     if reg:
         amount = _money(reg * rate)
