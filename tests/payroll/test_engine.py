@@ -176,6 +176,15 @@ def test_seventh_day_follows_the_workweek_start():
     assert hours_of(classify_hours(entries, CALIFORNIA, workweek_start=0)) == (24, 4, 0)
 
 
+def test_weekly_threshold_follows_the_workweek_start():
+    # Mon 2 - Sun 8 June: Mon-Sat 8 h, Sun 10 h. Workweek from Monday: 58 h in one week ->
+    # 40 regular + 18 OT. Workweek from Sunday (6): Mon-Sat (48 h) close the week of Sun 1 June
+    # -> 40 + 8 OT; Sun 8 June opens a new week -> 10 regular. 50 regular + 8 OT
+    entries = week(8, 8, 8, 8, 8, 8, 10)
+    assert hours_of(classify_hours(entries, FLSA, workweek_start=0)) == (40, 18, 0)
+    assert hours_of(classify_hours(entries, FLSA, workweek_start=6)) == (50, 8, 0)
+
+
 def test_flsa_weekly_only():
     # Mon-Fri 9 h = 45 h: no daily rule; the last 5 h of the week at 1.5x
     # rate 15: 40 x 15 + 5 x 22.50 = 600 + 112.50 = 712.50
