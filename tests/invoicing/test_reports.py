@@ -380,3 +380,24 @@ def test_admin_report_pages_keep_to_the_users_companies(november, tenants):
 
     with pytest.raises(PermissionDenied):
         get(tenants.outsider, {"month": "2025-11"})
+
+
+def test_reports_for_one_branch(tenants):
+    """Serial numbers run per place of supply; the register and the summary can be cut by it."""
+    with time_machine.travel(NOW, tick=False):
+        books = Books(tenants)
+        books.invoice(books.buyer, [IT_SUPPORT], date(2025, 11, 3))  # head office, VAT 6,000.00
+        ctg = books.invoice(
+            books.buyer, [CEMENT], date(2025, 11, 4), branch="CTG"
+        )  # 62,400.00, VAT 4,680.00
+    company = books.company
+    register = reports.sales_register(
+        company=company, date_from=date(2025, 11, 1), date_to=date(2025, 11, 30), branch="CTG"
+    )
+    assert [row["number"] for row in register["rows"]] == [ctg.number]
+    assert "CTG" in ctg.number
+    assert register["totals"]["vat"] == D("4680.00")
+    everything = reports.vat_summary(company=company, month="2025-11")
+    chittagong = reports.vat_summary(company=company, month="2025-11", branch="CTG")
+    assert everything["net"]["vat"] == D("10680.00")
+    assert chittagong["net"]["vat"] == D("4680.00")
