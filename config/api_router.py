@@ -29,3 +29,9 @@ router.register("accounting/departments", DepartmentViewSet, basename="departmen
 router.register("accounting/fiscal-years", FiscalYearViewSet, basename="fiscal-year")
 router.register("accounting/periods", AccountingPeriodViewSet, basename="accounting-period")
 router.register("accounting/journal-entries", JournalEntryViewSet, basename="journal-entry")
+
+# Payroll (payroll/api/urls.py lists its resources).
+from payroll.api.urls import ROUTES as PAYROLL_ROUTES  # noqa: E402
+
+for _prefix, _viewset, _basename in PAYROLL_ROUTES:
+    router.register(_prefix, _viewset, basename=_basename)

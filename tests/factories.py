@@ -115,6 +115,122 @@ def bank_role_for(company) -> AccountRole:
     return AccountRole.objects.get(company=company, role=AccountRoleName.BANK)
 
 
+def payroll_employee_for(company, **fields):
+    """A salaried employee made through the payroll service."""
+    import datetime as dt
+    from decimal import Decimal
+
+    from payroll import services as payroll_services
+    from payroll.models import Employee
+
+    number = Employee.objects.filter(company=company).count() + 1
+    values = {
+        "code": f"E{number:04d}",
+        "name": f"Employee {number}",
+        "email": f"e{number}@{company.slug}.example.test",
+        "pay_type": "salaried",
+        "annual_salary": Decimal("600000.00") if company.country == "BD" else Decimal("60000.00"),
+        "jurisdiction": "BD" if company.country == "BD" else "US",
+        "start_date": dt.date(2020, 1, 1),
+        **fields,
+    }
+    return payroll_services.employee_create(actor=None, company=company, **values)
+
+
+def payroll_period_for(company, *, months_back: int = 0, **fields):
+    """An active monthly period (months_back before this month) made through the service."""
+    import calendar
+
+    from payroll import services as payroll_services
+
+    today = company.today()
+    month0 = today.year * 12 + today.month - 1 - months_back
+    year, month = month0 // 12, month0 % 12 + 1
+    start = today.replace(year=year, month=month, day=1)
+    end = start.replace(day=calendar.monthrange(year, month)[1])
+    return payroll_services.payroll_period_create(
+        actor=None, company=company, start_date=start, end_date=end, activate=True, **fields
+    )
+
+
+def payroll_run_for(company):
+    """A completed pay run of this month for one employee (the books set up first)."""
+    from payroll.processing import PayrollProcessor
+
+    ledger_ready(company)
+    payroll_employee_for(company)
+    outcome = PayrollProcessor(payroll_period_for(company)).run_payroll(force=True)
+    assert outcome.status == "completed", outcome.message
+    return outcome.run
+
+
+def _payroll_makers(company) -> dict:
+    import datetime as dt
+
+    from payroll import models as payroll
+    from payroll import services as payroll_services
+
+    def deduction():
+        employee = payroll_employee_for(company)
+        health = payroll.DeductionType.objects.get(company=None, code="HEALTH")
+        return payroll_services.employee_deduction_create(
+            actor=None, employee=employee, deduction_type=health, amount="100.00"
+        )
+
+    def time_entry():
+        employee = payroll_employee_for(company, pay_type="hourly", hourly_rate="10.0000")
+        payroll_services.time_entries_upsert(
+            actor=None,
+            company=company,
+            entries=[{"employee": employee.pk, "day": company.today(), "hours": "8.00"}],
+        )
+        return payroll.TimeEntry.objects.get(employee=employee)
+
+    def reference(model, **fields):
+        return payroll_services.reference_row_save(
+            actor=None, obj=model(company=company, **fields), company=company
+        )
+
+    since = dt.date(2025, 1, 1)
+    return {
+        payroll.Employee: lambda: payroll_employee_for(company),
+        payroll.EmployeeDeduction: deduction,
+        payroll.PayRate: lambda: reference(
+            payroll.PayRate,
+            role="Tester",
+            jurisdiction="XX",
+            pay_type="hourly",
+            hourly_rate="12.5000",
+            effective_from=since,
+        ),
+        payroll.TimeEntry: time_entry,
+        payroll.TaxTable: lambda: reference(
+            payroll.TaxTable, jurisdiction="XX", name="Test tax", effective_from=since, source="t"
+        ),
+        payroll.OvertimeRule: lambda: reference(
+            payroll.OvertimeRule,
+            jurisdiction="XX",
+            name="Test overtime",
+            weekly_threshold="40.00",
+            effective_from=since,
+            source="test",
+        ),
+        payroll.DeductionType: lambda: reference(
+            payroll.DeductionType, code="TEST", name="Test deduction", default_amount="10.00"
+        ),
+        payroll.PaySchedule: lambda: payroll_services.pay_schedule_create(
+            actor=None,
+            company=company,
+            name="Monthly",
+            frequency="monthly",
+            anchor_date=company.today().replace(day=1),
+        ),
+        payroll.PayrollPeriod: lambda: payroll_period_for(company),
+        payroll.PayrollRun: lambda: payroll_run_for(company),
+        payroll.Payslip: lambda: payroll_run_for(company).payslips.first(),
+    }
+
+
 def tenant_object(model, company):
     """Make one row of `model` that belongs to `company`. The router-driven isolation test asks
     for every model an API endpoint serves: a new endpoint needs its model added here."""
@@ -131,6 +247,7 @@ def tenant_object(model, company):
         FiscalYear: lambda: ledger_ready(company),
         AccountingPeriod: lambda: ledger_ready(company).periods.order_by("number").first(),
         JournalEntry: lambda: journal_entry_for(company),
+        **_payroll_makers(company),
     }
     if model not in makers:
         raise LookupError(

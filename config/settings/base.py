@@ -260,6 +260,11 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "core.roles.Role",
         "AccountRoleNameEnum": "accounting.models.AccountRoleName",
+        "PayrollPeriodStatusEnum": "payroll.models.PeriodStatus",
+        "PayrollRunStatusEnum": "payroll.models.RunStatus",
+        "PayslipStatusEnum": "payroll.models.PayslipStatus",
+        "PayPeriodTypeEnum": "payroll.models.PeriodType",
+        "TaxpayerCategoryEnum": "payroll.models.TaxpayerCategory",
     },
 }
 
