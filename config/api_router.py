@@ -14,6 +14,13 @@ from accounting.api.views import (
     ProjectViewSet,
 )
 from core.api.views import AuditEventViewSet, CompanyViewSet, MembershipViewSet
+from invoicing.api.views import (
+    InvoiceViewSet,
+    ItemViewSet,
+    PartyViewSet,
+    RecurringInvoiceViewSet,
+    VatRateViewSet,
+)
 
 router = DefaultRouter()
 router.register("companies", CompanyViewSet, basename="company")
@@ -29,6 +36,15 @@ router.register("accounting/departments", DepartmentViewSet, basename="departmen
 router.register("accounting/fiscal-years", FiscalYearViewSet, basename="fiscal-year")
 router.register("accounting/periods", AccountingPeriodViewSet, basename="accounting-period")
 router.register("accounting/journal-entries", JournalEntryViewSet, basename="journal-entry")
+
+# Invoicing; its VAT reports are plain paths in invoicing/api/report_urls.py.
+router.register("invoicing/parties", PartyViewSet, basename="party")
+router.register("invoicing/vat-rates", VatRateViewSet, basename="vat-rate")
+router.register("invoicing/items", ItemViewSet, basename="item")
+router.register("invoicing/invoices", InvoiceViewSet, basename="invoice")
+router.register(
+    "invoicing/recurring-invoices", RecurringInvoiceViewSet, basename="recurring-invoice"
+)
 
 # Payroll (payroll/api/urls.py lists its resources).
 from payroll.api.urls import ROUTES as PAYROLL_ROUTES  # noqa: E402

@@ -16,6 +16,8 @@ from accounting.models import (
 )
 from core.models import AuditEvent, Company, Membership
 from core.roles import Role
+from invoicing import services as invoicing_services
+from invoicing.models import Invoice, Item, Party, RecurringInvoice, VatRate
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -113,6 +115,61 @@ def journal_entry_for(company) -> JournalEntry:
 def bank_role_for(company) -> AccountRole:
     ledger_ready(company)
     return AccountRole.objects.get(company=company, role=AccountRoleName.BANK)
+
+
+def party_for(company, **fields) -> Party:
+    """A customer with a valid BIN (and the company's standard VAT rates, for what follows)."""
+    invoicing_services.vat_rates_seed(company=company)
+    count = Party.objects.filter(company=company).count()
+    return invoicing_services.party_create(
+        actor=None,
+        company=company,
+        **{"name": f"Customer {count + 1}", "bin": f"{count + 1:013d}", **fields},
+    )
+
+
+def vat_rate_for(company) -> VatRate:
+    invoicing_services.vat_rates_seed(company=company)
+    return VatRate.objects.filter(company=company).order_by("pk").first()
+
+
+def item_for(company) -> Item:
+    invoicing_services.vat_rates_seed(company=company)
+    count = Item.objects.filter(company=company).count()
+    return invoicing_services.item_create(
+        actor=None,
+        company=company,
+        code=f"ITEM-{count + 1}",
+        name=f"Item {count + 1}",
+        unit_price="100.00",
+        vat_rate="VAT15",
+    )
+
+
+INVOICE_LINE = {
+    "description": "Widget",
+    "unit": "pcs",
+    "quantity": "2",
+    "unit_price": "50.00",
+    "vat_rate": "VAT15",
+}
+
+
+def draft_invoice_for(company) -> Invoice:
+    """A draft tax invoice of 100.00 + 15.00 VAT (no ledger needed until approval)."""
+    return invoicing_services.invoice_create_draft(
+        actor=None, company=company, customer=party_for(company), lines=[INVOICE_LINE]
+    )
+
+
+def recurring_invoice_for(company) -> RecurringInvoice:
+    return invoicing_services.recurring_invoice_create(
+        actor=None,
+        company=company,
+        name="Monthly service",
+        customer=party_for(company),
+        lines=[INVOICE_LINE],
+    )
 
 
 def payroll_employee_for(company, **fields):
@@ -247,6 +304,11 @@ def tenant_object(model, company):
         FiscalYear: lambda: ledger_ready(company),
         AccountingPeriod: lambda: ledger_ready(company).periods.order_by("number").first(),
         JournalEntry: lambda: journal_entry_for(company),
+        Party: lambda: party_for(company),
+        VatRate: lambda: vat_rate_for(company),
+        Item: lambda: item_for(company),
+        Invoice: lambda: draft_invoice_for(company),
+        RecurringInvoice: lambda: recurring_invoice_for(company),
         **_payroll_makers(company),
     }
     if model not in makers:

@@ -260,6 +260,10 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "core.roles.Role",
         "AccountRoleNameEnum": "accounting.models.AccountRoleName",
+        "InvoiceStatusEnum": "invoicing.models.InvoiceStatus",
+        "InvoiceKindEnum": "invoicing.models.InvoiceKind",
+        "PartyKindEnum": "invoicing.models.PartyKind",
+        "VatKindEnum": "invoicing.models.VatKind",
         "PayrollPeriodStatusEnum": "payroll.models.PeriodStatus",
         "PayrollRunStatusEnum": "payroll.models.RunStatus",
         "PayslipStatusEnum": "payroll.models.PayslipStatus",
