@@ -407,8 +407,8 @@ def test_bad_shapes_are_refused_before_any_service(sales, clerk):
     unknown = clerk.post(INVOICES, {**draft_body(sales), "discount": "5"}, format="json")
     assert unknown.status_code == 400 and "discount" in unknown.json()["fields"]
     raw = (
-        '{"customer": %d, "lines": [{"description": "X", "unit": "pcs", "quantity": 1,'
-        ' "unit_price": 10.00001, "vat_rate": "VAT15"}]}' % sales.customer.pk
+        f'{{"customer": {sales.customer.pk}, "lines": [{{"description": "X", "unit": "pcs",'
+        ' "quantity": 1, "unit_price": 10.00001, "vat_rate": "VAT15"}]}'
     )
     too_fine = clerk.post(INVOICES, raw, content_type="application/json")
     assert too_fine.status_code == 400, too_fine.content
