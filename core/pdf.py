@@ -27,6 +27,8 @@ from pathlib import Path
 from django.conf import settings
 from django.template.loader import render_to_string
 
+from core.errors import DomainError
+
 PDF_MAGIC = b"%PDF"
 
 # WeasyPrint logs every layout step and fontTools every subsetting step at INFO, about a hundred
@@ -35,8 +37,13 @@ for _name in ("weasyprint.progress", "fontTools"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
 
-class PdfRenderError(RuntimeError):
-    """WeasyPrint could not produce a PDF (a broken template, a missing system library)."""
+class PdfRenderError(DomainError):
+    """WeasyPrint could not produce a PDF (its system libraries, Pango and HarfBuzz, are
+    missing). The API answers 503 {code: pdf_unavailable}; the HTML still works."""
+
+    code = "pdf_unavailable"
+    http_status = 503
+    default_message = "PDF rendering is not available on this server; ask for the HTML."
 
 
 def _allowed_roots() -> list[Path]:
@@ -78,14 +85,17 @@ def pdf_from_html(html: str, *, base_url: str | None = None) -> bytes:
         from weasyprint import HTML
         from weasyprint.text.fonts import FontConfiguration
     except (ImportError, OSError) as exc:  # OSError: Pango/HarfBuzz shared libraries missing
-        raise PdfRenderError(f"WeasyPrint is not usable here: {exc}") from exc
+        raise PdfRenderError(
+            f"PDF rendering is not available on this server (WeasyPrint: {exc}); "
+            "ask for the HTML instead."
+        ) from exc
     fonts = FontConfiguration()
     document = HTML(
         string=html, base_url=base_url or default_base_url(), url_fetcher=_safe_fetcher()
     )
     pdf = document.write_pdf(font_config=fonts)
     if not pdf or not pdf.startswith(PDF_MAGIC):
-        raise PdfRenderError("WeasyPrint returned no PDF")
+        raise PdfRenderError("WeasyPrint returned no PDF.")
     return pdf
 
 

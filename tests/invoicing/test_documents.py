@@ -387,3 +387,15 @@ def test_a_later_note_shows_the_earlier_notes_in_its_vat_effect(books, invoice):
     assert original["after"] == {
         "value": "72,550.00", "sd": "2,325.00", "vat": "7,029.75", "total": "81,904.75",
     }  # fmt: skip
+
+
+def test_a_server_without_weasyprint_answers_a_clear_error(monkeypatch):
+    import sys
+
+    from core.pdf import PdfRenderError
+
+    monkeypatch.setitem(sys.modules, "weasyprint", None)  # as if Pango were missing
+    with pytest.raises(PdfRenderError) as caught:
+        pdf_from_html("<p>x</p>")
+    assert (caught.value.code, caught.value.http_status) == ("pdf_unavailable", 503)
+    assert "ask for the HTML" in caught.value.message
