@@ -1,4 +1,11 @@
-"""Command line: `python -m bench NAME [--scale N] [--json]`, `list`, `all [--write-results]`.
+"""Command line: `python -m bench NAME [--scale N] [--json] [--chunked] [--write-results
+[--note TEXT]]`, `list`, `all [--write-results]`.
+
+`all --write-results` rewrites bench/RESULTS.md from every benchmark at its default scale.
+`NAME --write-results` runs one benchmark and replaces (or adds) only its own section there,
+keyed by its command line (`## payroll`, `## payroll --scale 100000 --chunked`), leaving the
+others as they were measured. Options a benchmark declares in its OPTIONS (such as payroll's
+`--chunked`) are passed to its `run()`.
 
 Exit status: 0 when every benchmark ran, 1 when one raised, 2 for unknown names or bad arguments.
 """
@@ -24,6 +31,8 @@ from bench._django import DEFAULT_SETTINGS_MODULE, BenchDatabase, bench_database
 
 RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
 COMMANDS = ("list", "all")
+# Flags a benchmark may accept, by declaring them in its OPTIONS; passed to run() as keywords.
+BENCHMARK_OPTIONS = {"chunked": "payroll: fan the run out to Celery worker processes"}
 # The variables that decide which servers a benchmark runs against, in reproduce commands.
 ENVIRONMENT_VARIABLES = ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL")
 METADATA_KEYS = ("benchmark", "scale", "database", "database_version", "date", "machine")
@@ -43,6 +52,17 @@ class Result:
     database: BenchDatabase
     date: str
     figures: Figures
+    options: tuple[str, ...] = ()
+    default_scale: int | None = None
+
+    @property
+    def label(self) -> str:
+        """The section heading in RESULTS.md: the name and the options it was run with."""
+        parts = [self.name]
+        if self.default_scale is not None and self.scale != self.default_scale:
+            parts.append(f"--scale {self.scale}")
+        parts += [f"--{option.replace('_', '-')}" for option in self.options]
+        return " ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -89,11 +109,11 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def run_benchmark(name: str, module: ModuleType, scale: int) -> Result:
+def run_benchmark(name: str, module: ModuleType, scale: int, options: Sequence[str] = ()) -> Result:
     date = now_iso()
     # stdout carries the report only; anything a benchmark or the project prints goes to stderr.
     with redirect_stdout(sys.stderr), bench_database() as database:
-        figures = module.run(scale=scale)
+        figures = module.run(scale=scale, **dict.fromkeys(options, True))
     clashes = sorted(set(figures) & set(METADATA_KEYS))
     if clashes:
         raise ValueError(f"figure names clash with report fields: {', '.join(clashes)}")
@@ -104,6 +124,8 @@ def run_benchmark(name: str, module: ModuleType, scale: int) -> Result:
         database=database,
         date=date,
         figures=figures,
+        options=tuple(options),
+        default_scale=getattr(module, "DEFAULT_SCALE", None),
     )
 
 
@@ -181,7 +203,8 @@ def reproduce_command(result: Result) -> str:
         if variable.endswith("_URL"):
             value = mask_url(value)
         assignments.append(f"{variable}={shlex.quote(value)}")
-    command = f"python -m bench {result.name} --scale {result.scale} --json"
+    flags = "".join(f" --{option.replace('_', '-')}" for option in result.options)
+    command = f"python -m bench {result.name} --scale {result.scale}{flags} --json"
     return " ".join([*assignments, command])
 
 
@@ -236,23 +259,56 @@ def results_markdown(results: Sequence[Result], host: Machine, date: str) -> str
     if results:
         lines += [f"Database: {database_label(results[0].database)}", ""]
     for result in results:
-        lines += [
-            f"## {result.name}",
-            "",
-            result.description,
-            "",
-            "Reproduce:",
-            "",
-            "```sh",
-            reproduce_command(result),
-            "```",
-            "",
-            "| Figure | Value |",
-            "| --- | ---: |",
-            *(f"| {name} | {value} |" for name, value in result.figures.items()),
-            "",
-        ]
+        lines += result_section(result)
     return "\n".join(lines)
+
+
+def result_section(result: Result, note: str = "") -> list[str]:
+    lines = [
+        f"## {result.label}",
+        "",
+        result.description,
+        "",
+        f"Measured: {result.date} on {database_label(result.database)}",
+        "",
+    ]
+    if note:
+        lines += [f"Note: {note}", ""]
+    return [
+        *lines,
+        "Reproduce:",
+        "",
+        "```sh",
+        reproduce_command(result),
+        "```",
+        "",
+        "| Figure | Value |",
+        "| --- | ---: |",
+        *(f"| {name} | {value} |" for name, value in result.figures.items()),
+        "",
+    ]
+
+
+def results_section_replace(text: str, result: Result, note: str = "") -> str:
+    """`text` (RESULTS.md) with the section of `result`'s label replaced, or added after the
+    last section of the same benchmark (else at the end). Other sections stay as they are."""
+    section = result_section(result, note)
+    lines = text.rstrip("\n").split("\n")
+    starts = [i for i, line in enumerate(lines) if line.startswith("## ")]
+    bounds = list(zip(starts, [*starts[1:], len(lines)], strict=True))
+    heading = f"## {result.label}"
+    for start, end in bounds:
+        if lines[start] == heading:
+            return "\n".join([*lines[:start], *section, *lines[end:]]).rstrip("\n") + "\n"
+    same = [
+        end
+        for start, end in bounds
+        if lines[start] == f"## {result.name}" or lines[start].startswith(f"## {result.name} ")
+    ]
+    at = same[-1] if same else len(lines)
+    if at == len(lines) and lines and lines[-1] != "":
+        lines.append("")
+    return "\n".join([*lines[:at], *section, *lines[at:]]).rstrip("\n") + "\n"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,8 +339,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print one JSON object instead of name: value lines"
     )
     parser.add_argument(
-        "--write-results", action="store_true", help="with 'all': rewrite bench/RESULTS.md"
+        "--write-results",
+        action="store_true",
+        help="with 'all': rewrite bench/RESULTS.md; with NAME: replace only its section there",
     )
+    parser.add_argument(
+        "--note", default="", help="with NAME --write-results: a note printed in the section"
+    )
+    for option, text in BENCHMARK_OPTIONS.items():
+        parser.add_argument(f"--{option.replace('_', '-')}", action="store_true", help=text)
     return parser
 
 
@@ -294,16 +357,32 @@ def command_list() -> int:
     return 0
 
 
-def command_run(name: str, module: ModuleType, scale: int | None, as_json: bool) -> int:
+def command_run(
+    name: str,
+    module: ModuleType,
+    scale: int | None,
+    as_json: bool,
+    options: Sequence[str] = (),
+    write_results: bool = False,
+    note: str = "",
+) -> int:
     try:
-        result = run_benchmark(name, module, scale or module.DEFAULT_SCALE)
+        result = run_benchmark(name, module, scale or module.DEFAULT_SCALE, options)
     except Exception as exc:
         report_failure(name, exc)
+        if write_results:
+            print(f"bench: {RESULTS_PATH.name} left unchanged", file=sys.stderr)
         return 1
     if as_json:
         print_json(result, machine())
     else:
         print_human(result)
+    if write_results:
+        text = RESULTS_PATH.read_text() if RESULTS_PATH.exists() else ""
+        if not text:
+            text = results_markdown([], machine(), result.date)
+        RESULTS_PATH.write_text(results_section_replace(text, result, note))
+        print(f"bench: wrote the '{result.label}' section of {RESULTS_PATH}", file=sys.stderr)
     return 0
 
 
@@ -345,8 +424,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(
             "'all' runs every benchmark at its default scale; it takes only --write-results"
         )
-    if target not in COMMANDS and args.write_results:
-        parser.error("--write-results goes with 'all'")
+    options = [option for option in BENCHMARK_OPTIONS if getattr(args, option)]
+    if target in COMMANDS and options:
+        parser.error(f"'{target}' takes no benchmark options")
+    if args.note and (target in COMMANDS or not args.write_results):
+        parser.error("--note goes with NAME --write-results")
 
     try:
         if target == "list":
@@ -356,7 +438,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         module = load_benchmark(target) if target in module_names() else None
         if module is None:
             parser.error(f"unknown benchmark {target!r}; see 'python -m bench list'")
-        return command_run(target, module, args.scale, args.json)
+        accepted = getattr(module, "OPTIONS", ())
+        refused = [option for option in options if option not in accepted]
+        if refused:
+            parser.error(f"{target} takes no --{refused[0].replace('_', '-')}")
+        return command_run(
+            target,
+            module,
+            args.scale,
+            args.json,
+            options,
+            write_results=args.write_results,
+            note=args.note,
+        )
     except BenchmarkLoadError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
