@@ -28,6 +28,7 @@ from rest_framework.settings import api_settings
 from accounting.api.views import DecimalJSONParser
 from core.api.base import TenantReadOnlyViewSet, TenantViewSet
 from core.api.views import COMPANY_HEADER_PARAMETER
+from core.errors import ValidationFailed
 from payroll import services
 from payroll.api import serializers as s
 from payroll.models import (
@@ -302,7 +303,8 @@ class TimeEntryViewSet(
     @action(detail=False, methods=["post"])
     def bulk(self, request):
         payload = s.TimeEntryBulkSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
+        if not payload.is_valid():
+            raise _bulk_error(payload.errors)
         entries = []
         for item in payload.validated_data["entries"]:
             key = item["employee"].strip()
@@ -316,6 +318,23 @@ class TimeEntryViewSet(
             )
         result = self._upsert(entries)
         return Response(result, status=status.HTTP_201_CREATED)
+
+
+def _bulk_error(errors) -> ValidationFailed:
+    """Name the first bad entry the way the service does ("Entry 3: hours: ...", counting
+    from 1), with DRF's per-entry errors in fields."""
+    entries = errors.get("entries") if isinstance(errors, dict) else None
+    items = entries.items() if isinstance(entries, dict) else enumerate(entries or [])
+    for index, problems in items:
+        if isinstance(problems, dict) and problems:
+            name, messages = next(iter(problems.items()))
+            return ValidationFailed(
+                f"Entry {int(index) + 1}: {name}: {messages[0]} Nothing was recorded.",
+                code="invalid_entry",
+                fields=errors,
+            )
+    first = next(iter(errors.values()))[0] if errors else "Invalid request."
+    return ValidationFailed(f"{first}", code="invalid", fields=errors)
 
 
 # --- reference data ----------------------------------------------------------------------------

@@ -1,0 +1,328 @@
+"""The payroll API end to end: CRUD through the services, the automation rule's messages,
+running a period (202, force, 409), progress, payslips as PDF, reopen, bulk time entries (all
+or nothing), tax tables with brackets, shared statutory rows read-only."""
+
+import io
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from payroll.models import Employee, PayrollPeriod, Payslip, PeriodStatus, TaxTable, TimeEntry
+from tests.payroll.conftest import employee, monthly
+
+D = Decimal
+pytestmark = pytest.mark.django_db
+BASE = "/api/v1/payroll"
+
+
+@pytest.fixture
+def client(books, api):
+    return api(books.users_a["payroll_manager"], books.a)
+
+
+def test_employee_create_list_update_and_refusals(client, books, dims):
+    created = client.post(
+        f"{BASE}/employees/",
+        {
+            "code": "E100",
+            "name": "Karim Uddin",
+            "email": "karim@example.test",
+            "department": dims["ops"].pk,
+            "pay_type": "salaried",
+            "annual_salary": "840000.00",
+            "jurisdiction": "bd",
+            "start_date": "2024-01-15",
+        },
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert (body["code"], body["jurisdiction"], body["department_code"]) == ("E100", "BD", "OPS")
+    assert body["annual_salary"] == "840000.00"
+
+    changed = client.patch(
+        f"{BASE}/employees/{body['id']}/", {"annual_salary": "900000.00"}, format="json"
+    )
+    assert changed.status_code == 200
+    assert Employee.objects.get(pk=body["id"]).annual_salary == D("900000.00")
+
+    duplicate = client.post(
+        f"{BASE}/employees/",
+        {"code": "E100", "name": "Again", "annual_salary": "1.00", "start_date": "2024-01-01"},
+        format="json",
+    )
+    assert duplicate.status_code == 400, duplicate.content
+    assert "already exists" in duplicate.json()["message"]
+
+    no_salary = client.post(
+        f"{BASE}/employees/",
+        {"code": "E101", "name": "No Pay", "pay_type": "salaried", "start_date": "2024-01-01"},
+        format="json",
+    )
+    assert no_salary.status_code == 400
+    assert no_salary.json()["code"] == "salary_required"
+    assert "annual_salary" in no_salary.json()["fields"]
+
+    listed = client.get(f"{BASE}/employees/", {"search": "Karim"})
+    assert [row["code"] for row in listed.json()["results"]] == ["E100"]
+
+
+@pytest.mark.parametrize(
+    ("rule", "code", "says"),
+    [
+        ({"run_on": "2025-07-25"}, "automation_rule_unknown_key", "Unknown automation rule key"),
+        (
+            {"run_on_date": "2025-07-25", "days_before_end": 3},
+            "automation_rule_ambiguous",
+            "exactly one",
+        ),
+        ({"run_on_date": "2025-02-30"}, "automation_rule_bad_date", "YYYY-MM-DD"),
+        ({"days_before_end": -2}, "automation_rule_negative_days", "cannot be negative"),
+        ({"cron": "61 2 * * *"}, "automation_rule_invalid_cron", "not a valid expression"),
+        ({"cron": "0 2 * *"}, "automation_rule_invalid_cron", "five fields"),
+    ],
+)
+def test_period_automation_rule_refusals(client, rule, code, says):
+    response = client.post(
+        f"{BASE}/periods/",
+        {
+            "start_date": "2025-07-01",
+            "end_date": "2025-07-31",
+            "automation_enabled": True,
+            "automation_rule": rule,
+        },
+        format="json",
+    )
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert body["code"] == code
+    assert says in body["message"]
+    assert body["fields"]["automation_rule"]
+    assert not PayrollPeriod.objects.exists()
+
+
+def test_period_create_update_and_next_run(client, books):
+    created = client.post(
+        f"{BASE}/periods/",
+        {
+            "name": "July 2025",
+            "start_date": "2025-07-01",
+            "end_date": "2025-07-31",
+            "pay_date": "2025-07-31",
+            "automation_enabled": True,
+            "automation_rule": {"days_before_end": 3},
+            "activate": True,
+        },
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert (body["status"], body["next_run"]) == ("active", "2025-07-28")
+    changed = client.patch(
+        f"{BASE}/periods/{body['id']}/",
+        {"automation_rule": {"cron": "0  6 25 * *"}},
+        format="json",
+    )
+    assert changed.status_code == 200, changed.content
+    assert changed.json()["automation_rule"] == {"cron": "0 6 25 * *"}
+    assert changed.json()["next_run"].startswith("2025-07-25T06:00:00")
+    bad = client.patch(
+        f"{BASE}/periods/{body['id']}/", {"automation_rule": {"cron": "x"}}, format="json"
+    )
+    assert bad.status_code == 400
+    assert bad.json()["code"] == "automation_rule_invalid_cron"
+
+
+def test_run_endpoint_pays_the_period_once(client, books, django_capture_on_commit_callbacks):
+    company = books.a
+    employee(company, "E001")  # 1,200,000 a year: 100,000.00 a month
+    employee(company, "E002", annual_salary=D("600000.00"))
+    july = monthly(company, 2025, 7)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"{BASE}/periods/{july.pk}/run/", {}, format="json")
+    assert response.status_code == 202, response.content
+    run = response.json()
+    assert run["status"] == "running"
+    assert run["progress"]["total"] == 2
+    assert run["trigger"] == "api"
+
+    detail = client.get(f"{BASE}/runs/{run['id']}/").json()
+    assert detail["status"] == "completed"
+    assert detail["progress"] == {
+        "status": "completed",
+        "done": 2,
+        "total": 2,
+        "percent": 100,
+        "chunks_done": 0,
+        "chunks_total": 0,
+    }
+    assert detail["gross_total"] == "150000.00"
+    assert detail["journal_entry_reference"]
+    july.refresh_from_db()
+    assert july.status == PeriodStatus.COMPLETED
+
+    again = client.post(f"{BASE}/periods/{july.pk}/run/", {"force": True}, format="json")
+    assert again.status_code == 409
+    assert again.json()["code"] == "already_completed"
+    assert Payslip.objects.filter(period=july).count() == 2
+
+    slips = client.get(f"{BASE}/payslips/", {"period": july.pk}).json()["results"]
+    assert sorted(row["gross"] for row in slips) == ["100000.00", "50000.00"]
+    first = next(row for row in slips if row["employee_code"] == "E001")
+    assert first["lines"][0]["kind"] == "earning"
+
+    pdf = client.get(f"{BASE}/payslips/{first['id']}/pdf/")
+    assert pdf.status_code == 200
+    assert pdf["Content-Type"] == "application/pdf"
+    content = b"".join(pdf) if pdf.streaming else pdf.content
+    assert content.startswith(b"%PDF")
+    from pypdf import PdfReader
+
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(content)).pages)
+    assert "Net pay" in text
+    assert f"{D(first['net']):,.2f}" in text
+
+    reopened = client.post(f"{BASE}/periods/{july.pk}/reopen/", {"reason": "wrong salary"})
+    assert reopened.status_code == 200, reopened.content
+    assert reopened.json()["status"] == "active"
+    assert not Payslip.objects.filter(period=july).exclude(status="void").exists()
+
+
+def test_run_not_due_needs_force_and_busy_answers_409(client, books):
+    company = books.a
+    employee(company, "E001")
+    july = monthly(
+        company,
+        2025,
+        7,
+        automation_enabled=True,
+        automation_rule={"run_on_date": "2999-01-01"},
+    )
+    not_due = client.post(f"{BASE}/periods/{july.pk}/run/", {}, format="json")
+    assert not_due.status_code == 409
+    assert not_due.json()["code"] == "not_due"
+    assert "force" in not_due.json()["message"]
+
+    forced = client.post(f"{BASE}/periods/{july.pk}/run/", {"force": True}, format="json")
+    assert forced.status_code == 202, forced.content
+    assert forced.json()["forced"] is True
+    # claimed for a worker (the task runs after commit, which this test never reaches)
+    busy = client.post(f"{BASE}/periods/{july.pk}/run/", {"force": True}, format="json")
+    assert busy.status_code == 409
+    assert busy.json()["code"] == "period_busy"
+
+
+def test_draft_period_cannot_run(client, books):
+    draft = monthly(books.a, 2025, 7, activate=False)
+    response = client.post(f"{BASE}/periods/{draft.pk}/run/", {}, format="json")
+    assert response.status_code == 409
+    assert response.json()["code"] == "invalid_status"
+
+
+def test_dry_run_preview_writes_nothing(client, books):
+    employee(books.a, "E001")
+    july = monthly(books.a, 2025, 7)
+    response = client.post(f"{BASE}/periods/{july.pk}/preview/")
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["employees"], body["gross"], body["errors"]) == (1, "100000.00", [])
+    assert not Payslip.objects.exists()
+    july.refresh_from_db()
+    assert july.status == PeriodStatus.ACTIVE
+
+
+def test_bulk_time_entries_all_or_nothing(client, books):
+    company = books.a
+    hourly = employee(company, "H001", pay_type="hourly", hourly_rate=D("250.0000"))
+    good = [
+        {"employee": "H001", "day": "2025-07-01", "hours": "8.00"},
+        {"employee": str(hourly.pk), "day": "2025-07-02", "hours": "9.50", "note": "stock"},
+    ]
+    bad = [*good, {"employee": "H001", "day": "2025-07-03", "hours": "25"}]
+    refused = client.post(f"{BASE}/time-entries/bulk/", {"entries": bad}, format="json")
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "invalid_entry"
+    assert refused.json()["message"].startswith("Entry 3: hours: Ensure this value is less")
+    unknown = client.post(
+        f"{BASE}/time-entries/bulk/",
+        {"entries": [*good, {"employee": "NOPE", "day": "2025-07-03", "hours": "8"}]},
+        format="json",
+    )
+    assert unknown.status_code == 400
+    assert unknown.json()["code"] == "unknown_employee"
+    assert "Entry 3" in unknown.json()["message"]
+    assert not TimeEntry.objects.exists()
+
+    accepted = client.post(f"{BASE}/time-entries/bulk/", {"entries": good}, format="json")
+    assert accepted.status_code == 201
+    assert accepted.json() == {"created": 2, "updated": 0}
+    assert sum(e.hours for e in TimeEntry.objects.all()) == D("17.50")
+
+    one = client.post(
+        f"{BASE}/time-entries/",
+        {"employee": hourly.pk, "day": "2025-07-02", "hours": "10.00"},
+        format="json",
+    )
+    assert one.status_code == 201, one.content
+    assert TimeEntry.objects.get(day=date(2025, 7, 2)).hours == D("10.00")
+
+
+def test_tax_table_with_brackets_and_shared_rows_read_only(client, books):
+    created = client.post(
+        f"{BASE}/tax-tables/",
+        {
+            "jurisdiction": "BD-DHK",
+            "category": "general",
+            "name": "City levy",
+            "effective_from": "2025-07-01",
+            "source": "Test ordinance 2025",
+            "brackets": [
+                {"lower": "0.00", "upper": "300000.00", "rate": "0"},
+                {"lower": "300000.00", "upper": None, "rate": "0.02"},
+            ],
+        },
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert body["shared"] is False
+    assert [b["rate"] for b in body["brackets"]] == ["0.000000", "0.020000"]
+
+    overlap = client.patch(
+        f"{BASE}/tax-tables/{body['id']}/",
+        {
+            "brackets": [
+                {"lower": "0.00", "upper": "300000.00", "rate": "0"},
+                {"lower": "200000.00", "upper": None, "rate": "0.02"},
+            ]
+        },
+        format="json",
+    )
+    assert overlap.status_code == 400
+    assert overlap.json()["code"] == "brackets_overlap"
+    assert TaxTable.objects.get(pk=body["id"]).brackets.count() == 2
+
+    listed = client.get(f"{BASE}/tax-tables/", {"jurisdiction": "BD", "page_size": 100})
+    shared = [row for row in listed.json()["results"] if row["shared"]]
+    assert shared, "the statutory Bangladesh tables are listed"
+    refused = client.patch(f"{BASE}/tax-tables/{shared[0]['id']}/", {"name": "x"}, format="json")
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "shared_reference_data"
+
+
+def test_auditor_reads_but_cannot_run(books, api):
+    july = monthly(books.a, 2025, 7)
+    auditor = api(books.users_a["auditor"], books.a)
+    assert auditor.get(f"{BASE}/periods/").status_code == 200
+    refused = auditor.post(f"{BASE}/periods/{july.pk}/run/", {}, format="json")
+    assert refused.status_code == 403
+    clerk = api(books.users_a["clerk"], books.a)
+    assert clerk.get(f"{BASE}/payslips/").status_code == 403
+
+
+def test_other_company_period_answers_404(books, api):
+    july = monthly(books.a, 2025, 7)
+    response = api(books.owner_b, books.b).post(f"{BASE}/periods/{july.pk}/run/", {})
+    assert response.status_code == 404
