@@ -827,6 +827,8 @@ def _write_payslips(run: PayrollRun, computed: list[Computed], status: str) -> i
         with transaction.atomic():  # a savepoint: a duplicate is a clear conflict, not a 500
             if connection.vendor == "postgresql":
                 _copy_payslips(payslips, lines)
+            elif connection.vendor == "sqlite":
+                _executemany_payslips(payslips, lines)
             else:
                 _bulk_payslips(payslips, lines)
     except IntegrityError as exc:
@@ -862,6 +864,54 @@ def _copy_payslips(payslips: list[dict], lines: list[list]) -> None:
             for pk, payslip_lines in zip(ids, lines, strict=True):
                 for line in payslip_lines:
                     copy.write_row((pk, *line))
+
+
+def _executemany_payslips(payslips: list[dict], lines: list[list]) -> None:
+    """SQLite (the embedded default): one executemany per table with ids taken after the
+    current maximum; SQLite lets one writer in at a time, so nobody else can take them."""
+    import json
+
+    ops = connection.ops
+
+    def adapt(name, value):
+        if value is None or isinstance(value, bool | int | str):
+            return value
+        if name in ("warnings", "carried"):
+            return json.dumps(value)
+        if isinstance(value, Decimal):
+            return str(value)
+        if isinstance(value, dt.datetime):
+            return ops.adapt_datetimefield_value(value)
+        if isinstance(value, dt.date):
+            return value.isoformat()
+        return value
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COALESCE(MAX(id), 0) FROM payroll_payslip")
+        base = cursor.fetchone()[0]
+        rows = []
+        for offset, row in enumerate(payslips, start=1):
+            row["id"] = base + offset
+            rows.append([adapt(name, row[name]) for name in PAYSLIP_COLUMNS])
+        marks = ", ".join(["%s"] * len(PAYSLIP_COLUMNS))
+        cursor.executemany(
+            f"INSERT INTO payroll_payslip ({', '.join(PAYSLIP_COLUMNS)}) VALUES ({marks})",  # noqa: S608
+            rows,
+        )
+        line_rows = [
+            [
+                row["id"],
+                *(adapt(name, value) for name, value in zip(LINE_COLUMNS[1:], line, strict=True)),
+            ]
+            for row, payslip_lines in zip(payslips, lines, strict=True)
+            for line in payslip_lines
+        ]
+        marks = ", ".join(["%s"] * len(LINE_COLUMNS))
+        if line_rows:
+            cursor.executemany(
+                f"INSERT INTO payroll_payslipline ({', '.join(LINE_COLUMNS)}) VALUES ({marks})",  # noqa: S608
+                line_rows,
+            )
 
 
 def _bulk_payslips(payslips: list[dict], lines: list[list]) -> None:

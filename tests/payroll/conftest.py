@@ -15,12 +15,13 @@ D = Decimal
 
 @pytest.fixture(autouse=True)
 def _celery_eager(settings):
-    """Tasks queued with .delay() run in the test's process."""
+    """Tasks queued with .delay() run in the test's process. Errors are kept in the result
+    (not propagated) so that Celery's eager mode carries out retries as a worker would."""
     from config.celery_app import app
 
     previous = app.conf.task_always_eager, app.conf.task_eager_propagates
     app.conf.task_always_eager = True
-    app.conf.task_eager_propagates = True
+    app.conf.task_eager_propagates = False
     settings.PAYROLL_RETRY_BACKOFF_SECONDS = 0
     yield
     app.conf.task_always_eager, app.conf.task_eager_propagates = previous
@@ -89,3 +90,14 @@ def monthly(company, year, month, **kwargs):
 
     last = calendar.monthrange(year, month)[1]
     return period(company, date(year, month, 1), date(year, month, last), **kwargs)
+
+
+@pytest.fixture
+def statutory(db):
+    """The shipped reference data (migration 0002). Transactional tests flush the database
+    after themselves, so they load it again (idempotent)."""
+    from django.apps import apps
+
+    from payroll.reference_data import reference_data_load
+
+    reference_data_load(apps)

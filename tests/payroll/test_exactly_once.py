@@ -1,0 +1,397 @@
+"""A period is paid exactly once: concurrent workers, crashes, redelivered tasks, expired
+leases, and the database constraints underneath (proved by going around Python)."""
+
+import datetime as dt
+import threading
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from django.db import IntegrityError, connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from accounting import services as ledger
+from accounting.models import JournalEntry
+from payroll import processing
+from payroll.models import (
+    ChunkStatus,
+    PayrollPeriod,
+    PayrollRun,
+    PayrollRunChunk,
+    Payslip,
+    PayslipStatus,
+    PeriodStatus,
+    RunStatus,
+)
+from payroll.processing import PayrollProcessor, lock_name, stale_runs_release
+from payroll.tasks import process_payroll_run, run_payroll_chunk, run_payroll_for_period
+from tests.payroll.conftest import deduction_type, employee, monthly
+
+D = Decimal
+
+
+def _staff(company, count, **fields):
+    return [employee(company, f"E{i:03d}", **fields) for i in range(count)]
+
+
+def _ledger(company):
+    ledger.company_ledger_setup(company=company)
+    ledger.fiscal_year_create(actor=None, company=company, containing=date(2025, 7, 1))
+
+
+# --- the database backstop ---------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_one_live_payslip_per_employee_and_period_by_raw_sql(books):
+    company = books.a
+    _staff(company, 1)
+    july = monthly(company, 2025, 7)
+    PayrollProcessor(july).run_payroll()
+    slip = Payslip.objects.get()
+    columns = [f.column for f in Payslip._meta.concrete_fields if f.column != "id"]
+    select = ", ".join(columns)
+    copy = (
+        f"INSERT INTO payroll_payslip ({select}) SELECT {select} FROM payroll_payslip WHERE id = %s"
+    )
+    with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(copy, [slip.pk])
+    # A voided payslip no longer counts: the period can be paid again after a reopen.
+    Payslip.objects.filter(pk=slip.pk).update(status=PayslipStatus.VOID)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(copy, [slip.pk])
+    assert Payslip.objects.filter(period=july).count() == 2
+
+
+@pytest.mark.django_db
+def test_one_completed_and_one_running_run_per_period_by_queryset_update(books):
+    company = books.a
+    _staff(company, 1)
+    july = monthly(company, 2025, 7)
+    first = PayrollProcessor(july).run_payroll().run
+    other = PayrollRun.objects.create(
+        company=company,
+        period=july,
+        attempt=2,
+        trigger="manual",
+        status=RunStatus.FAILED,
+        started_at=timezone.now(),
+    )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        PayrollRun.objects.filter(pk=other.pk).update(status=RunStatus.COMPLETED)
+    PayrollRun.objects.filter(pk=first.pk).update(status=RunStatus.RUNNING)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        PayrollRun.objects.filter(pk=other.pk).update(status=RunStatus.RUNNING)
+
+
+@pytest.mark.django_db
+def test_payslip_net_must_add_up_by_queryset_update(books):
+    company = books.a
+    _staff(company, 1)
+    PayrollProcessor(monthly(company, 2025, 7)).run_payroll()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Payslip.objects.update(net=D("1.00"))
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Payslip.objects.update(gross=D("-5.00"), net=D("-5.00") - D("8125.00"))
+
+
+# --- queries do not grow with employees --------------------------------------------------------
+
+
+def _staff_with_deductions(company, count):
+    from payroll import services
+
+    for index in range(count):
+        emp = employee(company, f"Q{index:03d}")
+        services.employee_deduction_create(
+            actor=None, employee=emp, deduction_type=deduction_type("PF")
+        )
+        services.employee_deduction_create(
+            actor=None, employee=emp, deduction_type=deduction_type("HEALTH"), amount=D("500.00")
+        )
+        services.employee_deduction_create(
+            actor=None,
+            employee=emp,
+            deduction_type=deduction_type("LOAN"),
+            amount=D("1000.00"),
+            balance=D("5000.00"),
+        )
+
+
+def _queries_of_run(company, month):
+    p = monthly(company, 2025, month)
+    with CaptureQueriesContext(connection) as queries:
+        outcome = PayrollProcessor(p).run_payroll()
+    assert outcome.status == "completed", outcome.message
+    return len(queries.captured_queries), outcome.run.payslip_count
+
+
+@pytest.mark.django_db
+def test_the_number_of_queries_does_not_grow_with_employees(books, django_assert_max_num_queries):
+    """Five employees and fifty, each with three deductions, take the same number of queries,
+    in a first month and in a second one that reads year-to-date figures."""
+    from tests.factories import CompanyFactory
+
+    small = books.a
+    large = CompanyFactory(name="Gamma Mills", slug="gamma")
+    _ledger(large)
+    _staff_with_deductions(small, 5)
+    _staff_with_deductions(large, 50)
+
+    first_small, count = _queries_of_run(small, 7)
+    assert count == 5
+    july = monthly(large, 2025, 7)
+    with django_assert_max_num_queries(first_small):
+        outcome = PayrollProcessor(july).run_payroll()
+    assert outcome.run.payslip_count == 50
+
+    second_small, _ = _queries_of_run(small, 8)
+    second_large, _ = _queries_of_run(large, 8)
+    assert second_large == second_small
+    assert second_small <= 70  # a fixed budget, whatever the staff count
+
+
+# --- crashes and retries -----------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_crash_before_posting_leaves_nothing_and_the_retry_pays_once(books, monkeypatch):
+    company = books.a
+    _staff(company, 3)
+    july = monthly(company, 2025, 7)
+    real_post = processing._post_entry
+
+    def crash(run, lines):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(processing, "_post_entry", crash)
+    outcome = PayrollProcessor(july).run_payroll()
+    assert outcome.status == "failed" and "database went away" in outcome.message
+    july.refresh_from_db()
+    assert july.status == PeriodStatus.FAILED
+    assert "database went away" in july.last_error
+    assert not Payslip.objects.exists()
+    assert not JournalEntry.objects.filter(source_type="payroll.run").exists()
+    assert PayrollRun.objects.get().status == RunStatus.FAILED
+
+    monkeypatch.setattr(processing, "_post_entry", real_post)
+    retry = PayrollProcessor(july).run_payroll()
+    assert retry.status == "completed"
+    assert retry.run.attempt == 2
+    assert Payslip.objects.filter(status="issued").count() == 3
+    assert JournalEntry.objects.filter(source_type="payroll.run").count() == 1
+
+
+@pytest.fixture
+def chunked(settings):
+    settings.PAYROLL_FAN_OUT_THRESHOLD = 3
+    settings.PAYROLL_CHUNK_SIZE = 2
+
+
+@pytest.mark.django_db
+def test_chunked_run_crash_halfway_then_retry(books, chunked, monkeypatch):
+    """Six employees in three chunks; the second chunk crashes. Nothing looks complete: the
+    first chunk's payslips stay `processing`, no entry is posted, the period is failed. The
+    retry discards them and pays everybody once, with the same figures."""
+    company = books.a
+    _staff(company, 6)
+    july = monthly(company, 2025, 7)
+    real_write = processing._write_payslips
+    calls = []
+
+    def crash_on_second(run, computed, status):
+        calls.append(len(computed))
+        if len(calls) == 2:
+            raise RuntimeError("worker killed")
+        return real_write(run, computed, status)
+
+    monkeypatch.setattr(processing, "_write_payslips", crash_on_second)
+    outcome = PayrollProcessor(july).run_payroll()
+    assert outcome.status == "failed"
+    july.refresh_from_db()
+    run = PayrollRun.objects.get()
+    assert (july.status, run.status) == (PeriodStatus.FAILED, RunStatus.FAILED)
+    assert (run.done, run.total, run.chunks_done, run.chunks_total) == (2, 6, 1, 3)
+    assert set(Payslip.objects.values_list("status", flat=True)) == {PayslipStatus.PROCESSING}
+    assert not Payslip.objects.filter(status=PayslipStatus.ISSUED).exists()
+    assert run.journal_entry_id is None
+    assert not JournalEntry.objects.filter(source_type="payroll.run").exists()
+    assert sorted(PayrollRunChunk.objects.values_list("status", flat=True)) == [
+        ChunkStatus.DONE,
+        ChunkStatus.FAILED,
+        ChunkStatus.FAILED,
+    ]
+
+    retry = PayrollProcessor(july).run_payroll()
+    assert retry.status == "completed", retry.message
+    run2 = retry.run
+    assert (run2.attempt, run2.done, run2.total, run2.chunks_done) == (2, 6, 6, 3)
+    assert Payslip.objects.count() == 6
+    assert Payslip.objects.filter(status=PayslipStatus.ISSUED, run=run2).count() == 6
+    assert run2.gross_total == D("600000.00")
+    assert run2.net_total == D("600000.00") - 6 * D("8125.00")
+    entry = JournalEntry.objects.get(source_type="payroll.run")
+    assert entry.total == D("600000.00")
+
+
+@pytest.mark.django_db
+def test_chunk_tasks_retry_a_transient_failure_and_finalise_once(books, chunked, monkeypatch):
+    """Through Celery (eager here): the run fans out into chunk tasks; a chunk that fails once
+    is retried by Celery and the last chunk finalises the run exactly once."""
+    company = books.a
+    _staff(company, 5)
+    july = monthly(company, 2025, 7)
+    real_write = processing._write_payslips
+    failures = []
+
+    def flaky(run, computed, status):
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("transient")
+        return real_write(run, computed, status)
+
+    monkeypatch.setattr(processing, "_write_payslips", flaky)
+    finalised = []
+    real_finalise = processing.finalise_run
+
+    def counting(run_id, *, expect_chunks):
+        result = real_finalise(run_id, expect_chunks=expect_chunks)
+        if result is not None:
+            finalised.append(run_id)
+        return result
+
+    monkeypatch.setattr(processing, "finalise_run", counting)
+    result = run_payroll_for_period.delay(july.pk, force=True, trigger="manual").get()
+    assert result["status"] == "dispatched"
+    july.refresh_from_db()
+    assert july.status == PeriodStatus.COMPLETED
+    run = PayrollRun.objects.get()
+    assert (run.status, run.done, run.chunks_done, run.chunks_total) == ("completed", 5, 3, 3)
+    assert finalised == [run.pk]
+    assert PayrollRunChunk.objects.get(index=0).attempts == 2
+    assert Payslip.objects.filter(status="issued").count() == 5
+    # Redelivered chunk tasks find their chunks done and the run completed: nothing happens.
+    for index in range(3):
+        assert run_payroll_chunk.delay(run.pk, index).get()["status"] == "skipped"
+    assert Payslip.objects.count() == 5
+    assert JournalEntry.objects.filter(source_type="payroll.run").count() == 1
+
+
+@pytest.mark.django_db
+def test_redelivered_tasks_after_completion_do_nothing(books, django_capture_on_commit_callbacks):
+    company = books.a
+    _staff(company, 2)
+    july = monthly(company, 2025, 7)
+    from payroll import services
+
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.payroll_period_run(actor=None, period=july, force=True)
+    assert run.status == "running" and run.total == 2
+    run.refresh_from_db()
+    assert run.status == RunStatus.COMPLETED
+    before = (Payslip.objects.count(), JournalEntry.objects.count(), PayrollRun.objects.count())
+
+    assert process_payroll_run.delay(run.pk).get()["status"] == "skipped"
+    assert run_payroll_for_period.delay(july.pk).get()["status"] == "already_completed"
+    assert run_payroll_for_period.delay(july.pk, force=True).get()["status"] == "already_completed"
+    after = (Payslip.objects.count(), JournalEntry.objects.count(), PayrollRun.objects.count())
+    assert after == before
+
+
+@pytest.mark.django_db
+def test_a_claimed_run_is_processed_by_one_worker_only(books):
+    company = books.a
+    _staff(company, 2)
+    july = monthly(company, 2025, 7)
+    processor = PayrollProcessor(july)
+    processor.defer = True
+    run = processor.claim(force=True)
+    assert run.picked_at is None
+    first = PayrollProcessor(july).process(run)
+    second = PayrollProcessor(july).process(run)
+    assert first.status == "completed"
+    assert second.status in ("completed", "busy")
+    assert Payslip.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_a_stale_lease_becomes_failed_and_the_period_runs_again(books):
+    company = books.a
+    _staff(company, 2)
+    july = monthly(company, 2025, 7)
+    processor = PayrollProcessor(july)
+    processor.defer = True
+    run = processor.claim(force=True)  # a worker claimed it, then died
+    from core.locks import lock_release
+
+    july.refresh_from_db()
+    assert stale_runs_release() == 0  # lease still valid
+    PayrollPeriod.objects.filter(pk=july.pk).update(
+        lock_expires_at=timezone.now() - dt.timedelta(minutes=1)
+    )
+    assert stale_runs_release() == 0  # the Redis lock is still held by its token
+    lock_release(lock_name(july.pk), july.lock_token)
+    assert stale_runs_release() == 1
+    july.refresh_from_db()
+    run.refresh_from_db()
+    assert (july.status, run.status) == (PeriodStatus.FAILED, RunStatus.FAILED)
+    outcome = PayrollProcessor(july).run_payroll()
+    assert outcome.status == "completed"
+    assert Payslip.objects.filter(status="issued").count() == 2
+
+
+# --- two workers at once (PostgreSQL and Redis) ------------------------------------------------
+
+
+def _race(period_id, workers=2):
+    barrier = threading.Barrier(workers)
+    outcomes = []
+
+    def work():
+        try:
+            period = PayrollPeriod.objects.select_related("company").get(pk=period_id)
+            barrier.wait(timeout=10)
+            outcomes.append(PayrollProcessor(period).run_payroll(force=True).status)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=work) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return sorted(outcomes)
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_starting_the_same_period_pay_it_once(tenants, statutory):
+    company = tenants.a
+    _ledger(company)
+    _staff(company, 20)
+    july = monthly(company, 2025, 7)
+    outcomes = _race(july.pk)
+    assert outcomes.count("completed") == 1, outcomes
+    assert set(outcomes) <= {"completed", "busy", "already_completed"}
+    assert PayrollRun.objects.filter(period=july).count() == 1
+    assert Payslip.objects.filter(period=july).count() == 20
+    assert JournalEntry.objects.filter(source_type="payroll.run").count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_without_the_lock_the_database_alone_lets_one_worker_pay(tenants, statutory, monkeypatch):
+    """Every worker 'gets' the lock (as after an expired lease): the conditional status update
+    and the unique constraints still let exactly one of them pay."""
+    monkeypatch.setattr(processing, "lock_acquire", lambda name, ttl_seconds: "same-token")
+    company = tenants.a
+    _ledger(company)
+    _staff(company, 20)
+    july = monthly(company, 2025, 7)
+    outcomes = _race(july.pk, workers=4)
+    assert outcomes.count("completed") == 1, outcomes
+    assert PayrollRun.objects.filter(period=july).count() == 1
+    assert Payslip.objects.filter(period=july).count() == 20
+    assert JournalEntry.objects.filter(source_type="payroll.run").count() == 1
