@@ -53,7 +53,7 @@ def test_one_live_payslip_per_employee_and_period_by_raw_sql(books):
     columns = [f.column for f in Payslip._meta.concrete_fields if f.column != "id"]
     select = ", ".join(columns)
     copy = (
-        f"INSERT INTO payroll_payslip ({select}) SELECT {select} FROM payroll_payslip WHERE id = %s"
+        f"INSERT INTO payroll_payslip ({select}) SELECT {select} FROM payroll_payslip WHERE id = %s"  # noqa: S608
     )
     with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(copy, [slip.pk])
