@@ -61,6 +61,42 @@ def stream_load(stream_id) -> domain.InvoiceState:
     return domain.replay(((t, p, _meta(m, at)) for t, p, m, at in rows), stream_id=str(stream_id))
 
 
+_LOCKED_STREAM_SQL = (
+    "SELECT i.version, e.type, e.payload, e.metadata, e.recorded_at FROM invoicing_invoice i "
+    "LEFT JOIN invoicing_invoiceevent e ON e.stream_id = i.stream_id "
+    "WHERE i.id = %s ORDER BY e.version FOR UPDATE OF i"
+)
+
+
+def _json(value):
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def stream_load_locked(invoice_id: int, stream_id) -> domain.InvoiceState | None:
+    """Lock the invoice's read-model row for this transaction and replay its stream, in one
+    round trip on PostgreSQL. None when there is no such invoice."""
+    if connection.vendor != "postgresql":
+        from invoicing.models import Invoice
+
+        if not Invoice.objects.select_for_update().filter(pk=invoice_id).values_list("pk"):
+            return None
+        return stream_load(stream_id)
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCKED_STREAM_SQL, [invoice_id])
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    state = domain.replay(
+        ((t, _json(p), _meta(_json(m), at)) for _v, t, p, m, at in rows if t is not None),
+        stream_id=str(stream_id),
+    )
+    if state.version != rows[0][0]:
+        # We waited for the lock behind another writer: PostgreSQL re-read the locked invoice
+        # row but not the joined events, which are from before that writer's commit.
+        state = stream_load(stream_id)
+    return state
+
+
 @dataclass
 class Appended:
     ids: list[int]

@@ -36,7 +36,7 @@ from core.models import Company, Membership
 from core.roles import Role, roles_for
 from core.services import audit_record, model_snapshot
 from invoicing import domain, numbering, projection
-from invoicing.events import actor_metadata, events_append, stream_load
+from invoicing.events import actor_metadata, events_append, stream_load_locked
 from invoicing.models import (
     Frequency,
     Invoice,
@@ -216,6 +216,33 @@ def _company_rates(company: Company) -> dict[str, domain.RateInfo]:
             company=company, is_active=True
         ).values_list("code", "kind", "rate", "specific_amount", "sro_reference")
     }
+
+
+_RATES_AND_PARTY_SQL = (
+    "SELECT code, kind, rate, specific_amount, sro_reference, NULL, NULL "
+    "FROM invoicing_vatrate WHERE company_id = %s AND is_active "
+    "UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, name, is_withholding_entity "
+    "FROM invoicing_party WHERE id = %s"
+)
+
+
+def _rates_and_party(company: Company, party_id) -> tuple[dict, str, bool]:
+    """The company's active rates and the customer's name and withholding flag, in one
+    round trip (the approval path counts its queries)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(_RATES_AND_PARTY_SQL, [company.pk, party_id])
+        rows = cursor.fetchall()
+    rates, name, withholding = {}, "", False
+    for code, kind, rate, specific, sro, party_name, flag in rows:
+        if code is None:
+            name, withholding = party_name, bool(flag)
+        else:
+            rates[code] = domain.RateInfo(
+                code, kind, Decimal(str(rate)), Decimal(str(specific)), sro
+            )
+    return rates, name, withholding
 
 
 # --- parties ---------------------------------------------------------------------------------
@@ -500,9 +527,9 @@ def _load(invoice) -> tuple[Invoice, domain.InvoiceState]:
     unique(stream_id, version) stays the backstop for anything that skips the lock."""
     if not isinstance(invoice, Invoice):
         invoice = Invoice.objects.select_related("company").get(pk=_id(invoice))
-    if not Invoice.objects.select_for_update().filter(pk=invoice.pk).values_list("pk"):
+    state = stream_load_locked(invoice.pk, invoice.stream_id)
+    if state is None:
         raise domain.InvoiceError("No such invoice.", code="not_found")
-    state = stream_load(invoice.stream_id)
     return invoice, state
 
 
@@ -744,9 +771,9 @@ def invoice_approve(*, actor, invoice, expected_version=None, system_job: str = 
         _require_write(actor, company)
         domain.check_version(state, expected_version)
         domain.check_approvable(state)
-        lines = domain.resnapshot(state.lines, _company_rates(company))
+        rates, party_name, withholding = _rates_and_party(company, state.customer_id)
+        lines = domain.resnapshot(state.lines, rates)
         domain.check_approvable(state, lines)
-        party = Party.objects.only("pk", "name", "is_withholding_entity").get(pk=state.customer_id)
         issue_date = state.issue_date or _today(company)
         due_date = state.due_date
         allocated = numbering.number_next(
@@ -757,7 +784,7 @@ def invoice_approve(*, actor, invoice, expected_version=None, system_job: str = 
             company,
             day=issue_date,
             lines=_sales_lines((totals.value, totals.sd, totals.vat, totals.total)),
-            memo=f"{allocated.number} {party.name}",
+            memo=f"{allocated.number} {party_name}",
             source_id=invoice.pk,
             key=f"invoice:{invoice.stream_id}:approve",
             system_job=job,
@@ -772,7 +799,7 @@ def invoice_approve(*, actor, invoice, expected_version=None, system_job: str = 
             issue_date=issue_date,
             issue_time=_issue_time(company),
             due_date=due_date,
-            withholding_buyer=party.is_withholding_entity,
+            withholding_buyer=withholding,
             journal_entry_id=entry.pk,
             approved_at=timezone.now().isoformat(),
         )
