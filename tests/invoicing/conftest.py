@@ -45,8 +45,13 @@ class Sales:
     tenants: object
 
     def line(self, **kw):
-        base = {"description": "Widget", "unit": "pcs", "quantity": "1", "unit_price": "100.00",
-                "vat_rate": "VAT15"}
+        base = {
+            "description": "Widget",
+            "unit": "pcs",
+            "quantity": "1",
+            "unit_price": "100.00",
+            "vat_rate": "VAT15",
+        }
         base.update(kw)
         return base
 
@@ -69,29 +74,65 @@ def sales(books) -> Sales:
     a = books.a
     owner = books.users_a["owner"]
     customer = services.party_create(
-        actor=owner, company=a, name="Dhaka Retail Ltd", bin="001745707-0402",
-        etin="1234-5678-9012", address="12 Motijheel C/A, Dhaka", email="ap@dhakaretail.example",
+        actor=owner,
+        company=a,
+        name="Dhaka Retail Ltd",
+        bin="001745707-0402",
+        etin="1234-5678-9012",
+        address="12 Motijheel C/A, Dhaka",
+        email="ap@dhakaretail.example",
         payment_terms_days=30,
     )
     withholding = services.party_create(
-        actor=owner, company=a, name="Padma Bank PLC", bin="000123456-0101",
-        is_withholding_entity=True, address="Gulshan 1, Dhaka", email="ap@padma.example",
+        actor=owner,
+        company=a,
+        name="Padma Bank PLC",
+        bin="000123456-0101",
+        is_withholding_entity=True,
+        address="Gulshan 1, Dhaka",
+        email="ap@padma.example",
     )
     vendor = services.party_create(actor=owner, company=a, name="Jute Supplies", kind="vendor")
     widget = services.item_create(
-        actor=owner, company=a, code="W-1", name="Widget", unit="pcs", unit_price="10.05",
-        vat_rate="VAT15", brand="Acme",
+        actor=owner,
+        company=a,
+        code="W-1",
+        name="Widget",
+        unit="pcs",
+        unit_price="10.05",
+        vat_rate="VAT15",
+        brand="Acme",
     )
     service = services.item_create(
-        actor=owner, company=a, code="SVC", name="Consulting hour", unit="hour",
-        unit_price="1500.00", vat_rate="VAT15",
+        actor=owner,
+        company=a,
+        code="SVC",
+        name="Consulting hour",
+        unit="hour",
+        unit_price="1500.00",
+        vat_rate="VAT15",
     )
     cigarette = services.item_create(
-        actor=owner, company=a, code="CIG", name="Cigarettes (10-stick pack)", unit="pack",
-        unit_price="100.00", vat_rate="SPECIFIC", specific_vat_amount="2.50", sd_rate="65",
+        actor=owner,
+        company=a,
+        code="CIG",
+        name="Cigarettes (10-stick pack)",
+        unit="pack",
+        unit_price="100.00",
+        vat_rate="SPECIFIC",
+        specific_vat_amount="2.50",
+        sd_rate="65",
     )
     return Sales(
-        company=a, owner=owner, clerk=books.users_a["clerk"], auditor=books.users_a["auditor"],
-        customer=customer, withholding=withholding, vendor=vendor, widget=widget,
-        service=service, cigarette=cigarette, tenants=books,
+        company=a,
+        owner=owner,
+        clerk=books.users_a["clerk"],
+        auditor=books.users_a["auditor"],
+        customer=customer,
+        withholding=withholding,
+        vendor=vendor,
+        widget=widget,
+        service=service,
+        cigarette=cigarette,
+        tenants=books,
     )
