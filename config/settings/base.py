@@ -390,6 +390,21 @@ HEALTH_SHOW_ERRORS = env.bool("HEALTH_SHOW_ERRORS", default=False)
 DEMO_SHOW_CREDENTIALS = False
 
 # ---------------------------------------------------------------------------------------------
+# Invoicing
+# ---------------------------------------------------------------------------------------------
+# Number patterns ({series}, {branch}, {fy} like 2025-26, {seq}); numbers run per company,
+# series, branch and fiscal year. Branch codes appear only in the branch pattern.
+INVOICING_NUMBER_FORMAT = env.str("INVOICING_NUMBER_FORMAT", default="{series}/{fy}/{seq:06d}")
+INVOICING_BRANCH_NUMBER_FORMAT = env.str(
+    "INVOICING_BRANCH_NUMBER_FORMAT", default="{series}/{branch}/{fy}/{seq:06d}"
+)
+INVOICING_SERIES = {"invoice": "INV", "credit_note": "CN", "debit_note": "DN", "bill": "BILL"}
+# Overdue invoices get a reminder when marked overdue and again every N days until paid.
+INVOICING_REMINDER_EVERY_DAYS = env.int("INVOICING_REMINDER_EVERY_DAYS", default=7)
+# Recurring templates approve their invoices when the template says so, or always when on.
+INVOICING_RECURRING_AUTO_APPROVE = env.bool("INVOICING_RECURRING_AUTO_APPROVE", default=False)
+
+# ---------------------------------------------------------------------------------------------
 # Payroll
 # ---------------------------------------------------------------------------------------------
 # Periods with more employees than PAYROLL_FAN_OUT_THRESHOLD are split into chunks of
