@@ -688,10 +688,11 @@ class PayrollPeriod(models.Model):
             ),
         ]
         indexes = [
-            # What auto_run_payroll and the stale-lock cleanup select.
+            # What auto_run_payroll (active, failed) and the stale-lock cleanup (processing)
+            # select.
             models.Index(
                 fields=["status", "automation_enabled"],
-                condition=Q(status__in=["active", "processing"]),
+                condition=Q(status__in=["active", "failed", "processing"]),
                 name="payroll_period_workable",
             ),
         ]
@@ -704,12 +705,16 @@ class PayrollPeriod(models.Model):
         return PERIODS_PER_YEAR[self.period_type]
 
     def is_due_for_automation(self, today: dt.date | None = None, *, now=None) -> bool:
-        """True if automation is on, the period is active and its rule says it is time. "Today"
-        is today in the company's time zone; a cron rule is due once it has fired since the
-        period began (with `today` given: on any day up to and including `today`)."""
+        """True if automation is on, the period is active (or failed: ready to run again) and
+        its rule says it is time. "Today" is today in the company's time zone; a cron rule is
+        due once it has fired since the period began (with `today` given: on any day up to and
+        including `today`)."""
         from payroll.automation import rule_is_due
 
-        if not self.automation_enabled or self.status != PeriodStatus.ACTIVE:
+        if not self.automation_enabled or self.status not in (
+            PeriodStatus.ACTIVE,
+            PeriodStatus.FAILED,
+        ):
             return False
         return rule_is_due(self, today=today, now=now)
 

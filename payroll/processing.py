@@ -35,7 +35,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F, Max, Q, Sum
+from django.db.models import Count, F, Max, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 
 from core.errors import ConflictError, DomainError, ValidationFailed
@@ -366,6 +366,7 @@ class Batch:
     deductions: dict
     ytd: dict
     ytd_lines: dict
+    arrears: dict
     ref: Reference
     tax_years: dict
 
@@ -503,8 +504,29 @@ def _load_batch(period: PayrollPeriod, employee_ids: list[int] | None = None) ->
                 "payslip__employee_id", "kind", "code"
             ).annotate(amount=Sum("amount"), quantity=Sum("quantity")):
                 ytd_lines[employee_id][(kind, code)] = (amount, quantity)
+    # Amounts earlier periods could not collect (the engine's `carried`), from each employee's
+    # latest issued payslip before this period; few payslips carry any, so they are read first.
+    latest = Payslip.objects.filter(
+        employee_id=OuterRef("employee_id"),
+        status=PayslipStatus.ISSUED,
+        period_end__lt=period.start_date,
+    ).order_by("-period_end", "-pk")
+    arrears = {
+        employee_id: {code: Decimal(amount) for code, amount in carried.items()}
+        for employee_id, carried in for_employees(
+            Payslip.objects.filter(
+                company_id=company_id,
+                status=PayslipStatus.ISSUED,
+                period_end__lt=period.start_date,
+            )
+            .exclude(carried={})
+            .filter(pk=Subquery(latest.values("pk")[:1]))
+        ).values_list("employee_id", "carried")
+        if carried
+    }
     ref = _load_reference(period)
     return Batch(
+        arrears=arrears,
         period=period,
         employees=employees,
         time_entries=time_entries,
@@ -646,6 +668,7 @@ def compute_batch(batch: Batch) -> tuple[list[Computed], list[str]]:
                     ),
                     flat_taxes=flat,
                     min_wage=min_wage,
+                    arrears=batch.arrears.get(emp_id) or {},
                 ),
                 period_inputs[month],
             )

@@ -31,11 +31,13 @@ def _cents(value) -> Decimal:
 
 
 def periods_due(*, now: dt.datetime | None = None, company=None) -> list[PayrollPeriod]:
-    """Active periods with automation on whose rule makes them due now (each in its company's
-    time zone), oldest first."""
+    """Active periods (and failed ones, ready to run again) with automation on whose rule makes
+    them due now, each in its company's time zone; oldest first."""
     now = now or timezone.now()
     candidates = PayrollPeriod.objects.select_related("company").filter(
-        status=PeriodStatus.ACTIVE, automation_enabled=True, company__is_active=True
+        status__in=[PeriodStatus.ACTIVE, PeriodStatus.FAILED],
+        automation_enabled=True,
+        company__is_active=True,
     )
     if company is not None:
         candidates = candidates.filter(company=company)

@@ -196,3 +196,48 @@ def test_a_completed_period_is_never_paid_again_even_forced(books):
     assert again.status == "already_completed"
     assert Payslip.objects.filter(period=july).count() == 1
     assert JournalEntry.objects.filter(source_type="payroll.run").count() == 1
+
+
+def test_uncollectable_deduction_is_carried_and_collected_next_period(books):
+    """2,000 a month with health 1,500 and a loan instalment of 1,000 (balance 5,000): July
+    pays health and 500 of the loan, carries 500 with a warning, net 0.00. August brings a
+    5,000 bonus: health 1,500, loan 1,000 + the 500 carried, net 4,000.00; the loan balance is
+    5,000 - 500 - 1,500 = 3,000.00."""
+    company = books.a
+    emp = employee(company, "C1", annual_salary=D("24000.00"))
+    services.employee_deduction_create(
+        actor=None, employee=emp, deduction_type=deduction_type("HEALTH"), amount=D("1500.00")
+    )
+    loan = services.employee_deduction_create(
+        actor=None,
+        employee=emp,
+        deduction_type=deduction_type("LOAN"),
+        amount=D("1000.00"),
+        balance=D("5000.00"),
+    )
+    assert PayrollProcessor(monthly(company, 2025, 7)).run_payroll().status == "completed"
+    july = Payslip.objects.get(employee=emp, period_start=date(2025, 7, 1))
+    assert (july.gross, july.deductions, july.net) == (D("2000.00"), D("2000.00"), D("0.00"))
+    assert july.carried == {"LOAN": "500.00"}
+    assert any("carried" in warning for warning in july.warnings)
+
+    august = monthly(company, 2025, 8)
+    from tests.payroll.conftest import earning_type
+
+    services.employee_earning_create(
+        actor=None,
+        employee=emp,
+        earning_type=earning_type("BONUS"),
+        amount=D("5000.00"),
+        period=august,
+    )
+    assert PayrollProcessor(august).run_payroll().status == "completed"
+    slip = Payslip.objects.get(employee=emp, period=august)
+    assert (slip.gross, slip.deductions, slip.net, slip.carried) == (
+        D("7000.00"),
+        D("3000.00"),
+        D("4000.00"),
+        {},
+    )
+    loan.refresh_from_db()
+    assert loan.balance == D("3000.00")
