@@ -8,13 +8,33 @@ check every row.
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import json
 import resource
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 
 INSERT_BATCH = 500
+
+
+def _plain(value, connection):
+    """A value as Django stores it on a backend without native types (SQLite): UUIDs as
+    32 hex digits, datetimes in UTC without zone, dates and times as ISO text, decimals as
+    text."""
+    if isinstance(value, uuid.UUID):
+        return value.hex
+    if isinstance(value, datetime.datetime):
+        return connection.ops.adapt_datetimefield_value(value)
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    if isinstance(value, datetime.time):
+        return connection.ops.adapt_timefield_value(value)
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    return value
 
 
 def table_insert(
@@ -47,13 +67,14 @@ def table_insert(
         f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 (constant names)
         f"VALUES ({', '.join(['%s'] * len(columns))})"
     )
+    from django.core.serializers.json import DjangoJSONEncoder
+
     batch: list = []
     with connection.cursor() as cursor:
         for row in rows:
-            if json_at:
-                row = list(row)
-                for i in json_at:
-                    row[i] = json.dumps(row[i])
+            row = [_plain(value, connection) for value in row]
+            for i in json_at:
+                row[i] = json.dumps(row[i], cls=DjangoJSONEncoder)
             batch.append(tuple(row))
             if len(batch) >= INSERT_BATCH:
                 cursor.executemany(sql, batch)

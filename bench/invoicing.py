@@ -1,0 +1,250 @@
+"""Invoicing: approvals through the service, projection rebuild from the event store, and the
+invoice list through the API.
+
+Three companies in one throwaway database (workloads in bench/_invoicing_data.py):
+
+1. Approvals: `approvals` drafts of 5 lines (clones of a draft made by the service) are
+   approved one after the other through `invoicing.services.invoice_approve`, each in its own
+   transaction, as the API's approve action does: stream replay, re-snapshot of rates, the
+   number from the locked counter row, the receivable entry posted through the ledger service,
+   the InvoiceApproved event appended, the read model projected, the audit event.
+   `approvals_per_s`, with the median and p95 latency of one approval.
+2. Rebuild: a company whose event store holds exactly `scale` events (100,000 by default:
+   streams drafted, approved, paid in one or two parts, voided, left as drafts; about 2.5
+   events a stream), its read model in place; `manage.py rebuild_invoice_projections
+   --company ...` is timed: replay every stream, delete and rewrite invoices, lines, payments.
+3. List: a company with `scale` invoices in the read model (rows only, spread over a fiscal
+   year, 40 customers and every status); LIST_REQUESTS GETs of
+   /api/v1/invoicing/invoices/ through Django's test client (the whole middleware, tenancy,
+   role, filter, pagination and serializer path; no network): first pages and later pages,
+   filtered by status, customer, dates, open, ordered by amount, an exact number search.
+   `list_p95_ms` (nearest rank), with the median and the slowest filter's p95.
+
+Run: `DATABASE_URL=postgres://... python -m bench invoicing --json`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import statistics
+import time
+
+from bench import _invoicing_data as data
+from bench._bulk import peak_rss_mb
+from bench._django import bench_database
+from bench._stats import percentile
+
+DESCRIPTION = (
+    "Invoicing: sequential approvals of 5-line invoices through the service (events, "
+    "projection, number, journal entry); rebuild_invoice_projections over `scale` events; "
+    "the invoice list API with `scale` invoices in the table (p95 over 200 requests with "
+    "filters and pages)"
+)
+DEFAULT_SCALE = 100_000
+
+APPROVALS_PER_SCALE = 1 / 50  # 2,000 approvals at the default scale
+APPROVALS_MIN, APPROVALS_MAX = 10, 2_000
+APPROVAL_WARMUP = 5
+LIST_REQUESTS = 200
+LIST_WARMUP = 10
+LIST_PATH = "/api/v1/invoicing/invoices/"
+SEED = 11
+
+Figures = dict[str, float | int | str | None]
+
+
+def run(*, scale: int) -> Figures:
+    if scale < 10:
+        raise ValueError(f"scale must be at least 10, not {scale}")
+    approvals = max(APPROVALS_MIN, min(APPROVALS_MAX, round(scale * APPROVALS_PER_SCALE)))
+    with bench_database():
+        figures: Figures = {}
+        started = time.perf_counter()
+        figures.update(_approvals(approvals))
+        figures.update(_rebuild(scale))
+        figures.update(_listing(scale))
+        figures["peak_rss_mb"] = peak_rss_mb()
+        figures["total_seconds"] = round(time.perf_counter() - started, 1)
+    return figures
+
+
+def _ms(value: float) -> float:
+    return round(value, 2)
+
+
+def _load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Approvals
+# ---------------------------------------------------------------------------------------------
+def _approvals(count: int) -> Figures:
+    from invoicing import services
+    from invoicing.models import Invoice
+
+    rng = random.Random(SEED)
+    sales = data.company_make("bench-approvals", "Bench Approvals Ltd", "bench-approvals")
+    template = data.draft(sales, rng)
+    data.clone_streams(
+        sales,
+        {"draft": template.pk},
+        mix=(("draft", 1),),
+        streams=count + APPROVAL_WARMUP,
+        first_sequence=1,
+    )
+    drafts = list(
+        Invoice.objects.filter(company=sales.company, status="draft")
+        .exclude(pk=template.pk)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    for pk in drafts[:APPROVAL_WARMUP]:  # imports, caches and connections warm
+        services.invoice_approve(actor=sales.owner, invoice=pk)
+    load = _load()
+    samples = []
+    started = time.perf_counter()
+    for pk in drafts[APPROVAL_WARMUP : APPROVAL_WARMUP + count]:
+        began = time.perf_counter()
+        services.invoice_approve(actor=sales.owner, invoice=pk)
+        samples.append((time.perf_counter() - began) * 1000)
+    seconds = time.perf_counter() - started
+    numbers = list(
+        Invoice.objects.filter(company=sales.company, status="approved")
+        .order_by("sequence")
+        .values_list("sequence", flat=True)
+    )
+    if numbers != list(range(1, len(numbers) + 1)) or len(numbers) != count + APPROVAL_WARMUP:
+        raise RuntimeError(
+            f"approvals left {len(numbers)} numbers, not 1..{count + APPROVAL_WARMUP}"
+        )
+    return {
+        "approvals": count,
+        "approvals_per_s": round(count / seconds),
+        "approve_median_ms": _ms(statistics.median(samples)),
+        "approve_p95_ms": _ms(percentile(samples, 95)),
+        "approve_load_avg_1m": load,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Rebuild
+# ---------------------------------------------------------------------------------------------
+def _rebuild(scale: int) -> Figures:
+    from django.core.management import call_command
+
+    from invoicing.models import Invoice, InvoiceEvent, InvoiceLine
+
+    rng = random.Random(SEED + 1)
+    sales = data.company_make("bench-rebuild", "Bench Rebuild Ltd", "bench-rebuild")
+    templates = data.templates(sales, rng)
+    made = InvoiceEvent.objects.filter(company=sales.company).count()
+    setup = time.perf_counter()
+    data.clone_streams(sales, templates, events=scale - made, first_sequence=100)
+    setup = time.perf_counter() - setup
+    events = InvoiceEvent.objects.filter(company=sales.company).count()
+    streams = Invoice.objects.filter(company=sales.company).count()
+    load = _load()
+    out = io.StringIO()
+    started = time.perf_counter()
+    call_command("rebuild_invoice_projections", company=sales.company.slug, stdout=out)
+    seconds = time.perf_counter() - started
+    rebuilt = Invoice.objects.filter(company=sales.company).count()
+    if rebuilt != streams:
+        raise RuntimeError(f"the rebuild left {rebuilt} invoices for {streams} streams")
+    return {
+        "rebuild_events": events,
+        "rebuild_invoices": rebuilt,
+        "rebuild_lines": InvoiceLine.objects.filter(invoice__company=sales.company).count(),
+        "rebuild_100k_events_s": round(seconds, 2),
+        "rebuild_events_per_s": round(events / seconds),
+        "rebuild_load_avg_1m": load,
+        "rebuild_setup_s": round(setup, 1),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Listing through the API
+# ---------------------------------------------------------------------------------------------
+def _list_queries(
+    rng: random.Random, customers: list[int], number: str, rows: int
+) -> list[tuple[str, dict]]:
+    """LIST_REQUESTS (name, query parameters), a realistic mix of what a screen asks: pages
+    up to 40 (of 50 rows), or as many as `rows` fill."""
+    pages = max(1, min(40, rows // 50))
+    big_pages = max(1, min(5, rows // 200))
+    kinds = [
+        ("first_page", lambda: {}),
+        ("page", lambda: {"page": rng.randint(1, pages)}),
+        ("page_size_200", lambda: {"page_size": 200, "page": rng.randint(1, big_pages)}),
+        ("status", lambda: {"status": rng.choice(["approved", "paid", "partially_paid"])}),
+        ("status_two", lambda: {"status": ["approved", "partially_paid"]}),
+        ("customer", lambda: {"customer": rng.choice(customers)}),
+        (
+            "date_range",
+            lambda: {"date_from": "2025-10-01", "date_to": f"2025-10-{rng.randint(10, 31)}"},
+        ),
+        ("open", lambda: {"open": "true", "page": rng.randint(1, max(1, pages // 8))}),
+        ("by_amount", lambda: {"ordering": "-total_amount"}),
+        ("customer_open", lambda: {"customer": rng.choice(customers), "open": "true"}),
+        ("number", lambda: {"number": number}),
+    ]
+    return [(name, make()) for name, make in (kinds[n % len(kinds)] for n in range(LIST_REQUESTS))]
+
+
+def _listing(scale: int) -> Figures:
+    from rest_framework.test import APIClient
+
+    from invoicing.models import Invoice
+
+    rng = random.Random(SEED + 2)
+    sales = data.company_make("bench-list", "Bench List Ltd", "bench-list")
+    templates = data.templates(sales, rng)
+    data.clone_streams(
+        sales, templates, streams=scale - len(templates), with_events=False, first_sequence=100
+    )
+    in_table = Invoice.objects.filter(company=sales.company).count()
+    number = (
+        Invoice.objects.filter(company=sales.company)
+        .exclude(number="")
+        .order_by("?")
+        .values_list("number", flat=True)
+        .first()
+    )
+    api = APIClient()
+    api.force_authenticate(sales.owner)
+    headers = {"HTTP_X_COMPANY": sales.company.slug}
+    requests = _list_queries(rng, sales.customers, number, in_table)
+
+    def get(params):
+        response = api.get(LIST_PATH, params, **headers)
+        if response.status_code != 200:
+            body = response.content[:300].decode(errors="replace")
+            raise RuntimeError(f"GET {LIST_PATH} {params} answered {response.status_code}: {body}")
+        return response
+
+    for _name, params in requests[:LIST_WARMUP]:
+        get(params)
+    load = _load()
+    samples: dict[str, list[float]] = {}
+    every = []
+    for name, params in requests:
+        began = time.perf_counter()
+        get(params)
+        elapsed = (time.perf_counter() - began) * 1000
+        samples.setdefault(name, []).append(elapsed)
+        every.append(elapsed)
+    slowest = max(samples, key=lambda name: percentile(samples[name], 95))
+    return {
+        "list_invoices_in_table": Invoice.objects.count(),
+        "list_company_invoices": in_table,
+        "list_requests": len(every),
+        "list_p50_ms": _ms(percentile(every, 50)),
+        "list_p95_ms": _ms(percentile(every, 95)),
+        "list_max_ms": _ms(max(every)),
+        "list_slowest_kind": slowest,
+        "list_slowest_kind_p95_ms": _ms(percentile(samples[slowest], 95)),
+        "list_load_avg_1m": load,
+    }
