@@ -205,6 +205,10 @@ class DraftLineForm(forms.ModelForm):
     def _post_clean(self):
         pass  # lines are checked and computed by the service, not saved from here
 
+    def is_filled(self) -> bool:
+        data = getattr(self, "cleaned_data", None) or {}
+        return any(data.get(n) not in (None, "") for n in ("item", "description", "quantity"))
+
     def as_line(self) -> dict:
         """The line as invoicing.services takes it: only what was given, the item fills the
         rest."""
@@ -226,6 +230,18 @@ class DraftLineForm(forms.ModelForm):
 
 
 class BaseDraftLineFormSet(forms.BaseInlineFormSet):
+    def add_fields(self, form, index):
+        super().add_fields(form, index)
+        # Lines are rewritten by the service (new row ids each edit), so a page read before
+        # someone else's change names rows that are gone: that must reach the service as a
+        # stale version, not fail here as "select a valid choice".
+        form.fields[self.model._meta.pk.name] = forms.IntegerField(
+            required=False, widget=forms.HiddenInput, initial=form.instance.pk
+        )
+
+    def _existing_object(self, pk):
+        return super()._existing_object(pk) if pk is not None else None
+
     def kept_forms(self) -> list[DraftLineForm]:
         kept = []
         for form in self.forms:
@@ -233,8 +249,8 @@ class BaseDraftLineFormSet(forms.BaseInlineFormSet):
                 continue
             if self.can_delete and self._should_delete_form(form):
                 continue
-            if form.instance.pk is None and not form.has_changed():
-                continue
+            if form.instance.pk is None and not form.is_filled():
+                continue  # a spare row left empty (its SD 0 prefilled does not count)
             kept.append(form)
         return kept
 
@@ -243,7 +259,9 @@ class BaseDraftLineFormSet(forms.BaseInlineFormSet):
 
     def lines_changed(self) -> bool:
         return any(
-            form.has_changed() or (self.can_delete and self._should_delete_form(form))
+            (form.instance.pk is not None and form.has_changed())
+            or (form.instance.pk is None and form.is_filled())
+            or (self.can_delete and self._should_delete_form(form))
             for form in self.forms
         )
 
