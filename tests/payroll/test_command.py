@@ -5,6 +5,7 @@ import datetime as dt
 from datetime import date
 from decimal import Decimal
 from io import StringIO
+from unittest import mock
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -25,10 +26,12 @@ def run(*argv):
     """Run as from the command line; returns (exit status, stdout, stderr)."""
     cmd = command_module.Command(stdout=StringIO(), stderr=StringIO())
     status = 0
-    try:
-        cmd.run_from_argv(["manage.py", "run_payroll_automation", *argv])
-    except SystemExit as exc:
-        status = exc.code
+    # run_from_argv closes the database connections when it ends: keep the test's open.
+    with mock.patch("django.core.management.base.connections.close_all"):
+        try:
+            cmd.run_from_argv(["manage.py", "run_payroll_automation", *argv])
+        except SystemExit as exc:
+            status = exc.code
     return status, cmd.stdout._out.getvalue(), cmd.stderr._out.getvalue()
 
 
