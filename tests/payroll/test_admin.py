@@ -392,3 +392,13 @@ def test_shared_statutory_rows_are_read_only_for_company_staff(manager):
 def test_clerk_does_not_see_payroll(books):
     clerk = login(books.users_a["clerk"])
     assert clerk.get(f"{ADMIN}/payslip/").status_code == 403
+
+
+def test_dashboard_shows_upcoming_periods_and_last_runs(manager, paid, books):
+    monthly(books.a, 2025, 8, automation_enabled=True, automation_rule={"days_before_end": 3})
+    page = html.unescape(manager.get("/admin/").content.decode())
+    assert "Upcoming payroll periods" in page
+    assert "2025-08-28" in page  # August's next run: 3 days before its end
+    assert "Last pay runs" in page
+    assert "1 / 1 (100%)" in page
+    assert "83,375.00" in page  # July's net
