@@ -239,7 +239,6 @@ def seed(*, company: Company, actor, stdout=None) -> int:
                     memo="Festival bonus" if bd else "Year-end bonus",
                 )
 
-    paid = 0
     for period in periods:
         if period.end_date >= today:
             break
@@ -254,12 +253,6 @@ def seed(*, company: Company, actor, stdout=None) -> int:
             documents.payslips_not_mailed(outcome.run.pk)
         if outcome.status != "completed":
             raise RuntimeError(f"demo payroll {period} did not complete: {outcome.message}")
-        paid += 1
-    if stdout is not None:
-        stdout.write(
-            f"  {company.slug}: payroll {len(employees)} employees, {len(periods)} periods, "
-            f"{paid} paid"
-        )
     return (
         len(employees)
         + len(periods)

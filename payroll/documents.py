@@ -121,7 +121,11 @@ def payslip_context(payslip: Payslip) -> dict:
                     {
                         "description": line.description,
                         "code": line.code,
-                        "quantity": quantity(line.quantity),
+                        "quantity": (
+                            quantity(line.quantity)
+                            if kind == LineKind.EARNING
+                            else amount(line.quantity)  # the wages a tax applied to
+                        ),
                         "rate": rate(line.rate, kind),
                         "amount": amount(line.amount),
                         "non_taxable": kind == LineKind.EARNING and not line.taxable,
