@@ -1294,8 +1294,13 @@ class PayrollProcessor:
         if fan_out:
             from payroll.tasks import run_payroll_chunk
 
-            for index in range(len(slices)):
-                run_payroll_chunk.delay(run.pk, index)
+            def dispatch(run_id=run.pk, count=len(slices)):
+                for index in range(count):
+                    run_payroll_chunk.delay(run_id, index)
+
+            # Workers must find the chunks: queue them once they are committed (at once when
+            # no transaction is open, as in a Celery task).
+            transaction.on_commit(dispatch)
             return RunOutcome("dispatched", period.pk, _reload(run))
         for index in range(len(slices)):
             chunk_process(run.pk, index, raise_errors=True)

@@ -236,7 +236,9 @@ def test_chunked_run_crash_halfway_then_retry(books, chunked, monkeypatch):
 
 
 @pytest.mark.django_db
-def test_chunk_tasks_retry_a_transient_failure_and_finalise_once(books, chunked, monkeypatch):
+def test_chunk_tasks_retry_a_transient_failure_and_finalise_once(
+    books, chunked, monkeypatch, django_capture_on_commit_callbacks
+):
     """Through Celery (eager here): the run fans out into chunk tasks; a chunk that fails once
     is retried by Celery and the last chunk finalises the run exactly once."""
     company = books.a
@@ -262,7 +264,8 @@ def test_chunk_tasks_retry_a_transient_failure_and_finalise_once(books, chunked,
         return result
 
     monkeypatch.setattr(processing, "finalise_run", counting)
-    result = run_payroll_for_period.delay(july.pk, force=True, trigger="manual").get()
+    with django_capture_on_commit_callbacks(execute=True):
+        result = run_payroll_for_period.delay(july.pk, force=True, trigger="manual").get()
     assert result["status"] == "dispatched"
     july.refresh_from_db()
     assert july.status == PeriodStatus.COMPLETED
