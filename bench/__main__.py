@@ -17,6 +17,7 @@ import os
 import pkgutil
 import platform
 import shlex
+import subprocess
 import sys
 from collections.abc import Sequence
 from contextlib import redirect_stdout
@@ -263,13 +264,37 @@ def results_markdown(results: Sequence[Result], host: Machine, date: str) -> str
     return "\n".join(lines)
 
 
+def code_version() -> str:
+    """ ", code at <commit>" (and "+ uncommitted changes" when tracked files differ), or ""."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
+            cwd=RESULTS_PATH.parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],  # noqa: S607
+            cwd=RESULTS_PATH.parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    if not commit:
+        return ""
+    return f", code at {commit}" + (" + uncommitted changes" if dirty else "")
+
+
 def result_section(result: Result, note: str = "") -> list[str]:
     lines = [
         f"## {result.label}",
         "",
         result.description,
         "",
-        f"Measured: {result.date} on {database_label(result.database)}",
+        f"Measured: {result.date} on {database_label(result.database)}{code_version()}",
         "",
     ]
     if note:

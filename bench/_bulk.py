@@ -87,12 +87,15 @@ def table_insert(
 
 
 def analyze(*tables: str) -> None:
-    """Refresh the planner's statistics after a load, as autovacuum would shortly after."""
+    """VACUUM ANALYZE after a load, as autovacuum would shortly after: the planner's
+    statistics, and the visibility map that index-only scans need (outside a transaction;
+    inside one, statistics only)."""
     from django.db import connection
 
+    command = "ANALYZE" if connection.in_atomic_block else "VACUUM ANALYZE"
     with connection.cursor() as cursor:
         for table in tables:
-            cursor.execute(f"ANALYZE {table}")
+            cursor.execute(f"{command} {table}")
 
 
 class QueryCounter:
