@@ -444,3 +444,23 @@ def test_a_recurring_invoice_is_set_up_and_issued_from_the_list(sales, as_role):
     )
     assert messages_of(again) == ["Nothing was due."]
     assert template.invoices.count() == count
+
+
+# --- dashboard ---------------------------------------------------------------------------------
+
+
+def test_dashboard_shows_receivables_and_recent_invoices(sales, as_role):
+    overdue = sales.approved(issue_date=date(2025, 8, 1), due_date=date(2025, 8, 31))
+    services.invoice_mark_overdue(invoice=overdue, today=date(2025, 9, 15))
+    sales.approved(issue_date=date(2025, 8, 20))
+    sales.draft()
+    page = as_role("auditor").get("/admin/")
+    assert page.status_code == 200
+    panels = {panel["title"]: panel for panel in page.context["panels"]}
+    receivables = panels["Receivables"]["rows"]
+    assert [[cell["text"] for cell in row] for row in receivables] == [
+        ["Alpha Traders", "2", "BDT 230.00", "1", "115.00"]
+    ]
+    recent = [row[0]["text"] for row in panels["Recent invoices"]["rows"]]
+    assert recent[0] == "INV/2025-26/000002" and recent[2] == "INV/2025-26/000001"
+    assert recent[1].startswith("Draft ")  # issued 10 August, between the two
