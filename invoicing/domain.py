@@ -89,10 +89,24 @@ class InvoiceError(DomainError):
     default_message = "The invoice cannot be changed this way."
 
 
+_DECIMALS: dict[str, Decimal] = {}
+
+
+def _dec(text) -> Decimal:
+    """Decimal of a payload string; replays parse the same few strings (rates, prices) again
+    and again, so they are kept (Decimals are immutable)."""
+    found = _DECIMALS.get(text)
+    if found is None:
+        found = Decimal(text)
+        if len(_DECIMALS) < 100_000:
+            _DECIMALS[text] = found
+    return found
+
+
 # --- state -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Line:
     serial: int
     description: str
@@ -152,24 +166,25 @@ class Line:
 
     @classmethod
     def from_payload(cls, data: dict) -> Line:
+        d = _dec
         return cls(
-            serial=int(data["serial"]),
-            item_id=data.get("item_id"),
-            description=data["description"],
-            brand=data.get("brand", ""),
-            unit=data["unit"],
-            quantity=Decimal(data["quantity"]),
-            unit_price=Decimal(data["unit_price"]),
-            sd_rate=Decimal(data.get("sd_rate", "0")),
-            vat_rate_code=data["vat_rate_code"],
-            vat_kind=data["vat_kind"],
-            vat_rate=Decimal(data.get("vat_rate", "0")),
-            vat_specific_amount=Decimal(data.get("vat_specific_amount", "0")),
-            sro_reference=data.get("sro_reference", ""),
-            value=Decimal(data["value"]),
-            sd_amount=Decimal(data["sd_amount"]),
-            vat_amount=Decimal(data["vat_amount"]),
-            total=Decimal(data["total"]),
+            int(data["serial"]),
+            data["description"],
+            data["unit"],
+            d(data["quantity"]),
+            d(data["unit_price"]),
+            data["vat_rate_code"],
+            data["vat_kind"],
+            d(data.get("vat_rate", "0")),
+            d(data.get("vat_specific_amount", "0")),
+            d(data.get("sd_rate", "0")),
+            data.get("item_id"),
+            data.get("brand", ""),
+            data.get("sro_reference", ""),
+            d(data["value"]),
+            d(data["sd_amount"]),
+            d(data["vat_amount"]),
+            d(data["total"]),
         )
 
 

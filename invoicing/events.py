@@ -7,11 +7,13 @@
   transaction rolls back (numbers, postings and all). No savepoint is needed, so a conflict
   never leaves the surrounding transaction broken.
 - `events_read_after(...)`: the global log for asynchronous consumers, in an order in which
-  nothing can later commit behind a checkpoint. On PostgreSQL every event carries the id of the
-  transaction that appended it (trigger in sql/event_store.sql); a consumer reads only events
-  whose transaction is older than the oldest transaction still running
-  (`pg_snapshot_xmin(pg_current_snapshot())`), ordered by (transaction id, id). SQLite has a
-  single writer, so ids commit in order there.
+  nothing can later commit behind a checkpoint. Ids are drawn at insert but become visible at
+  commit, so id 11 may be visible while id 10 is still in flight. On PostgreSQL every append
+  holds a shared advisory lock until its transaction ends; a reader takes the same lock
+  exclusively for an instant (waiting for appends in flight to commit or roll back), reads
+  the highest id then, and releases it: every event up to that horizon is final. The wait is
+  one append's length, and other databases on the server play no part. SQLite has a single
+  writer, so ids commit in order there.
 - `consumer_run(name, handle)`: the checkpoint pattern: lock the checkpoint row, read a batch,
   let `handle` write its own rows, move the checkpoint, all in one transaction (exactly once
   for database consumers).
@@ -32,6 +34,10 @@ from django_guid import get_guid
 from core.errors import ConflictError
 from invoicing import domain
 from invoicing.models import InvoiceEvent, ProjectionCheckpoint
+
+# Advisory lock key shared by appenders (shared, per transaction) and log readers (exclusive,
+# for an instant): "invoicing.events" as a number.
+APPEND_LOCK = 0x1A7E_0E7E
 
 
 def actor_metadata(actor, system_job: str = "") -> dict:
@@ -127,7 +133,7 @@ def events_append(
     rows, params = [], []
     meta_json = json.dumps(metadata, cls=DjangoJSONEncoder)
     for offset, (event_type, payload) in enumerate(events, start=1):
-        rows.append("(%s, %s, %s, %s, %s, %s, %s, 0)")
+        rows.append("(%s, %s, %s, %s, %s, %s, %s)")
         params += [
             company_id,
             _prep("stream_id", stream),
@@ -140,10 +146,12 @@ def events_append(
     table = InvoiceEvent._meta.db_table
     sql = (
         f"INSERT INTO {table} (company_id, stream_id, version, type, payload, metadata, "  # noqa: S608 - constant table name, %s placeholders
-        f"recorded_at, transaction_id) VALUES {', '.join(rows)} "
+        f"recorded_at) VALUES {', '.join(rows)} "
         "ON CONFLICT (stream_id, version) DO NOTHING RETURNING id"
     )
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [APPEND_LOCK])
         cursor.execute(sql, params)
         ids = sorted(row[0] for row in cursor.fetchall())
     if len(ids) != len(events):
@@ -160,7 +168,6 @@ def events_append(
 @dataclass(frozen=True)
 class LoggedEvent:
     id: int
-    transaction_id: int
     company_id: int
     stream_id: uuid.UUID
     version: int
@@ -170,26 +177,28 @@ class LoggedEvent:
     recorded_at: datetime
 
 
-def events_read_after(*, transaction_id: int, position: int, limit: int = 1000):
-    """Events after the checkpoint (transaction id, event id) that can no longer be joined by
-    an earlier-ordered event committing late."""
-    qs = InvoiceEvent.objects.order_by("transaction_id", "id")
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-            horizon = cursor.fetchone()[0]
-        qs = qs.filter(transaction_id__lt=horizon)
-        from django.db.models import Q
+def log_horizon() -> int | None:
+    """The highest event id below which every event is committed (PostgreSQL: see the module
+    note); None on SQLite, where there is nothing to wait for."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [APPEND_LOCK])
+        try:
+            cursor.execute("SELECT COALESCE(MAX(id), 0) FROM invoicing_invoiceevent")
+            return cursor.fetchone()[0]
+        finally:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [APPEND_LOCK])
 
-        qs = qs.filter(
-            Q(transaction_id__gt=transaction_id) | Q(transaction_id=transaction_id, id__gt=position)
-        )
-    else:
-        qs = qs.filter(id__gt=position)
+
+def events_read_after(*, position: int, limit: int = 1000, horizon: int | None = None):
+    """Events after `position` (an InvoiceEvent id) up to the horizon, in id order."""
+    qs = InvoiceEvent.objects.filter(id__gt=position).order_by("id")
+    if horizon is not None:
+        qs = qs.filter(id__lte=horizon)
     return [
         LoggedEvent(
             id=e.id,
-            transaction_id=e.transaction_id,
             company_id=e.company_id,
             stream_id=e.stream_id,
             version=e.version,
@@ -206,22 +215,19 @@ def consumer_run(name: str, handle, *, batch: int = 1000, max_batches: int = 100
     """Feed the log to `handle(events)` batch by batch; each batch, the consumer's writes and
     its checkpoint commit together. Returns how many events were handled."""
     handled = 0
+    # The horizon is taken outside the batch transactions: the reader's lock must not wait
+    # inside a transaction that appends (it would wait for itself).
+    horizon = log_horizon()
     for _ in range(max_batches):
         with transaction.atomic():
             ProjectionCheckpoint.objects.get_or_create(name=name)
             checkpoint = ProjectionCheckpoint.objects.select_for_update().get(name=name)
-            events = events_read_after(
-                transaction_id=checkpoint.transaction_id,
-                position=checkpoint.position,
-                limit=batch,
-            )
+            events = events_read_after(position=checkpoint.position, limit=batch, horizon=horizon)
             if not events:
                 return handled
             handle(events)
-            last = events[-1]
-            checkpoint.transaction_id = last.transaction_id
-            checkpoint.position = last.id
-            checkpoint.save(update_fields=["transaction_id", "position", "updated_at"])
+            checkpoint.position = events[-1].id
+            checkpoint.save(update_fields=["position", "updated_at"])
             handled += len(events)
         if len(events) < batch:
             break

@@ -227,11 +227,6 @@ class InvoiceEvent(models.Model):
         default=dict, blank=True, encoder=DjangoJSONEncoder, help_text="actor, request id"
     )
     recorded_at = models.DateTimeField()
-    transaction_id = models.BigIntegerField(
-        default=0,
-        editable=False,
-        help_text="PostgreSQL transaction id of the append (set by trigger; 0 on SQLite).",
-    )
 
     class Meta:
         ordering = ["id"]
@@ -243,7 +238,6 @@ class InvoiceEvent(models.Model):
         ]
         indexes = [
             models.Index(fields=["company", "id"], name="invoicing_event_company"),
-            models.Index(fields=["transaction_id", "id"], name="invoicing_event_tx"),
         ]
 
     def __str__(self) -> str:
@@ -539,10 +533,9 @@ class InvoiceCounter(models.Model):
 
 class ProjectionCheckpoint(models.Model):
     """How far an asynchronous consumer has read the global event log (InvoiceEvent.id).
-    Updated in the same transaction as the consumer's own writes."""
+    Updated in the same transaction as the consumer's own writes (invoicing.events)."""
 
     name = models.CharField(max_length=100, unique=True)
-    transaction_id = models.BigIntegerField(default=0)
     position = models.BigIntegerField(
         default=0, help_text="InvoiceEvent.id of the last event read."
     )

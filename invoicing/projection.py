@@ -9,9 +9,10 @@ which makes ids stable across rebuilds.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
-from datetime import time
+from datetime import UTC, datetime, time, timedelta
 
 from django.db import connection, transaction
 
@@ -95,49 +96,60 @@ def invoice_row(
     }
 
 
-def line_rows(state: domain.InvoiceState, invoice_id: int) -> list[InvoiceLine]:
+def line_values(state: domain.InvoiceState, invoice_id: int) -> list[dict]:
     return [
-        InvoiceLine(
-            invoice_id=invoice_id,
-            serial=line.serial,
-            item_id=line.item_id,
-            description=line.description,
-            brand=line.brand,
-            unit=line.unit,
-            quantity=line.quantity,
-            unit_price=line.unit_price,
-            value=line.value,
-            sd_rate=line.sd_rate,
-            sd_amount=line.sd_amount,
-            vat_rate_code=line.vat_rate_code,
-            vat_kind=line.vat_kind,
-            vat_rate=line.vat_rate,
-            vat_specific_amount=line.vat_specific_amount,
-            vat_label=line.vat_label,
-            sro_reference=line.sro_reference,
-            vat_amount=line.vat_amount,
-            total=line.total,
-        )
+        {
+            "invoice_id": invoice_id,
+            "serial": line.serial,
+            "item_id": line.item_id,
+            "description": line.description,
+            "brand": line.brand,
+            "unit": line.unit,
+            "quantity": line.quantity,
+            "unit_price": line.unit_price,
+            "value": line.value,
+            "sd_rate": line.sd_rate,
+            "sd_amount": line.sd_amount,
+            "vat_rate_code": line.vat_rate_code,
+            "vat_kind": line.vat_kind,
+            "vat_rate": line.vat_rate,
+            "vat_specific_amount": line.vat_specific_amount,
+            "vat_label": line.vat_label,
+            "sro_reference": line.sro_reference,
+            "vat_amount": line.vat_amount,
+            "total": line.total,
+        }
         for line in state.lines
     ]
 
 
+def payment_values(state, invoice_id: int, company_id: int, payments=None) -> list[dict]:
+    return [
+        {
+            "invoice_id": invoice_id,
+            "company_id": company_id,
+            "event_version": p.version,
+            "date": p.date,
+            "amount": p.amount,
+            "vds_withheld": p.vds_withheld,
+            "method": p.method,
+            "reference": p.reference,
+            "account_code": p.account_code,
+            "journal_entry_id": p.journal_entry_id,
+            "recorded_at": p.recorded_at,
+        }
+        for p in (state.payments if payments is None else payments)
+    ]
+
+
+def line_rows(state: domain.InvoiceState, invoice_id: int) -> list[InvoiceLine]:
+    return [InvoiceLine(**values) for values in line_values(state, invoice_id)]
+
+
 def payment_rows(state, invoice_id: int, company_id: int, payments=None) -> list[InvoicePayment]:
     return [
-        InvoicePayment(
-            invoice_id=invoice_id,
-            company_id=company_id,
-            event_version=p.version,
-            date=p.date,
-            amount=p.amount,
-            vds_withheld=p.vds_withheld,
-            method=p.method,
-            reference=p.reference,
-            account_code=p.account_code,
-            journal_entry_id=p.journal_entry_id,
-            recorded_at=p.recorded_at,
-        )
-        for p in (state.payments if payments is None else payments)
+        InvoicePayment(**values)
+        for values in payment_values(state, invoice_id, company_id, payments)
     ]
 
 
@@ -200,31 +212,124 @@ def project(
 # --- rebuild ---------------------------------------------------------------------------------
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_REPLAY_SQL = (
+    "SELECT id, company_id, stream_id, type, payload::text, metadata::text, "
+    "(EXTRACT(EPOCH FROM recorded_at) * 1000000)::bigint "
+    "FROM invoicing_invoiceevent {where} ORDER BY stream_id, version"
+)
+
+
+def _event_rows(company_id: int | None):
+    """(id, company, stream, type, payload, metadata, recorded_at) in stream order. On
+    PostgreSQL through a server-side cursor, with timestamps as exact epoch microseconds and
+    JSON as text (psycopg's per-row timestamp parsing was a third of the replay)."""
+    if connection.vendor != "postgresql":
+        qs = InvoiceEvent.objects.order_by("stream_id", "version")
+        if company_id is not None:
+            qs = qs.filter(company_id=company_id)
+        yield from qs.values_list(
+            "id", "company_id", "stream_id", "type", "payload", "metadata", "recorded_at"
+        ).iterator(chunk_size=5000)
+        return
+    where, params = ("WHERE company_id = %s", [company_id]) if company_id is not None else ("", [])
+    with transaction.atomic():  # a server-side cursor lives in a transaction
+        yield from _event_rows_pg(where, params)
+
+
+def _event_rows_pg(where: str, params: list):
+    with connection.connection.cursor(name="invoicing_replay") as cursor:
+        cursor.itersize = 5000
+        cursor.execute(_REPLAY_SQL.format(where=where), params)
+        loads = json.loads
+        for event_id, company, stream_id, event_type, payload, metadata, micros in cursor:
+            yield (
+                event_id,
+                company,
+                stream_id,
+                event_type,
+                loads(payload),
+                loads(metadata),
+                _EPOCH + timedelta(microseconds=micros),
+            )
+
+
 def _replay_all(company_id: int | None):
     """Replay every stream (of one company): {stream_id: (first_id, company_id, state)}."""
-    qs = InvoiceEvent.objects.order_by("stream_id", "version")
-    if company_id is not None:
-        qs = qs.filter(company_id=company_id)
     streams: dict[str, tuple[int, int, domain.InvoiceState]] = {}
     current_key = None
     current = None
-    rows = qs.values_list(
-        "id", "company_id", "stream_id", "type", "payload", "metadata", "recorded_at"
-    )
-    for event_id, company, stream_id, event_type, payload, metadata, recorded_at in rows.iterator(
-        chunk_size=5000
+    for event_id, company, stream_id, event_type, payload, metadata, recorded_at in _event_rows(
+        company_id
     ):
         if stream_id != current_key:
             current_key = stream_id
             current = domain.InvoiceState(stream_id=str(stream_id))
             streams[str(stream_id)] = (event_id, company, current)
-        domain.apply(current, event_type, payload, {**metadata, "recorded_at": recorded_at})
+        metadata["recorded_at"] = recorded_at
+        domain.apply(current, event_type, payload, metadata)
     return streams
+
+
+def _columns(model, skip=("id",)) -> list[str]:
+    return [f.attname for f in model._meta.concrete_fields if f.attname not in skip]
+
+
+_INVOICE_COLUMNS = _columns(Invoice, skip=())
+_LINE_COLUMNS = _columns(InvoiceLine)
+_PAYMENT_COLUMNS = _columns(InvoicePayment)
+
+
+def _write_copy(invoices: list[dict], lines: list[dict], payments: list[dict]) -> None:
+    """PostgreSQL: COPY the invoices into a temporary table and upsert them in one statement;
+    COPY lines and payments straight in. Several times faster than ORM bulk inserts."""
+    cols = ", ".join(f'"{c}"' for c in _INVOICE_COLUMNS)
+    updates = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in _INVOICE_COLUMNS if c != "id")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMPORARY TABLE invoicing_rebuild_tmp "
+            "(LIKE invoicing_invoice INCLUDING DEFAULTS) ON COMMIT DROP"
+        )
+        raw = cursor.cursor
+        with raw.copy(f"COPY invoicing_rebuild_tmp ({cols}) FROM STDIN") as copy:
+            for row in invoices:
+                copy.write_row([row[c] for c in _INVOICE_COLUMNS])
+        cursor.execute(
+            f"INSERT INTO invoicing_invoice ({cols}) SELECT {cols} FROM invoicing_rebuild_tmp "  # noqa: S608 - constant names
+            f"ON CONFLICT (id) DO UPDATE SET {updates}"
+        )
+        cursor.execute("DROP TABLE invoicing_rebuild_tmp")
+        for table, columns, rows in (
+            ("invoicing_invoiceline", _LINE_COLUMNS, lines),
+            ("invoicing_invoicepayment", _PAYMENT_COLUMNS, payments),
+        ):
+            names = ", ".join(f'"{c}"' for c in columns)
+            with raw.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row([row[c] for c in columns])
+
+
+def _write_orm(invoices: list[dict], lines: list[dict], payments: list[dict], batch_size):
+    # Originals before the notes that point at them (SQLite checks foreign keys per row
+    # when deferral is off).
+    invoices.sort(key=lambda row: (row["original_id"] is not None, row["id"]))
+    Invoice.objects.bulk_create(
+        [Invoice(**row) for row in invoices],
+        batch_size=batch_size,
+        update_conflicts=True,
+        unique_fields=["id"],
+        update_fields=_UPDATE_FIELDS,
+    )
+    InvoiceLine.objects.bulk_create([InvoiceLine(**r) for r in lines], batch_size=batch_size)
+    InvoicePayment.objects.bulk_create(
+        [InvoicePayment(**r) for r in payments], batch_size=batch_size
+    )
 
 
 def projections_rebuild(*, company=None, batch_size: int = 2000) -> dict:
     """Recompute the read model from the events and write it set-based. Rows of streams that
-    are gone are deleted; everything else is upserted by primary key. Returns counts."""
+    are gone are deleted; invoices are upserted by primary key; lines and payments are
+    replaced. Returns counts."""
     company_id = company.pk if company is not None else None
     streams = _replay_all(company_id)
     first_ids = {sid: first for sid, (first, _c, _s) in streams.items()}
@@ -232,12 +337,10 @@ def projections_rebuild(*, company=None, batch_size: int = 2000) -> dict:
     for _sid, (first_id, comp, state) in streams.items():
         original_id = first_ids.get(state.original_stream_id) if state.original_stream_id else None
         invoices.append(
-            Invoice(
-                **invoice_row(state, company_id=comp, invoice_id=first_id, original_id=original_id)
-            )
+            invoice_row(state, company_id=comp, invoice_id=first_id, original_id=original_id)
         )
-        lines.extend(line_rows(state, first_id))
-        payments.extend(payment_rows(state, first_id, comp))
+        lines.extend(line_values(state, first_id))
+        payments.extend(payment_values(state, first_id, comp))
     scope = (
         Invoice.objects.all()
         if company_id is None
@@ -250,18 +353,10 @@ def projections_rebuild(*, company=None, batch_size: int = 2000) -> dict:
         stale = [pk for pk in scope.values_list("pk", flat=True) if pk not in keep]
         for i in range(0, len(stale), batch_size):
             Invoice.objects.filter(pk__in=stale[i : i + batch_size]).delete()
-        # Originals before the notes that point at them (SQLite checks foreign keys per row
-        # when deferral is off; PostgreSQL's are deferred).
-        invoices.sort(key=lambda inv: (inv.original_id is not None, inv.pk))
-        Invoice.objects.bulk_create(
-            invoices,
-            batch_size=batch_size,
-            update_conflicts=True,
-            unique_fields=["id"],
-            update_fields=_UPDATE_FIELDS,
-        )
-        InvoiceLine.objects.bulk_create(lines, batch_size=batch_size)
-        InvoicePayment.objects.bulk_create(payments, batch_size=batch_size)
+        if connection.vendor == "postgresql":
+            _write_copy(invoices, lines, payments)
+        else:
+            _write_orm(invoices, lines, payments, batch_size)
     return {"streams": len(invoices), "lines": len(lines), "payments": len(payments)}
 
 

@@ -38,9 +38,42 @@ def test_event_rows_cannot_be_updated_or_deleted_by_raw_sql(sales):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_events_carry_their_transaction_id(sales):
-    sales.approved()
-    assert not InvoiceEvent.objects.filter(transaction_id=0).exists()
+def test_log_readers_wait_for_appends_in_flight(sales):
+    """An append in flight holds back the readers' horizon: a consumer never moves its
+    checkpoint past an event that could still commit behind it."""
+    from invoicing.events import log_horizon
+
+    draft = sales.draft()
+    first = InvoiceEvent.objects.get(stream_id=draft.stream_id).pk
+    assert log_horizon() == first
+    appending = threading.Event()
+    release = threading.Event()
+    horizons = []
+
+    def appender():
+        with transaction.atomic():
+            services.invoice_edit_draft(actor=sales.clerk, invoice=draft.pk, notes="in flight")
+            appending.set()
+            release.wait(10)
+        connections.close_all()
+
+    def reader():
+        appending.wait(10)
+        horizons.append(log_horizon())  # waits until the appender commits
+        connections.close_all()
+
+    threads = [threading.Thread(target=appender), threading.Thread(target=reader)]
+    for t in threads:
+        t.start()
+    appending.wait(10)
+    import time
+
+    time.sleep(0.3)
+    assert horizons == []  # still waiting for the append in flight
+    release.set()
+    for t in threads:
+        t.join()
+    assert horizons == [first + 1]
 
 
 def _company_with_drafts(n):
