@@ -177,9 +177,9 @@ def remaining_periods(period: PayrollPeriod, tax_year_end: dt.date) -> int:
     elif period.period_type == "semi_monthly":
         count = 2 * months_after + (2 if end.day <= 15 else 1)
     else:
+        # later periods of the same length that end inside the tax year
         length = (period.end_date - period.start_date).days + 1
-        days_left = (tax_year_end - end).days
-        count = 1 + max(0, -(-days_left // length) if days_left > 0 else 0)
+        count = 1 + max(0, (tax_year_end - end).days // length)
     return max(1, min(per_year, count))
 
 
@@ -1294,7 +1294,9 @@ class PayrollProcessor:
         if fan_out:
             from payroll.tasks import run_payroll_chunk
 
-            def dispatch(run_id=run.pk, count=len(slices)):
+            run_id, count = run.pk, len(slices)
+
+            def dispatch():
                 for index in range(count):
                     run_payroll_chunk.delay(run_id, index)
 
@@ -1368,15 +1370,18 @@ def chunk_process(run_id: int, index: int, *, raise_errors: bool = False) -> str
     claimable = Q(status__in=[ChunkStatus.PENDING, ChunkStatus.FAILED]) | Q(
         status=ChunkStatus.RUNNING, claimed_until__lt=now
     )
-    claimed = (
-        PayrollRunChunk.objects.filter(claimable, run_id=run_id, index=index)
-        .filter(run__status=RunStatus.RUNNING)
-        .update(status=ChunkStatus.RUNNING, attempts=F("attempts") + 1, claimed_until=now + ttl)
+    if not PayrollRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).exists():
+        return "skipped"
+    # Plain columns only in the WHERE: PostgreSQL re-checks them on the row it waited for, so
+    # of two workers claiming the same chunk at once exactly one changes it.
+    claimed = PayrollRunChunk.objects.filter(claimable, run_id=run_id, index=index).update(
+        status=ChunkStatus.RUNNING, attempts=F("attempts") + 1, claimed_until=now + ttl
     )
     if claimed != 1:
         finalise_run_if_complete(run_id)
         return "skipped"
     chunk = PayrollRunChunk.objects.get(run_id=run_id, index=index)
+    mine = {"pk": chunk.pk, "status": ChunkStatus.RUNNING, "attempts": chunk.attempts}
     run = PayrollRun.objects.select_related("period__company").get(pk=run_id)
     started = time.monotonic()
     payroll_batch_jobs_active.inc()
@@ -1387,9 +1392,9 @@ def chunk_process(run_id: int, index: int, *, raise_errors: bool = False) -> str
             _refuse_errors(errors)
             written = _write_payslips(run, computed, PayslipStatus.PROCESSING)
             finished = timezone.now()
-            updated = PayrollRunChunk.objects.filter(
-                pk=chunk.pk, status=ChunkStatus.RUNNING
-            ).update(status=ChunkStatus.DONE, finished_at=finished, error="")
+            updated = PayrollRunChunk.objects.filter(**mine).update(
+                status=ChunkStatus.DONE, finished_at=finished, error=""
+            )
             if updated != 1:
                 raise ConflictError("the chunk was taken over meanwhile", code="chunk_taken")
             PayrollRun.objects.filter(pk=run_id).update(
@@ -1399,7 +1404,8 @@ def chunk_process(run_id: int, index: int, *, raise_errors: bool = False) -> str
                 heartbeat_at=finished, lock_expires_at=finished + ttl
             )
     except Exception as exc:
-        PayrollRunChunk.objects.filter(pk=chunk.pk).update(
+        # Only this attempt's claim is marked failed; a chunk another worker finished stays done.
+        PayrollRunChunk.objects.filter(**mine).update(
             status=ChunkStatus.FAILED, error=_describe(exc)[:2000]
         )
         if raise_errors:

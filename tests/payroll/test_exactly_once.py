@@ -398,3 +398,51 @@ def test_without_the_lock_the_database_alone_lets_one_worker_pay(tenants, statut
     assert PayrollRun.objects.filter(period=july).count() == 1
     assert Payslip.objects.filter(period=july).count() == 20
     assert JournalEntry.objects.filter(source_type="payroll.run").count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_workers_sharing_chunks_process_each_once_and_finalise_once(
+    tenants, statutory, chunked, monkeypatch
+):
+    """Ten employees in five chunks; three workers take chunks concurrently (each tries them
+    all). Each chunk is processed once, the run is finalised once: one entry, ten payslips."""
+    from payroll import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.run_payroll_chunk, "delay", lambda *a: queued.append(a))
+    company = tenants.a
+    _ledger(company)
+    _staff(company, 10)
+    july = monthly(company, 2025, 7)
+    outcome = PayrollProcessor(july).run_payroll(force=True, fan_out=True)
+    assert outcome.status == "dispatched"
+    run_id = outcome.run.pk
+    assert sorted(index for _, index in queued) == [0, 1, 2, 3, 4]
+
+    barrier = threading.Barrier(3)
+    results = []
+
+    def worker(order):
+        try:
+            barrier.wait(timeout=10)
+            for index in order:
+                results.append(processing.chunk_process(run_id, index))
+        finally:
+            connections.close_all()
+
+    orders = [range(5), reversed(range(5)), [2, 0, 4, 1, 3]]
+    threads = [threading.Thread(target=worker, args=(list(o),)) for o in orders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert results.count("done") == 5, results
+    run = PayrollRun.objects.get(pk=run_id)
+    assert (run.status, run.done, run.chunks_done) == (RunStatus.COMPLETED, 10, 5)
+    assert list(PayrollRunChunk.objects.values_list("attempts", flat=True)) == [1] * 5
+    assert Payslip.objects.filter(status="issued").count() == 10
+    assert JournalEntry.objects.filter(source_type="payroll.run").count() == 1
+    july.refresh_from_db()
+    assert july.status == PeriodStatus.COMPLETED

@@ -241,3 +241,24 @@ def test_uncollectable_deduction_is_carried_and_collected_next_period(books):
     )
     loan.refresh_from_db()
     assert loan.balance == D("3000.00")
+
+
+@pytest.mark.parametrize(
+    ("period_type", "start", "end", "tax_year_end", "expected"),
+    [
+        ("monthly", date(2025, 7, 1), date(2025, 7, 31), date(2026, 6, 30), 12),
+        ("monthly", date(2025, 10, 1), date(2025, 10, 31), date(2026, 6, 30), 9),
+        ("monthly", date(2026, 6, 1), date(2026, 6, 30), date(2026, 6, 30), 1),
+        ("semi_monthly", date(2026, 1, 1), date(2026, 1, 15), date(2026, 12, 31), 24),
+        ("semi_monthly", date(2026, 12, 16), date(2026, 12, 31), date(2026, 12, 31), 1),
+        ("weekly", date(2026, 12, 22), date(2026, 12, 28), date(2026, 12, 31), 1),
+        ("weekly", date(2026, 12, 15), date(2026, 12, 21), date(2026, 12, 31), 2),
+        ("bi_weekly", date(2026, 1, 1), date(2026, 1, 14), date(2026, 12, 31), 26),
+    ],
+)
+def test_periods_left_in_the_tax_year(period_type, start, end, tax_year_end, expected):
+    from payroll.models import PayrollPeriod
+    from payroll.processing import remaining_periods
+
+    p = PayrollPeriod(period_type=period_type, start_date=start, end_date=end, pay_date=end)
+    assert remaining_periods(p, tax_year_end) == expected
