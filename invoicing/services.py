@@ -663,6 +663,15 @@ def _header_from(company: Company, fields: dict) -> dict:
                     code="invalid_currency",
                     fields={"currency": ["ISO 4217 code."]},
                 )
+            if value != company.base_currency:
+                # The ledger keeps one currency per company and there are no exchange rates
+                # yet: a foreign-currency invoice would post its figures as base currency.
+                raise ValidationFailed(
+                    f"Invoices are issued in the company's base currency "
+                    f"({company.base_currency}); {value} is not supported yet.",
+                    code="currency_not_supported",
+                    fields={"currency": [f"Use {company.base_currency}."]},
+                )
         header[key] = value
     return header
 

@@ -474,3 +474,12 @@ def test_ar_account_equals_open_amounts(sales):
 def test_no_email_is_sent_by_drafting_or_approving(sales):
     sales.approved()
     assert mail.outbox == []
+
+
+def test_foreign_currency_is_refused_until_exchange_rates_exist(sales):
+    before = written(sales.company)
+    with pytest.raises(DomainError) as info:
+        sales.draft(currency="usd")
+    assert info.value.code == "currency_not_supported"
+    assert written(sales.company) == before
+    assert sales.draft(currency="bdt").currency == "BDT"
