@@ -1507,7 +1507,7 @@ def finalise_run(run_id: int, *, expect_chunks: bool) -> PayrollRun | None:
             "journal_entry": entry.reference if entry is not None else None,
         },
     )
-    transaction.on_commit(lambda: _after_completion(run.pk, period.pk))
+    transaction.on_commit(lambda: _after_completion(run.pk, period.pk), robust=True)
     return run
 
 

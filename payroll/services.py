@@ -572,7 +572,7 @@ def _schedule_sync_after_commit(period_id: int) -> None:
 
         period_schedule_sync(period_id)
 
-    transaction.on_commit(sync)
+    transaction.on_commit(sync, robust=True)
 
 
 @transaction.atomic
@@ -866,7 +866,7 @@ def payroll_period_run(
         return processor.run_payroll(force=force)
     processor.defer = True
     run = processor.claim(force=force)
-    transaction.on_commit(lambda: _queue_run(run.pk))
+    transaction.on_commit(lambda: _queue_run(run.pk), robust=True)
     return run
 
 
