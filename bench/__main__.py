@@ -242,7 +242,8 @@ def results_markdown(results: Sequence[Result], host: Machine, date: str) -> str
     lines = [
         "# Kontor benchmark results",
         "",
-        "Written by `python -m bench all --write-results` (`make bench`); rerun it rather than "
+        "Written by `python -m bench all --write-results` (`make bench`), or one section at a "
+        "time by `python -m bench NAME [options] --write-results`; rerun them rather than "
         "editing by hand. Each benchmark runs against a throwaway database, created and dropped "
         "for the run.",
         "",
