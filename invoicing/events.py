@@ -68,7 +68,8 @@ def stream_load(stream_id) -> domain.InvoiceState:
 
 
 _LOCKED_STREAM_SQL = (
-    "SELECT i.version, e.type, e.payload, e.metadata, e.recorded_at FROM invoicing_invoice i "
+    "SELECT i.version, e.type, e.payload, e.metadata, e.recorded_at, "  # noqa: S608 - a constant
+    f"pg_advisory_xact_lock_shared({APPEND_LOCK}) FROM invoicing_invoice i "
     "LEFT JOIN invoicing_invoiceevent e ON e.stream_id = i.stream_id "
     "WHERE i.id = %s ORDER BY e.version FOR UPDATE OF i"
 )
@@ -80,7 +81,8 @@ def _json(value):
 
 def stream_load_locked(invoice_id: int, stream_id) -> domain.InvoiceState | None:
     """Lock the invoice's read-model row for this transaction and replay its stream, in one
-    round trip on PostgreSQL. None when there is no such invoice."""
+    round trip on PostgreSQL; the same statement takes the appenders' shared lock (see
+    `events_append(lock_held=True)`). None when there is no such invoice."""
     if connection.vendor != "postgresql":
         from invoicing.models import Invoice
 
@@ -93,7 +95,7 @@ def stream_load_locked(invoice_id: int, stream_id) -> domain.InvoiceState | None
     if not rows:
         return None
     state = domain.replay(
-        ((t, _json(p), _meta(_json(m), at)) for _v, t, p, m, at in rows if t is not None),
+        ((t, _json(p), _meta(_json(m), at)) for _v, t, p, m, at, _lock in rows if t is not None),
         stream_id=str(stream_id),
     )
     if state.version != rows[0][0]:
@@ -124,8 +126,11 @@ def events_append(
     events: list[tuple[str, dict]],
     metadata: dict,
     recorded_at: datetime | None = None,
+    lock_held: bool = False,
 ) -> Appended:
-    """Append `events` as versions expected_version+1... of the stream, or raise 409."""
+    """Append `events` as versions expected_version+1... of the stream, or raise 409.
+    `lock_held`: this transaction already holds the appenders' shared lock (taken by
+    `stream_load_locked`), so it is not asked for again."""
     if not events:
         return Appended(ids=[], recorded_at=recorded_at or timezone.now())
     recorded_at = recorded_at or timezone.now()
@@ -150,7 +155,7 @@ def events_append(
         "ON CONFLICT (stream_id, version) DO NOTHING RETURNING id"
     )
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+        if connection.vendor == "postgresql" and not lock_held:
             cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [APPEND_LOCK])
         cursor.execute(sql, params)
         ids = sorted(row[0] for row in cursor.fetchall())

@@ -543,7 +543,11 @@ def _append_and_project(
     metadata,
     original_id=None,
     lines_changed=None,
+    lock_held=None,
 ) -> tuple[Invoice, domain.InvoiceState, list[int]]:
+    # A stream loaded by _load holds the appenders' lock already (same statement as the row
+    # lock); a note's new stream is appended after its original was loaded.
+    lock_held = bool(invoice_id) if lock_held is None else lock_held
     expected = state.version
     appended = events_append(
         company_id=company.pk,
@@ -551,6 +555,7 @@ def _append_and_project(
         expected_version=expected,
         events=events,
         metadata=metadata,
+        lock_held=lock_held,
     )
     meta = {**metadata, "recorded_at": appended.recorded_at}
     for event_type, payload in events:
@@ -1071,6 +1076,7 @@ def _note_issue(
         )
         note, note_state, _ids = _append_and_project(
             company=company,
+            lock_held=True,
             invoice_id=None,
             stream_id=note_stream,
             state=note_state,
