@@ -234,6 +234,17 @@ def _payroll_makers(company) -> dict:
             actor=None, employee=employee, deduction_type=health, amount="100.00"
         )
 
+    def earning():
+        employee = payroll_employee_for(company)
+        allowance = payroll.EarningType.objects.get(company=None, code="ALLOWANCE")
+        return payroll_services.employee_earning_create(
+            actor=None,
+            employee=employee,
+            earning_type=allowance,
+            amount="500.00",
+            effective_from=dt.date(2025, 1, 1),
+        )
+
     def time_entry():
         employee = payroll_employee_for(company, pay_type="hourly", hourly_rate="10.0000")
         payroll_services.time_entries_upsert(
@@ -252,6 +263,7 @@ def _payroll_makers(company) -> dict:
     return {
         payroll.Employee: lambda: payroll_employee_for(company),
         payroll.EmployeeDeduction: deduction,
+        payroll.EmployeeEarning: earning,
         payroll.PayRate: lambda: reference(
             payroll.PayRate,
             role="Tester",

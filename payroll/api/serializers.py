@@ -16,6 +16,7 @@ from payroll.models import (
     DeductionType,
     Employee,
     EmployeeDeduction,
+    EmployeeEarning,
     OvertimeRule,
     PayRate,
     PayrollPeriod,
@@ -71,6 +72,35 @@ class EmployeeDeductionSerializer(serializers.ModelSerializer):
             # employee and type are fixed once the deduction exists
             fields["employee"].read_only = True
             fields["deduction_type"].read_only = True
+        return fields
+
+
+class EmployeeEarningSerializer(serializers.ModelSerializer):
+    earning_type_code = serializers.CharField(source="earning_type.code", read_only=True)
+    taxable = serializers.BooleanField(source="earning_type.is_taxable", read_only=True)
+
+    class Meta:
+        model = EmployeeEarning
+        fields = [
+            "id",
+            "employee",
+            "earning_type",
+            "earning_type_code",
+            "taxable",
+            "period",
+            "amount",
+            "effective_from",
+            "effective_to",
+            "memo",
+        ]
+        read_only_fields = ["id"]
+
+    def get_fields(self):
+        fields = super().get_fields()
+        if self.instance is not None and not isinstance(self.instance, list):
+            fields["employee"].read_only = True
+            fields["earning_type"].read_only = True
+            fields["period"].read_only = True
         return fields
 
 

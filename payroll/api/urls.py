@@ -4,6 +4,7 @@ tenant-isolation and role tests walk them) under /api/v1/payroll/."""
 from payroll.api.views import (
     DeductionTypeViewSet,
     EmployeeDeductionViewSet,
+    EmployeeEarningViewSet,
     EmployeeViewSet,
     OvertimeRuleViewSet,
     PayRateViewSet,
@@ -18,6 +19,7 @@ from payroll.api.views import (
 ROUTES = [
     ("payroll/employees", EmployeeViewSet, "payroll-employee"),
     ("payroll/employee-deductions", EmployeeDeductionViewSet, "payroll-employee-deduction"),
+    ("payroll/employee-earnings", EmployeeEarningViewSet, "payroll-employee-earning"),
     ("payroll/pay-rates", PayRateViewSet, "payroll-pay-rate"),
     ("payroll/time-entries", TimeEntryViewSet, "payroll-time-entry"),
     ("payroll/tax-tables", TaxTableViewSet, "payroll-tax-table"),

@@ -33,8 +33,10 @@ from payroll import services
 from payroll.api import serializers as s
 from payroll.models import (
     DeductionType,
+    EarningType,
     Employee,
     EmployeeDeduction,
+    EmployeeEarning,
     OvertimeRule,
     PayRate,
     PayrollPeriod,
@@ -187,6 +189,56 @@ class EmployeeDeductionViewSet(
             actor=self.request.user,
             employee=data.pop("employee"),
             deduction_type=data.pop("deduction_type"),
+            **data,
+        )
+
+    def perform_update(self, serializer):
+        obj = serializer.instance
+        for name, value in serializer.validated_data.items():
+            setattr(obj, name, value)
+        serializer.instance = services.reference_row_save(actor=self.request.user, obj=obj)
+
+    def perform_destroy(self, instance):
+        services.reference_row_delete(actor=self.request.user, obj=instance)
+
+
+@extend_schema(parameters=[COMPANY_HEADER_PARAMETER])
+class EmployeeEarningViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    _PayrollViewSet,
+):
+    """Earnings besides base pay: a one-off for a period (bonus, commission; `period` set) or
+    recurring between effective dates (an allowance). Periods already paid refuse new ones."""
+
+    queryset = EmployeeEarning.objects.select_related("earning_type", "employee")
+    serializer_class = s.EmployeeEarningSerializer
+    filterset_fields = ["employee", "earning_type", "period"]
+    ordering = ["employee", "id"]
+    http_method_names = CHANGE_METHODS
+
+    def get_serializer(self, *args, **kwargs):
+        serializer = super().get_serializer(*args, **kwargs)
+        field = getattr(serializer, "fields", {}).get("earning_type")
+        if getattr(field, "queryset", None) is not None and not getattr(
+            self, "swagger_fake_view", False
+        ):
+            field.queryset = EarningType.objects.filter(
+                Q(company__isnull=True) | Q(company=self.company)
+            )
+        return serializer
+
+    def perform_create(self, serializer):
+        data = _changes(serializer)
+        serializer.instance = services.employee_earning_create(
+            actor=self.request.user,
+            employee=data.pop("employee"),
+            earning_type=data.pop("earning_type"),
+            amount=data.pop("amount"),
+            period=data.pop("period", None),
             **data,
         )
 

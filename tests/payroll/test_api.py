@@ -326,3 +326,36 @@ def test_other_company_period_answers_404(books, api):
     july = monthly(books.a, 2025, 7)
     response = api(books.owner_b, books.b).post(f"{BASE}/periods/{july.pk}/run/", {})
     assert response.status_code == 404
+
+
+def test_one_off_bonus_through_the_api_is_paid(client, books, django_capture_on_commit_callbacks):
+    from payroll.models import EarningType
+
+    company = books.a
+    emp = employee(company, "E001")
+    july = monthly(company, 2025, 7)
+    bonus = EarningType.objects.get(company=None, code="BONUS")
+    created = client.post(
+        f"{BASE}/employee-earnings/",
+        {
+            "employee": emp.pk,
+            "earning_type": bonus.pk,
+            "period": july.pk,
+            "amount": "25000.00",
+            "memo": "Eid bonus",
+        },
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    assert created.json()["taxable"] is True
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(f"{BASE}/periods/{july.pk}/run/").status_code == 202
+    slip = Payslip.objects.get(employee=emp, period=july)
+    assert slip.gross == D("125000.00")  # 100,000 salary + 25,000 bonus
+    late = client.post(
+        f"{BASE}/employee-earnings/",
+        {"employee": emp.pk, "earning_type": bonus.pk, "period": july.pk, "amount": "1.00"},
+        format="json",
+    )
+    assert late.status_code == 409
+    assert late.json()["code"] == "period_closed"
