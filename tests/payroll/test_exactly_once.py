@@ -446,3 +446,83 @@ def test_workers_sharing_chunks_process_each_once_and_finalise_once(
     assert JournalEntry.objects.filter(source_type="payroll.run").count() == 1
     july.refresh_from_db()
     assert july.status == PeriodStatus.COMPLETED
+
+
+@pytest.mark.django_db
+def test_the_period_task_retries_a_failed_run_with_a_new_attempt(books, monkeypatch):
+    """run_payroll_for_period: the first attempt fails (the ledger refuses), Celery retries
+    with backoff, the second attempt pays the period."""
+    company = books.a
+    _staff(company, 2)
+    july = monthly(company, 2025, 7)
+    real_post = processing._post_entry
+    failures = []
+
+    def fail_once(run, lines):
+        if not failures:
+            failures.append(run.pk)
+            raise RuntimeError("ledger busy")
+        return real_post(run, lines)
+
+    monkeypatch.setattr(processing, "_post_entry", fail_once)
+    result = run_payroll_for_period.delay(july.pk, force=True).get()
+    assert result["status"] == "completed"
+    assert list(PayrollRun.objects.order_by("attempt").values_list("attempt", "status")) == [
+        (1, RunStatus.FAILED),
+        (2, RunStatus.COMPLETED),
+    ]
+    assert Payslip.objects.filter(status="issued").count() == 2
+
+
+@pytest.mark.django_db
+def test_a_claimed_run_that_fails_is_retried_by_its_task(
+    books, monkeypatch, django_capture_on_commit_callbacks
+):
+    from payroll import services
+
+    company = books.a
+    _staff(company, 2)
+    july = monthly(company, 2025, 7)
+    real_post = processing._post_entry
+    failures = []
+
+    def fail_once(run, lines):
+        if not failures:
+            failures.append(run.pk)
+            raise RuntimeError("ledger busy")
+        return real_post(run, lines)
+
+    monkeypatch.setattr(processing, "_post_entry", fail_once)
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.payroll_period_run(actor=None, period=july, force=True, trigger="api")
+    july.refresh_from_db()
+    assert july.status == PeriodStatus.COMPLETED
+    assert list(PayrollRun.objects.order_by("attempt").values_list("trigger", "status")) == [
+        ("api", RunStatus.FAILED),
+        ("api", RunStatus.COMPLETED),
+    ]
+    run.refresh_from_db()
+    assert "ledger busy" in run.error
+
+
+@pytest.mark.django_db
+def test_hourly_cleanup_task(books):
+    from payroll.tasks import release_stale_payroll_locks
+
+    company = books.a
+    _staff(company, 1)
+    july = monthly(company, 2025, 7)
+    processor = PayrollProcessor(july)
+    processor.defer = True
+    processor.claim(force=True)
+    july.refresh_from_db()
+    from core.locks import lock_release
+
+    lock_release(lock_name(july.pk), july.lock_token)
+    PayrollPeriod.objects.filter(pk=july.pk).update(
+        lock_expires_at=timezone.now() - dt.timedelta(seconds=1)
+    )
+    assert release_stale_payroll_locks.delay().get() == 1
+    july.refresh_from_db()
+    assert july.status == PeriodStatus.FAILED
+    assert "lease expired" in july.last_error
