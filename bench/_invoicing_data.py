@@ -271,16 +271,16 @@ def clone_streams(
                     payload["sequence"] = seq
                     payload["issue_date"] = issue.isoformat()
                     payload["due_date"] = due.isoformat()
-                yield (
-                    sales.company.pk,
-                    stream,
-                    version,
-                    etype,
-                    payload,
-                    metadata,
-                    recorded_at,
-                    0,
-                )
+                # Columns the model has beyond these (a trigger-set transaction id) get 0.
+                yield {
+                    "company_id": sales.company.pk,
+                    "stream_id": stream,
+                    "version": version,
+                    "type": etype,
+                    "payload": payload,
+                    "metadata": metadata,
+                    "recorded_at": recorded_at,
+                }
 
     with transaction.atomic():
         if not with_events:
@@ -289,19 +289,11 @@ def clone_streams(
             counts = {"events": 0, "streams": len(clones)}
             counts.update(_project_clones(sales, tmpl, clones, ids, number_of, rows_only=True))
         else:
+            columns = [c for _a, c in _model_columns(InvoiceEvent)]
             written = table_insert(
                 InvoiceEvent._meta.db_table,
-                (
-                    "company_id",
-                    "stream_id",
-                    "version",
-                    "type",
-                    "payload",
-                    "metadata",
-                    "recorded_at",
-                    "transaction_id",
-                ),
-                event_rows(),
+                columns,
+                (tuple(row.get(c, 0) for c in columns) for row in event_rows()),
                 json_columns=("payload", "metadata"),
             )
             counts = {"events": written, "streams": len(clones)}

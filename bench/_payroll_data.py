@@ -348,11 +348,15 @@ def _prior_months(company) -> tuple[int, int]:
 
 def build(scale: int) -> Workload:
     """Make the company and its data; returns the December period, active and ready to run."""
+    from django.apps import apps
     from django.db import connection, transaction
 
+    from payroll.reference_data import reference_data_load
     from payroll.services import payroll_period_create
 
     rng = random.Random(SEED)
+    # The shipped reference rows (migration 0002), in case a flushed test database lost them.
+    reference_data_load(apps)
     company = _company()
     departments, cost_centers = _dimensions(company)
     _overtime_rule(company)
