@@ -35,6 +35,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, status
 from rest_framework.decorators import action
+from rest_framework.pagination import CursorPagination
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
@@ -256,6 +257,17 @@ class InvoiceFilter(django_filters.FilterSet):
         )
 
 
+class InvoicePagination(CursorPagination):
+    """Keyset pages: each page is one index range scan (company, issue date, id) however many
+    invoices the company has, and no COUNT over the whole table. Follow `next` / `previous`;
+    narrow with the filters rather than jumping to page 2,000."""
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+    ordering = ("-issue_date", "-id")
+
+
 DOCUMENT_RESPONSES = {
     (200, "text/html"): OpenApiResponse(OpenApiTypes.STR, description="The form as HTML."),
     (200, "application/pdf"): OpenApiResponse(
@@ -291,7 +303,9 @@ def _note_schema(form: str, kind: str):
     list=extend_schema(
         description="Invoices and notes, newest first (ordering=issue_date, due_date, number, "
         "total_amount or amount_due, '-' for descending), filtered by status, kind, customer, "
-        "date range, fiscal year, number or open.",
+        "date range, fiscal year, number or open. Pages are keyset (cursor) pages: follow "
+        "`next` and `previous`; there is no total count, so a page costs the same with a "
+        "hundred invoices or a million.",
     ),
     create=extend_schema(
         request=s.InvoiceWriteSerializer,
@@ -355,6 +369,7 @@ class InvoiceViewSet(
     search_fields = ["=number", "customer__name"]
     ordering_fields = ["issue_date", "due_date", "number", "total_amount", "amount_due", "id"]
     ordering = ["-issue_date", "-id"]
+    pagination_class = InvoicePagination
     http_method_names = WRITE_METHODS
     parser_classes = [DecimalJSONParser]
 
