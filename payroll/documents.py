@@ -240,9 +240,19 @@ def payslips_email_queue(*, run_id: int) -> int:
         .order_by("pk")
         .values_list("pk", flat=True)
     )
+    queued = 0
     for start in range(0, len(ids), EMAIL_BATCH_SIZE):
-        payslips_email.delay(ids[start : start + EMAIL_BATCH_SIZE])
-    return len(ids)
+        batch = ids[start : start + EMAIL_BATCH_SIZE]
+        try:
+            payslips_email.delay(batch)
+        except Exception:  # noqa: BLE001 (the run is committed; a broker outage must not undo it)
+            log.exception(
+                "payslip emails not queued; resend them with Email again",
+                extra={"run": run_id, "payslips": len(batch)},
+            )
+            continue
+        queued += len(batch)
+    return queued
 
 
 def _message(payslip: Payslip, connection) -> EmailMultiAlternatives:

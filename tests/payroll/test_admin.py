@@ -402,3 +402,91 @@ def test_dashboard_shows_upcoming_periods_and_last_runs(manager, paid, books):
     assert "Last pay runs" in page
     assert "1 / 1 (100%)" in page
     assert "83,375.00" in page  # July's net
+
+
+def test_employee_inline_deduction_changed_and_removed_through_services(manager, books):
+    from core.models import AuditEvent
+
+    emp = employee(books.a, "E300")
+    health = services.employee_deduction_create(
+        actor=None, employee=emp, deduction_type=deduction_type("HEALTH"), amount=D("1000.00")
+    )
+    loan = services.employee_deduction_create(
+        actor=None,
+        employee=emp,
+        deduction_type=deduction_type("LOAN"),
+        amount=D("2000.00"),
+        balance=D("10000.00"),
+    )
+    page = manager.get(f"{ADMIN}/employee/{emp.pk}/change/")
+    assert page.status_code == 200
+    data = {
+        "code": "E300",
+        "name": emp.name,
+        "email": emp.email,
+        "role": "",
+        "department": "",
+        "cost_center": "",
+        "jurisdiction": "BD",
+        "tax_category": "general",
+        "pay_type": "salaried",
+        "annual_salary": "1200000.00",
+        "hourly_rate": "",
+        "start_date": "2020-01-01",
+        "end_date": "",
+        "bank_name": "",
+        "bank_branch": "",
+        "bank_account_name": "",
+        "bank_account_number": "",
+        "bank_routing_number": "",
+        "deductions-TOTAL_FORMS": "2",
+        "deductions-INITIAL_FORMS": "2",
+        "deductions-0-id": health.pk,
+        "deductions-0-employee": emp.pk,
+        "deductions-0-deduction_type": health.deduction_type_id,
+        "deductions-0-amount": "1750.00",
+        "deductions-0-is_active": "on",
+        "deductions-1-id": loan.pk,
+        "deductions-1-employee": emp.pk,
+        "deductions-1-deduction_type": loan.deduction_type_id,
+        "deductions-1-amount": "2000.00",
+        "deductions-1-balance": "10000.00",
+        "deductions-1-is_active": "on",
+        "deductions-1-DELETE": "on",
+        "earnings-TOTAL_FORMS": "0",
+        "earnings-INITIAL_FORMS": "0",
+    }
+    response = manager.post(f"{ADMIN}/employee/{emp.pk}/change/", data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    health.refresh_from_db()
+    assert health.amount == D("1750.00")
+    assert not EmployeeDeduction.objects.filter(pk=loan.pk).exists()
+    actions = set(AuditEvent.objects.values_list("action", flat=True))
+    assert {"payroll.employeededuction.updated", "payroll.employeededuction.deleted"} <= actions
+
+
+def test_reopen_of_an_unpaid_period_says_why(manager, books):
+    july = monthly(books.a, 2025, 7)
+    response = manager.post(
+        f"{ADMIN}/payrollperiod/",
+        {"action": "reopen", "_selected_action": [july.pk], "reason": "oops"},
+        follow=True,
+    )
+    text = " ".join(_texts(response))
+    assert "cannot become active" in text or "is not completed" in text
+    july.refresh_from_db()
+    assert july.status == PeriodStatus.ACTIVE
+
+
+def test_auditor_sees_periods_but_gets_no_run_actions(books, paid):
+    auditor = login(books.users_a["auditor"])
+    page = auditor.get(f"{ADMIN}/payrollperiod/").content.decode()
+    assert "dry_run" in page
+    assert "force_run" not in page
+    refused = auditor.post(
+        f"{ADMIN}/payrollperiod/",
+        {"action": "force_run", "_selected_action": [paid["period"].pk]},
+        follow=True,
+    )
+    assert PayrollRun.objects.count() == 1
+    assert refused.status_code == 200

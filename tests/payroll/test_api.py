@@ -359,3 +359,15 @@ def test_one_off_bonus_through_the_api_is_paid(client, books, django_capture_on_
     )
     assert late.status_code == 409
     assert late.json()["code"] == "period_closed"
+
+
+def test_payslip_pdf_of_another_company_answers_404_json(books, api):
+    from tests.factories import payroll_run_for
+
+    run = payroll_run_for(books.a)
+    slip = run.payslips.get()
+    response = api(books.owner_b, books.b).get(
+        f"{BASE}/payslips/{slip.pk}/pdf/", HTTP_ACCEPT="application/pdf"
+    )
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"

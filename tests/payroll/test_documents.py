@@ -163,3 +163,32 @@ def test_payslip_email_through_a_real_smtp_server(paid, settings):
     ]
     assert len(pdfs) == 1 and pdfs[0].startswith(b"%PDF")
     assert "81,875.00" in pdf_text(pdfs[0])
+
+
+def test_a_broker_outage_does_not_undo_the_run(paid, monkeypatch):
+    def down(*args, **kwargs):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(documents.payslips_email, "delay", down)
+    Payslip.objects.update(emailed_at=None)
+    assert documents.payslips_email_queue(run_id=paid["july"].run_id) == 0
+    paid["july"].refresh_from_db()
+    assert paid["july"].status == PayslipStatus.ISSUED
+
+
+def test_email_batches_of_one_hundred(books, monkeypatch):
+    from payroll.models import PayrollRun
+
+    company = books.a
+    for number in range(1, 206):
+        employee(company, f"E{number:03d}", annual_salary=D("360000.00"))
+    july = monthly(company, 2025, 7)
+    assert PayrollProcessor(july).run_payroll().status == "completed"
+    batches = []
+    monkeypatch.setattr(documents.payslips_email, "delay", lambda ids: batches.append(ids))
+    run = PayrollRun.objects.get(period=july)
+    assert documents.payslips_email_queue(run_id=run.pk) == 205
+    assert [len(batch) for batch in batches] == [100, 100, 5]
+    assert sorted(i for batch in batches for i in batch) == sorted(
+        Payslip.objects.filter(run=run).values_list("pk", flat=True)
+    )
