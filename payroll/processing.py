@@ -455,19 +455,34 @@ def _load_batch(period: PayrollPeriod, employee_ids: list[int] | None = None) ->
     ):
         deductions[row["employee_id"]].append(row)
 
-    # Year to date: payslips issued earlier in each tax year the employees are in.
-    start_months = {
-        tax_year_start_month(_country(e["jurisdiction"]), period.company) for e in employees
+    # Year to date: payslips issued earlier in each tax year the employees are in (a company
+    # paying in two countries has two tax years; each employee takes the rows of its own).
+    ref = _load_reference(period)
+    month_of = {
+        e["id"]: tax_year_start_month(_country(e["jurisdiction"]), period.company)
+        for e in employees
     }
-    tax_years = {m: _tax_year(period.end_date, m) for m in start_months}
+    tax_years = {m: _tax_year(period.end_date, m) for m in set(month_of.values())}
     ytd: dict[int, dict] = {}
     ytd_lines: dict[int, dict] = defaultdict(dict)
-    capped = any(
-        row["deduction_type__annual_cap"] is not None
+    # Line sums are read only for what needs them: wages under flat taxes with a wage base,
+    # deductions with an annual cap.
+    flat_codes = {
+        tax.code
+        for jurisdiction in {e["jurisdiction"] for e in employees}
+        for tax in _flat_taxes(ref, company_id, jurisdiction)
+        if tax.wage_base is not None
+    }
+    capped_codes = {
+        row["deduction_type__code"]
         for rows in deductions.values()
         for row in rows
+        if row["deduction_type__annual_cap"] is not None
+    }
+    wanted_lines = Q(kind=LineKind.TAX, code__in=sorted(flat_codes)) | Q(
+        kind__in=[LineKind.PRE_TAX_DEDUCTION, LineKind.POST_TAX_DEDUCTION],
+        code__in=sorted(capped_codes),
     )
-    has_flat = bool(ref_flat_present(period))
     for month, (ty_start, _ty_end) in tax_years.items():
         issued = for_employees(
             Payslip.objects.filter(
@@ -485,27 +500,24 @@ def _load_batch(period: PayrollPeriod, employee_ids: list[int] | None = None) ->
             deductions=Sum("deductions"),
             net=Sum("net"),
         ):
-            row["_month"] = month
-            ytd[row["employee_id"]] = row
-        if capped or has_flat:
+            if month_of.get(row["employee_id"]) == month:
+                ytd[row["employee_id"]] = row
+        if flat_codes or capped_codes:
             lines = for_employees(
                 PayslipLine.objects.filter(
+                    wanted_lines,
                     payslip__company_id=company_id,
                     payslip__status=PayslipStatus.ISSUED,
                     payslip__period_start__gte=ty_start,
                     payslip__period_end__lt=period.start_date,
-                    kind__in=[
-                        LineKind.TAX,
-                        LineKind.PRE_TAX_DEDUCTION,
-                        LineKind.POST_TAX_DEDUCTION,
-                    ],
                 ),
                 "payslip__employee_id",
             )
             for employee_id, kind, code, amount, quantity in lines.values_list(
                 "payslip__employee_id", "kind", "code"
             ).annotate(amount=Sum("amount"), quantity=Sum("quantity")):
-                ytd_lines[employee_id][(kind, code)] = (amount, quantity)
+                if month_of.get(employee_id) == month:
+                    ytd_lines[employee_id][(kind, code)] = (amount, quantity)
     # Amounts earlier periods could not collect (the engine's `carried`), from each employee's
     # latest issued payslip before this period; few payslips carry any, so they are read first.
     latest = Payslip.objects.filter(
@@ -526,7 +538,6 @@ def _load_batch(period: PayrollPeriod, employee_ids: list[int] | None = None) ->
         ).values_list("employee_id", "carried")
         if carried
     }
-    ref = _load_reference(period)
     return Batch(
         arrears=arrears,
         period=period,
@@ -539,14 +550,6 @@ def _load_batch(period: PayrollPeriod, employee_ids: list[int] | None = None) ->
         ref=ref,
         tax_years=tax_years,
     )
-
-
-def ref_flat_present(period: PayrollPeriod) -> bool:
-    """Whether any flat tax could apply (one cheap query), so year-to-date wages are read only
-    when needed."""
-    return FlatTax.objects.filter(
-        Q(company__isnull=True) | Q(company_id=period.company_id), is_active=True
-    ).exists()
 
 
 def _cents(value) -> Decimal:

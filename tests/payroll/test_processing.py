@@ -7,7 +7,7 @@ import pytest
 
 from accounting.models import JournalEntry
 from payroll import services
-from payroll.models import Payslip, PayslipStatus, PeriodStatus, RunStatus
+from payroll.models import Payslip, PayslipLine, PayslipStatus, PeriodStatus, RunStatus
 from payroll.processing import PayrollProcessor
 from tests.payroll.conftest import deduction_type, employee, monthly, period
 
@@ -262,3 +262,28 @@ def test_periods_left_in_the_tax_year(period_type, start, end, tax_year_end, exp
 
     p = PayrollPeriod(period_type=period_type, start_date=start, end_date=end, pay_date=end)
     assert remaining_periods(p, tax_year_end) == expected
+
+
+def test_social_security_stops_at_the_wage_base(books):
+    """240,000 a year in the US, paid monthly in 2025 (wage base 176,100): January to August
+    tax 20,000 x 6.2% = 1,240.00 a month (160,000 of wages); September only the 16,100 left,
+    998.20; October nothing. The employer pays the same."""
+    company = books.b
+    emp = employee(company, "US1", annual_salary=D("240000.00"), jurisdiction="US-TX")
+    for month in range(1, 11):
+        outcome = PayrollProcessor(monthly(company, 2025, month)).run_payroll()
+        assert outcome.status == "completed", outcome.message
+    oasdi = {
+        line.payslip.period_start.month: line
+        for line in PayslipLine.objects.filter(
+            payslip__employee=emp, kind="tax", code="OASDI"
+        ).select_related("payslip")
+    }
+    assert oasdi[8].amount == D("1240.00")
+    assert (oasdi[9].quantity, oasdi[9].amount) == (D("16100.0000"), D("998.20"))
+    assert 10 not in oasdi  # nothing left under the base: no line
+    october = Payslip.objects.get(employee=emp, period_start=date(2025, 10, 1))
+    assert (october.taxes, october.net) == (D("0.00"), D("20000.00"))
+    employer = Payslip.objects.get(employee=emp, period_start=date(2025, 9, 1))
+    assert employer.employer_contributions == D("998.20")
+    assert sum(line.amount for line in oasdi.values()) == D("10918.20")  # 176,100 x 6.2%
