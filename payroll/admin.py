@@ -88,6 +88,14 @@ def progress_bar(run: PayrollRun | None):
     )
 
 
+def _running_context(model_admin, request, extra_context) -> dict:
+    """Refresh the list while one of its runs is in progress, so the bars move."""
+    running = PayrollRun.objects.filter(
+        status=RunStatus.RUNNING, company__in=model_admin._readable(request)
+    )
+    return {**(extra_context or {}), "auto_refresh": running.exists()}
+
+
 # --- shared behaviour --------------------------------------------------------------------------
 
 
@@ -532,6 +540,9 @@ class PayrollPeriodAdmin(ServiceFormMixin, PayrollAdmin):
     actions = ["run_now", "force_run", "dry_run", "reopen", "activate", "cancel"]
     readonly_fields = ["status", "next_run", "last_run", "last_error", "completed_at"]
 
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, _running_context(self, request, extra_context))
+
     @admin.display(description="Automation")
     def automation(self, obj):
         if not obj.automation_enabled:
@@ -777,6 +788,9 @@ class PayrollRunAdmin(_ReadOnly, PayrollAdmin):
         "warnings",
     ]
     fields = readonly_fields
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, _running_context(self, request, extra_context))
 
     @admin.display(description="Progress (done / total)")
     def progress(self, obj):

@@ -490,3 +490,14 @@ def test_auditor_sees_periods_but_gets_no_run_actions(books, paid):
     )
     assert PayrollRun.objects.count() == 1
     assert refused.status_code == 200
+
+
+def test_lists_refresh_while_a_run_is_in_progress(manager, books):
+    employee(books.a, "E001")
+    july = monthly(books.a, 2025, 7)
+    assert 'http-equiv="refresh"' not in manager.get(f"{ADMIN}/payrollrun/").content.decode()
+    services.payroll_period_run(actor=None, period=july)  # claimed; the worker runs after commit
+    for name in ("payrollrun", "payrollperiod"):
+        page = manager.get(f"{ADMIN}/{name}/").content.decode()
+        assert 'http-equiv="refresh"' in page
+        assert "0 / 1 (0%)" in page
