@@ -905,7 +905,9 @@ class PayslipAdmin(_ReadOnly, PayrollAdmin):
         if obj is None or not obj.pk:
             return "-"
         return format_html(
-            '<a href="{}">PDF</a>', reverse("admin:payroll_payslip_pdf", args=[obj.pk])
+            '<a href="{}">PDF</a> · <a href="{}" target="_blank">HTML</a>',
+            reverse("admin:payroll_payslip_pdf", args=[obj.pk]),
+            reverse("admin:payroll_payslip_html", args=[obj.pk]),
         )
 
     def get_urls(self):
@@ -914,6 +916,11 @@ class PayslipAdmin(_ReadOnly, PayrollAdmin):
                 "<int:object_id>/pdf/",
                 self.admin_site.admin_view(self.pdf_view),
                 name="payroll_payslip_pdf",
+            ),
+            path(
+                "<int:object_id>/html/",
+                self.admin_site.admin_view(self.html_view),
+                name="payroll_payslip_html",
             ),
             *super().get_urls(),
         ]
@@ -927,6 +934,13 @@ class PayslipAdmin(_ReadOnly, PayrollAdmin):
             f'attachment; filename="{documents.payslip_filename(payslip)}"'
         )
         return response
+
+    def html_view(self, request, object_id: int):
+        """The payslip as the browser shows it (the same page the PDF is printed from)."""
+        payslip = get_object_or_404(self.get_queryset(request), pk=object_id)
+        if not self.has_view_permission(request, payslip):
+            raise PermissionDenied
+        return HttpResponse(documents.payslip_html(payslip))
 
     @admin.action(description="Email again (with the PDF)", permissions=["email"])
     def email_again(self, request, queryset):

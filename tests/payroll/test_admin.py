@@ -291,6 +291,8 @@ def test_payslip_is_read_only_with_a_pdf(manager, paid):
     assert pdf.content.startswith(b"%PDF")
     assert "payslip_E001_2025-07-01.pdf" in pdf["Content-Disposition"]
     assert manager.get(f"{ADMIN}/payslip/add/").status_code == 403
+    page = manager.get(f"{ADMIN}/payslip/{slip.pk}/html/").content.decode()
+    assert "Rahima Akter (E001)" in page and "83,375.00" in page
 
 
 def test_other_company_cannot_open_the_payslip(paid, books):
