@@ -134,3 +134,22 @@ def test_recurring_template_with_a_bad_rate_is_refused(sales):
             lines=[sales.line(vat_rate="VAT99")],
         )
     assert info.value.code == "vat_rate_not_allowed"
+
+
+def test_operators_can_run_the_jobs_from_the_command_line(sales):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    sales.approved(due_date=date(2025, 9, 9))
+    out = StringIO()
+    call_command("invoicing_run", "overdue", "--today", "2025-09-10", stdout=out)
+    call_command("invoicing_run", "recurring", "--today", "2025-09-10", stdout=out)
+    call_command("invoicing_run", "feed", stdout=out)
+    assert out.getvalue().splitlines() == [
+        "overdue: 1 invoices marked or reminded",
+        "recurring: 0 invoices issued",
+        "receivables feed: 3 events folded",
+    ]
+    with pytest.raises(CommandError, match="not a date"):
+        call_command("invoicing_run", "overdue", "--today", "10/09/2025")
