@@ -19,7 +19,7 @@ import re
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
+from django.db.models import Prefetch, Q
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -59,7 +59,6 @@ from payroll.models import (
     TimeEntry,
 )
 from payroll.processing import PayrollProcessor
-from payroll.selectors import latest_run
 
 assert documents.EMAIL_TASK  # the import registers the email task (see the module docstring)
 
@@ -104,6 +103,16 @@ class PayrollAdmin(TenantAdmin):
     owners and payroll managers (core.roles, scope "payroll")."""
 
     scope = "payroll"
+
+    def _allowed(self, request, obj, *, write: bool) -> bool:
+        # Asked for every model on every page (the sidebar, the actions, the buttons): answer
+        # the "any company at all?" question once per request.
+        if obj is not None:
+            return super()._allowed(request, obj, write=write)
+        answers = request.__dict__.setdefault("_payroll_allowed", {})
+        if write not in answers:
+            answers[write] = super()._allowed(request, None, write=write)
+        return answers[write]
 
     def refuse(self, request, label, error: DomainError) -> None:
         self.message_user(request, f"{label}: {error.message}", messages.ERROR)
@@ -540,6 +549,10 @@ class PayrollPeriodAdmin(ServiceFormMixin, PayrollAdmin):
     actions = ["run_now", "force_run", "dry_run", "reopen", "activate", "cancel"]
     readonly_fields = ["status", "next_run", "last_run", "last_error", "completed_at"]
 
+    def get_queryset(self, request):
+        newest_first = PayrollRun.objects.order_by("-attempt", "-pk")
+        return super().get_queryset(request).prefetch_related(Prefetch("runs", newest_first))
+
     def changelist_view(self, request, extra_context=None):
         return super().changelist_view(request, _running_context(self, request, extra_context))
 
@@ -563,7 +576,8 @@ class PayrollPeriodAdmin(ServiceFormMixin, PayrollAdmin):
     def last_run(self, obj):
         if obj is None or not obj.pk:
             return "-"
-        run = latest_run(obj)
+        runs = list(obj.runs.all())  # prefetched, newest attempt first (get_queryset)
+        run = runs[0] if runs else None
         if run is None:
             return "-"
         link = reverse("admin:payroll_payrollrun_change", args=[run.pk])
