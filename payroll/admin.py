@@ -777,7 +777,7 @@ class PayrollRunAdmin(_ReadOnly, PayrollAdmin):
         "journal_entry",
     ]
     list_filter = ["status", "trigger"]
-    list_select_related = ["period", "journal_entry"]
+    list_select_related = ["period", "journal_entry__fiscal_year"]
     date_hierarchy = "started_at"
     readonly_fields = [
         "period",

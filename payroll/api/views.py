@@ -597,7 +597,7 @@ class PayrollRunViewSet(TenantReadOnlyViewSet):
     chunks) and totals. Poll a run's detail to follow it."""
 
     scope = "payroll"
-    queryset = PayrollRun.objects.select_related("journal_entry", "period")
+    queryset = PayrollRun.objects.select_related("journal_entry__fiscal_year", "period")
     serializer_class = s.PayrollRunSerializer
     filterset_fields = ["period", "status", "trigger"]
     ordering = ["-started_at", "-id"]
