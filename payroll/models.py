@@ -857,10 +857,19 @@ LIVE_PAYSLIP = ~Q(status="void")
 
 
 class Payslip(models.Model):
-    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="+")
-    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="payslips")
-    period = models.ForeignKey(PayrollPeriod, on_delete=models.PROTECT, related_name="payslips")
-    run = models.ForeignKey(PayrollRun, on_delete=models.PROTECT, related_name="payslips")
+    # Indexes are chosen for the write path (a run writes thousands of rows at once): the
+    # composite indexes below lead with employee, period and run, so their foreign keys need
+    # none of their own.
+    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="+", db_index=False)
+    employee = models.ForeignKey(
+        Employee, on_delete=models.PROTECT, related_name="payslips", db_index=False
+    )
+    period = models.ForeignKey(
+        PayrollPeriod, on_delete=models.PROTECT, related_name="payslips", db_index=False
+    )
+    run = models.ForeignKey(
+        PayrollRun, on_delete=models.PROTECT, related_name="payslips", db_index=False
+    )
     # Copied from the period so year-to-date and per-employee history read one table.
     period_start = models.DateField()
     period_end = models.DateField()
@@ -871,10 +880,20 @@ class Payslip(models.Model):
     )
     pay_type = models.CharField(max_length=10, choices=PayType.choices)
     department = models.ForeignKey(
-        "accounting.Department", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "accounting.Department",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     cost_center = models.ForeignKey(
-        "accounting.CostCenter", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "accounting.CostCenter",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     regular_hours = models.DecimalField(**HOURS, default=0)
     overtime_hours = models.DecimalField(**HOURS, default=0)
@@ -936,6 +955,8 @@ class Payslip(models.Model):
                 name="payroll_payslip_unfinished",
             ),
             models.Index(fields=["run"], name="payroll_payslip_run"),
+            # Year-to-date and carried amounts: a company's payslips from a date on.
+            models.Index(fields=["company", "period_start"], name="payroll_payslip_company"),
             models.Index(fields=["period", "status"], name="payroll_payslip_period"),
         ]
 
@@ -953,7 +974,10 @@ class LineKind(models.TextChoices):
 
 
 class PayslipLine(models.Model):
-    payslip = models.ForeignKey(Payslip, on_delete=models.CASCADE, related_name="lines")
+    # The unique (payslip, line_no) index serves the foreign key too.
+    payslip = models.ForeignKey(
+        Payslip, on_delete=models.CASCADE, related_name="lines", db_index=False
+    )
     line_no = models.PositiveSmallIntegerField()
     kind = models.CharField(max_length=12, choices=LineKind.choices)
     code = models.CharField(max_length=40)
