@@ -1564,6 +1564,12 @@ def run_fail(run: PayrollRun, exc: BaseException) -> None:
                 before={"status": PeriodStatus.PROCESSING},
                 after={"status": PeriodStatus.FAILED, "error": message[:500]},
             )
+    token = (
+        PayrollPeriod.objects.filter(pk=run.period_id).values_list("lock_token", flat=True).first()
+    )
+    if token:
+        # Let the next attempt start at once (a fanned-out run holds the lock until it ends).
+        lock_release(lock_name(run.period_id), token)
     log.warning("payroll run failed", extra={"run": run.pk, "error": message[:500]})
 
 

@@ -526,3 +526,30 @@ def test_hourly_cleanup_task(books):
     july.refresh_from_db()
     assert july.status == PeriodStatus.FAILED
     assert "lease expired" in july.last_error
+
+
+@pytest.mark.django_db
+def test_a_fanned_out_run_whose_chunk_keeps_failing_fails_and_frees_the_period(
+    books, chunked, monkeypatch, django_capture_on_commit_callbacks
+):
+    company = books.a
+    _staff(company, 4)
+    july = monthly(company, 2025, 7)
+    real_write = processing._write_payslips
+    monkeypatch.setattr(
+        processing,
+        "_write_payslips",
+        lambda run, computed, status: (_ for _ in ()).throw(RuntimeError("disk full")),
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert run_payroll_for_period.delay(july.pk, force=True).get()["status"] == "dispatched"
+    july.refresh_from_db()
+    run = PayrollRun.objects.get()
+    assert (july.status, run.status) == (PeriodStatus.FAILED, RunStatus.FAILED)
+    assert PayrollRunChunk.objects.get(index=0).attempts == 4  # the first try and 3 retries
+    assert not Payslip.objects.filter(status="issued").exists()
+
+    monkeypatch.setattr(processing, "_write_payslips", real_write)
+    outcome = PayrollProcessor(july).run_payroll()  # not "busy": the lock was let go
+    assert outcome.status == "completed", outcome.message
+    assert Payslip.objects.filter(status="issued").count() == 4
