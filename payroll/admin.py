@@ -627,6 +627,8 @@ class PayrollPeriodAdmin(ServiceFormMixin, PayrollAdmin):
         data = dict(form.cleaned_data)
         if change:
             changes = {k: data[k] for k in form.changed_data if k in services.PERIOD_FIELDS}
+            if not changes:
+                return  # nothing to change (a completed period's page saved as it is)
             saved = services.payroll_period_update(actor=request.user, period=obj, **changes)
         else:
             saved = services.payroll_period_create(

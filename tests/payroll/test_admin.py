@@ -503,3 +503,16 @@ def test_lists_refresh_while_a_run_is_in_progress(manager, books):
         page = manager.get(f"{ADMIN}/{name}/").content.decode()
         assert 'http-equiv="refresh"' in page
         assert "0 / 1 (0%)" in page
+
+
+def test_completed_period_page_saves_without_changes_and_refuses_edits(manager, paid):
+    period = paid["period"]
+    page = manager.get(f"{ADMIN}/payrollperiod/{period.pk}/change/")
+    assert page.status_code == 200
+    assert manager.post(f"{ADMIN}/payrollperiod/{period.pk}/change/", {}).status_code == 302
+    period.refresh_from_db()
+    assert period.status == PeriodStatus.COMPLETED
+    refused = services.payroll_period_update
+    with pytest.raises(Exception) as raised:
+        refused(actor=None, period=period, name="Renamed")
+    assert "reopen it to change it" in str(raised.value.message)
