@@ -162,3 +162,14 @@ def test_two_writers_on_one_invoice_one_wins_and_no_number_is_lost():
     invoice = Invoice.objects.get(pk=pk)
     assert (invoice.version, invoice.number) == (2, "INV/2025-26/000001")
     assert InvoiceCounter.objects.get(company=company, series="INV").last == 1
+
+
+def test_approval_is_a_handful_of_round_trips(sales, django_assert_max_num_queries):
+    """Row lock + stream + appenders' lock, rates + customer, number, the ledger's posting
+    (savepoint, one batch of look-ups, counter, one insert statement, release), the events, the
+    read model and the audit row, inside the test's own savepoint: thirteen statements, whatever
+    the number of lines."""
+    draft = sales.draft(*[sales.line(description=f"Line {i}") for i in range(5)])
+    draft = type(draft).objects.select_related("company").get(pk=draft.pk)
+    with django_assert_max_num_queries(13):
+        services.invoice_approve(actor=None, invoice=draft)
