@@ -143,6 +143,13 @@ class InvoicingAdmin(TenantAdmin):
     def has_manage_permission(self, request, obj=None) -> bool:
         return self._allowed(request, obj, write=True)
 
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        writable = list(_writable(request)[:2])
+        if len(writable) == 1:
+            initial.setdefault("company", writable[0].pk)  # the only company: preselected
+        return initial
+
     def refuse(self, request, label, error: DomainError) -> None:
         self.message_user(request, f"{label}: {error.message}", messages.ERROR)
 

@@ -464,3 +464,11 @@ def test_dashboard_shows_receivables_and_recent_invoices(sales, as_role):
     recent = [row[0]["text"] for row in panels["Recent invoices"]["rows"]]
     assert recent[0] == "INV/2025-26/000002" and recent[2] == "INV/2025-26/000001"
     assert recent[1].startswith("Draft ")  # issued 10 August, between the two
+
+
+def test_the_add_pages_preselect_the_only_company(sales, as_role):
+    client = as_role("clerk")
+    for model in ("invoice", "party", "item", "vatrate", "recurringinvoice"):
+        page = client.get(f"{ADMIN}/{model}/add/")
+        assert page.status_code == 200, model
+        assert page.context["adminform"].form.initial.get("company") == sales.company.pk, model
