@@ -192,3 +192,16 @@ def test_email_batches_of_one_hundred(books, monkeypatch):
     assert sorted(i for batch in batches for i in batch) == sorted(
         Payslip.objects.filter(run=run).values_list("pk", flat=True)
     )
+
+
+def test_a_failed_run_emails_nobody(books, django_capture_on_commit_callbacks):
+    """No fiscal year covers January 2024, so the posting is refused and the run fails:
+    nothing is committed, nobody gets a payslip."""
+    company = books.a
+    employee(company, "E001", email="e001@example.test")
+    january = monthly(company, 2024, 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = PayrollProcessor(january).run_payroll()
+    assert outcome.status == "failed"
+    assert mail.outbox == []
+    assert not Payslip.objects.filter(period=january).exclude(status="void").exists()
