@@ -418,3 +418,5 @@ PAYROLL_AUTO_RUN_CRON = env.str("PAYROLL_AUTO_RUN_CRON", default="0 2 * * *")
 PAYROLL_AUTO_RUN_TIME_ZONE = env.str("PAYROLL_AUTO_RUN_TIME_ZONE", default="UTC")
 # The first weekday (0 = Monday) of the fixed 168-hour workweek overtime is counted in.
 PAYROLL_WORKWEEK_START = env.int("PAYROLL_WORKWEEK_START", default=0)
+# A failed run is retried three times after 1x, 2x and 4x this many seconds.
+PAYROLL_RETRY_BACKOFF_SECONDS = env.int("PAYROLL_RETRY_BACKOFF_SECONDS", default=60)
