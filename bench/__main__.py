@@ -323,18 +323,22 @@ def results_section_replace(text: str, result: Result, note: str = "") -> str:
     starts = [i for i, line in enumerate(lines) if line.startswith("## ")]
     bounds = list(zip(starts, [*starts[1:], len(lines)], strict=True))
     heading = f"## {result.label}"
-    for start, end in bounds:
+    at = end = None
+    for start, stop in bounds:
         if lines[start] == heading:
-            return "\n".join([*lines[:start], *section, *lines[end:]]).rstrip("\n") + "\n"
-    same = [
-        end
-        for start, end in bounds
-        if lines[start] == f"## {result.name}" or lines[start].startswith(f"## {result.name} ")
-    ]
-    at = same[-1] if same else len(lines)
-    if at == len(lines) and lines and lines[-1] != "":
-        lines.append("")
-    return "\n".join([*lines[:at], *section, *lines[at:]]).rstrip("\n") + "\n"
+            at, end = start, stop
+            break
+    if at is None:
+        same = [
+            stop
+            for start, stop in bounds
+            if lines[start] == f"## {result.name}" or lines[start].startswith(f"## {result.name} ")
+        ]
+        at = end = same[-1] if same else len(lines)
+    before = lines[:at]
+    if before and before[-1] != "":
+        before.append("")  # a blank line between sections
+    return "\n".join([*before, *section, *lines[end:]]).rstrip("\n") + "\n"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -121,6 +121,7 @@ def test_one_section_is_replaced_and_the_others_kept():
         "## payroll --scale 100000 --chunked",
     ]
     assert "| bulk_lines_per_s | 22744 |" in text  # untouched
+    assert "|\n\n## payroll\n" in text and "\n\n## payroll --scale 100000 --chunked\n" in text
     assert "| run_seconds | 7.25 |" in text and "| run_seconds | 1.5 |" in text
     assert "Note: others' tests were running" in text
     assert "python -m bench payroll --scale 100000 --chunked --json" in text
