@@ -289,8 +289,8 @@ class PaymentInputSerializer(StrictSerializer):
         required=False,
         allow_blank=True,
         max_length=30,
-        help_text="Account code (or id) receiving the money; the company's bank role when "
-        "left out.",
+        help_text="Code of the account receiving the money (e.g. 1131); the company's bank "
+        "role when left out. An unknown code answers 400 invalid_account.",
     )
     method = serializers.CharField(required=False, allow_blank=True, max_length=30)
     reference = serializers.CharField(required=False, allow_blank=True, max_length=100)

@@ -457,9 +457,7 @@ class InvoiceViewSet(
         invoice = self.get_object()
         data = self._payload(request)
         version = data.pop("version", None)
-        account = data.pop("account", None) or None
-        if isinstance(account, str) and account.isdigit() and len(account) > 9:
-            account = int(account)  # an id, not a code (codes are short)
+        account = data.pop("account", None) or None  # an account code; the bank role if none
         with _api_fields():
             invoice = services.invoice_payment_record(
                 actor=request.user,

@@ -18,6 +18,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from accounting.models import JournalEntry, JournalLine
+from accounting.services import account_for_role
 from core.models import AuditEvent
 from invoicing import services
 from invoicing.models import (
@@ -604,3 +605,28 @@ def test_a_recurring_invoice_is_set_up_and_issued_on_demand(sales, clerk):
         format="json",
     )  # fmt: skip
     assert bad.status_code == 400 and bad.json()["code"] == "vat_rate_not_allowed"
+
+
+def test_a_payment_names_the_account_it_arrived_in(sales, clerk):
+    invoice = approve(clerk, create_draft(clerk, sales))
+    before = written(sales.company)
+    unknown = clerk.post(
+        f"{INVOICES}{invoice['id']}/payments/",
+        {"amount": "100.00", "account": "9999"},
+        format="json",
+    )
+    assert unknown.status_code == 400 and unknown.json()["code"] == "invalid_account"
+    assert written(sales.company) == before
+    cash = clerk.post(
+        f"{INVOICES}{invoice['id']}/payments/",
+        {"amount": "565.58", "account": "1110", "method": "cash", "date": "2025-08-11"},
+        format="json",
+    )
+    assert cash.status_code == 201, cash.content
+    payment = cash.json()["payments"][0]
+    assert (payment["account_code"], payment["amount"]) == ("1110", "565.58")
+    receivable = account_for_role(company=sales.company, role="accounts_receivable").code
+    assert by_account(payment["journal_entry"]) == {
+        "1110": ("565.58", "0.00"),
+        receivable: ("0.00", "565.58"),
+    }
