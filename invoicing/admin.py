@@ -23,6 +23,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
 from accounting.admin import ServiceFormMixin
@@ -687,7 +688,7 @@ class InvoiceAdmin(ServiceFormMixin, InvoicingAdmin):
         if not notes:
             return "—"
         return format_html_join(
-            format_html("<br>"),
+            mark_safe("<br>"),
             "{} {} {}: {}",
             ((_invoice_link(n), n.issue_date, money(n.total_amount), n.reason) for n in notes),
         )
@@ -1117,7 +1118,7 @@ class RecurringInvoiceAdmin(ServiceFormMixin, InvoicingAdmin):
     ordering = ["next_date"]
     actions = ["issue_due"]
     fieldsets = [
-        (None, {"fields": ["company", "name", "customer", "lines"]}),
+        (None, {"fields": ["company", "name", "customer", "lines", "lines_preview"]}),
         (
             "Schedule",
             {
@@ -1136,6 +1137,32 @@ class RecurringInvoiceAdmin(ServiceFormMixin, InvoicingAdmin):
         ("Runs", {"fields": ["last_run_on", "last_error", "issued"]}),
     ]
 
+    @admin.display(description="Lines as they will be invoiced")
+    def lines_preview(self, obj):
+        lines = obj.lines if obj and isinstance(obj.lines, list) else []
+        if not lines:
+            return "—"
+        items = {
+            item.pk: item
+            for item in Item.objects.filter(
+                company_id=obj.company_id,
+                pk__in=[line.get("item") for line in lines if isinstance(line, dict)],
+            ).select_related("vat_rate")
+        }
+        rows = []
+        for line in lines:
+            item = items.get(line.get("item")) if isinstance(line, dict) else None
+            rows.append(
+                (
+                    line.get("description") or (item.name if item else ""),
+                    line.get("quantity", ""),
+                    line.get("unit") or (item.unit if item else ""),
+                    line.get("unit_price") or (f"{item.unit_price:,.2f}" if item else ""),
+                    line.get("vat_rate") or (item.vat_rate.code if item else ""),
+                )
+            )
+        return format_html_join(mark_safe("<br>"), "{} — {} {} at {} ({})", rows)
+
     @admin.display(description="Invoices issued")
     def issued(self, obj):
         if not obj.pk:
@@ -1145,7 +1172,7 @@ class RecurringInvoiceAdmin(ServiceFormMixin, InvoicingAdmin):
         return format_html('<a href="{}?recurring__id__exact={}">{}</a>', url, obj.pk, count)
 
     def get_readonly_fields(self, request, obj=None):
-        shown = ["last_run_on", "last_error", "issued"]
+        shown = ["lines_preview", "last_run_on", "last_error", "issued"]
         return ["company", *shown] if obj else shown
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):

@@ -444,6 +444,12 @@ def test_a_recurring_invoice_is_set_up_and_issued_from_the_list(sales, as_role):
     )
     assert messages_of(again) == ["Nothing was due."]
     assert template.invoices.count() == count
+    page = client.get(f"{ADMIN}/recurringinvoice/{template.pk}/change/").content.decode()
+    assert f"?recurring__id__exact={template.pk}" in page
+    assert "Consulting hour — 1 hour at 1,500.00 (VAT15)" in page
+    issued_list = client.get(INVOICES, {"recurring__id__exact": template.pk})
+    assert issued_list.status_code == 200
+    assert issued_list.context["cl"].result_count == count
 
 
 # --- dashboard ---------------------------------------------------------------------------------
