@@ -18,7 +18,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
 
 from core.models import Company
 
@@ -854,6 +854,7 @@ class PayslipStatus(models.TextChoices):
 
 
 LIVE_PAYSLIP = ~Q(status="void")
+NET_TOLERANCE = Value(Decimal("0.001"))
 
 
 class Payslip(models.Model):
@@ -937,8 +938,11 @@ class Payslip(models.Model):
                 condition=Q(gross__gte=0) & Q(net__gte=0) & Q(taxes__gte=0) & Q(deductions__gte=0),
                 name="payroll_payslip_amounts_not_negative",
             ),
+            # Net = gross - taxes - deductions. Written as a band narrower than a cent: exact
+            # for two-place amounts on PostgreSQL, and safe where SQLite adds in floating point.
             models.CheckConstraint(
-                condition=Q(net=F("gross") - F("taxes") - F("deductions")),
+                condition=Q(net__gte=F("gross") - F("taxes") - F("deductions") - NET_TOLERANCE)
+                & Q(net__lte=F("gross") - F("taxes") - F("deductions") + NET_TOLERANCE),
                 name="payroll_payslip_net_adds_up",
             ),
             models.CheckConstraint(
