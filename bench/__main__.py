@@ -55,6 +55,7 @@ class Result:
     figures: Figures
     options: tuple[str, ...] = ()
     default_scale: int | None = None
+    code: str = ""  # ", code at <commit>[ + uncommitted changes]" when the run started
 
     @property
     def label(self) -> str:
@@ -112,6 +113,7 @@ def now_iso() -> str:
 
 def run_benchmark(name: str, module: ModuleType, scale: int, options: Sequence[str] = ()) -> Result:
     date = now_iso()
+    code = code_version()
     # stdout carries the report only; anything a benchmark or the project prints goes to stderr.
     with redirect_stdout(sys.stderr), bench_database() as database:
         figures = module.run(scale=scale, **dict.fromkeys(options, True))
@@ -127,6 +129,7 @@ def run_benchmark(name: str, module: ModuleType, scale: int, options: Sequence[s
         figures=figures,
         options=tuple(options),
         default_scale=getattr(module, "DEFAULT_SCALE", None),
+        code=code,
     )
 
 
@@ -295,7 +298,7 @@ def result_section(result: Result, note: str = "") -> list[str]:
         "",
         result.description,
         "",
-        f"Measured: {result.date} on {database_label(result.database)}{code_version()}",
+        f"Measured: {result.date} on {database_label(result.database)}{result.code}",
         "",
     ]
     if note:
