@@ -1200,6 +1200,7 @@ class RecurringInvoiceAdmin(ServiceFormMixin, InvoicingAdmin):
         for template in queryset.select_related("company").order_by("next_date"):
             try:
                 made = services.recurring_invoice_generate(
+                    actor=request.user,
                     recurring=template,
                     system_job=f"invoicing.recurring:{request.user.get_username()}",
                 )

@@ -311,9 +311,16 @@ class PaymentForm(_VersionedForm):
 
     def __init__(self, *args, invoice: Invoice, **kwargs):
         super().__init__(*args, invoice=invoice, **kwargs)
-        self.fields["account"].queryset = Account.objects.filter(
-            company_id=invoice.company_id, is_postable=True, is_active=True, type="asset"
-        ).order_by("code")
+        self.fields["account"].queryset = (
+            Account.objects.filter(
+                company_id=invoice.company_id,
+                is_postable=True,
+                is_active=True,
+                roles__role__in=services.PAYMENT_ACCOUNT_ROLES,
+            )
+            .distinct()
+            .order_by("code")
+        )
         self.fields["account"].label_from_instance = lambda a: f"{a.code} {a.name}"
         if not self.is_bound:
             self.initial.setdefault("date", invoice.company.today())

@@ -29,7 +29,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from accounting.models import Account, JournalEntry
+from accounting.models import Account, AccountRole, JournalEntry
 from accounting.services import journal_entry_post, journal_entry_reverse
 from core.errors import PermissionDeniedError, ValidationFailed
 from core.models import Company, Membership
@@ -844,6 +844,11 @@ def invoice_approve(*, actor, invoice, expected_version=None, system_job: str = 
         return invoice
 
 
+# Money received lands in cash or at the bank; receivables, revenue, VAT and the rest are not
+# receipts accounts.
+PAYMENT_ACCOUNT_ROLES = ("bank", "petty_cash", "cash_in_transit", "bank_clearing")
+
+
 def _payment_account(company: Company, account) -> tuple[dict, str]:
     if account in (None, ""):
         from accounting.services import account_for_role
@@ -864,6 +869,16 @@ def _payment_account(company: Company, account) -> tuple[dict, str]:
             f"Account {account!r} is not in this company's chart.",
             code="invalid_account",
             fields={"account": ["Unknown account."]},
+        )
+    if not AccountRole.objects.filter(
+        company=company, account=found, role__in=PAYMENT_ACCOUNT_ROLES
+    ).exists():
+        raise ValidationFailed(
+            f"Account {found.code} {found.name} is not a bank or cash account; money received "
+            "is booked to an account mapped to the role bank, petty cash, cash in transit or "
+            "bank clearing.",
+            code="invalid_account",
+            fields={"account": ["Not a bank or cash account."]},
         )
     return {"account": found.pk}, found.code
 
@@ -1317,11 +1332,13 @@ def recurring_invoice_update(*, actor, recurring: RecurringInvoice, **changes) -
 
 
 def recurring_invoice_generate(
-    *, recurring: RecurringInvoice, today=None, system_job: str = "invoicing.recurring"
+    *, actor, recurring: RecurringInvoice, today=None, system_job: str = "invoicing.recurring"
 ) -> list[Invoice]:
-    """Issue every occurrence of a template due by `today` (company time zone): a draft each,
+    """Issue every occurrence of a template due by `today` (company time zone; a later date
+    is capped at the company's today, so nothing is issued ahead of time): a draft each,
     approved too when the template says so (or INVOICING_RECURRING_AUTO_APPROVE is on). The
-    template's next date moves in the same transaction, so a retry issues nothing twice."""
+    template's next date moves in the same transaction, so a retry issues nothing twice.
+    `actor`: the user asking (needs write on the template's company), None for beat."""
     made = []
     with transaction.atomic():
         template = (
@@ -1330,7 +1347,8 @@ def recurring_invoice_generate(
             .get(pk=recurring.pk)
         )
         company = template.company
-        today = _as_date(today, "today") or _today(company)
+        _require_write(actor, company)
+        today = min(_as_date(today, "today") or _today(company), _today(company))
         approve = template.auto_approve or getattr(
             settings, "INVOICING_RECURRING_AUTO_APPROVE", False
         )

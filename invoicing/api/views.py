@@ -601,6 +601,7 @@ class RecurringInvoiceViewSet(_ReferenceViewSet):
         payload.is_valid(raise_exception=True)
         services._require_write(request.user, self.company)
         made = services.recurring_invoice_generate(
+            actor=request.user,
             recurring=template,
             today=payload.validated_data.get("today"),
             system_job=f"invoicing.recurring:{request.user.get_username()}",

@@ -619,14 +619,14 @@ def test_a_payment_names_the_account_it_arrived_in(sales, clerk):
     assert written(sales.company) == before
     cash = clerk.post(
         f"{INVOICES}{invoice['id']}/payments/",
-        {"amount": "565.58", "account": "1110", "method": "cash", "date": "2025-08-11"},
+        {"amount": "565.58", "account": "1120", "method": "cash", "date": "2025-08-11"},
         format="json",
     )
     assert cash.status_code == 201, cash.content
     payment = cash.json()["payments"][0]
-    assert (payment["account_code"], payment["amount"]) == ("1110", "565.58")
+    assert (payment["account_code"], payment["amount"]) == ("1120", "565.58")
     receivable = account_for_role(company=sales.company, role="accounts_receivable").code
     assert by_account(payment["journal_entry"]) == {
-        "1110": ("565.58", "0.00"),
+        "1120": ("565.58", "0.00"),
         receivable: ("0.00", "565.58"),
     }
