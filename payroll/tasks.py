@@ -14,6 +14,9 @@ from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
+# The payslip email task lives beside the documents it renders; importing it here registers it
+# with every worker (autodiscovery reads tasks.py only).
+from payroll.documents import payslips_email  # noqa: F401
 from payroll.models import PayrollPeriod, PayrollRun, PeriodStatus, RunStatus, RunTrigger
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,6 @@ from decimal import Decimal
 
 import pytest
 import time_machine
-from django.db import connection
 from django.db.models import Sum
 
 from accounting.models import JournalEntry
@@ -24,17 +23,7 @@ from payroll.models import (
 
 pytestmark = pytest.mark.django_db
 
-# The payslip CHECK net = gross - taxes - deductions is evaluated in floating point on SQLite
-# (decimals with cents are stored as REAL), so ordinary salaries can trip it there; PostgreSQL
-# is exact. Reported to payroll-core (the fix belongs in the model: round the difference).
-SQLITE_FLOAT_CHECK = pytest.mark.xfail(
-    condition=connection.vendor == "sqlite",
-    reason="payroll_payslip_net_adds_up compares floats on SQLite",
-    strict=False,
-)
 
-
-@SQLITE_FLOAT_CHECK
 @time_machine.travel(datetime(2026, 2, 15, 9, 0, tzinfo=UTC), tick=False)
 def test_demo_seeds_fifty_employees_and_pays_the_past_months(tenants):
     company = tenants.a  # Bangladesh, fiscal year July to June
@@ -83,7 +72,6 @@ def test_demo_seeds_fifty_employees_and_pays_the_past_months(tenants):
     )
 
 
-@SQLITE_FLOAT_CHECK
 @time_machine.travel(datetime(2026, 3, 10, 18, 0, tzinfo=UTC), tick=False)
 def test_demo_for_a_us_company_uses_state_overtime(tenants):
     company = tenants.b  # United States, calendar fiscal year
