@@ -173,6 +173,40 @@ def _etin(etin: str) -> str:
     return f"{etin[:4]}-{etin[4:8]}-{etin[8:]}" if len(etin) == 12 else etin
 
 
+def _bin_display(digits: str) -> str:
+    return f"{digits[:9]}-{digits[9:]}" if len(digits) == 13 else digits
+
+
+def _buyer(invoice: Invoice, party) -> dict:
+    """The buyer as at issue (snapshotted in the approval or note event); live party data only
+    for drafts and documents issued before snapshots were kept."""
+    live = _party(party)
+    if not invoice.buyer_name:
+        return live
+    return {
+        "name": invoice.buyer_name,
+        "bin": _bin_display(invoice.buyer_bin),
+        "etin": live["etin"],
+        "address": invoice.buyer_address,
+    }
+
+
+def _seller(invoice: Invoice, company) -> dict:
+    if not invoice.seller_name:
+        return {
+            "name": company.legal_name or company.name,
+            "bin": company.bin_display,
+            "etin": _etin(company.etin),
+            "address": invoice.place_of_supply or company.address,
+        }
+    return {
+        "name": invoice.seller_name,
+        "bin": _bin_display(invoice.seller_bin),
+        "etin": _etin(company.etin),
+        "address": invoice.place_of_supply or invoice.seller_address,
+    }
+
+
 def _party(party) -> dict:
     if party is None:
         return {"name": "", "bin": "", "address": "", "etin": ""}
@@ -230,7 +264,7 @@ def mushak_context(
     form = mushak_form(invoice)
     company = invoice.company
     customer = invoice.customer
-    buyer = _party(customer)
+    buyer = _buyer(invoice, customer)
     destination = invoice.destination or (
         (customer.shipping_address or customer.address) if customer else ""
     )
@@ -249,12 +283,7 @@ def mushak_context(
         "date": date_text(invoice.issue_date),
         "time": time_text(invoice.issue_time),
         "currency": invoice.currency,
-        "seller": {
-            "name": company.legal_name or company.name,
-            "bin": company.bin_display,
-            "etin": _etin(company.etin),
-            "address": invoice.place_of_supply or company.address,
-        },
+        "seller": _seller(invoice, company),
         "buyer": buyer,
         "destination": destination,
         "vehicle": ", ".join(x for x in (invoice.vehicle_type, invoice.vehicle_number) if x),
@@ -269,7 +298,12 @@ def mushak_context(
         "void_reason": invoice.void_reason if invoice.status == InvoiceStatus.VOID else "",
         "notes": [invoice.notes] if invoice.notes else [],
     }
-    if invoice.kind == InvoiceKind.INVOICE and customer and customer.is_withholding_entity:
+    withholding = (
+        invoice.buyer_withholding
+        if invoice.buyer_name
+        else bool(customer and customer.is_withholding_entity)
+    )
+    if invoice.kind == InvoiceKind.INVOICE and withholding:
         vds = invoice.vds_amount
         doc["vds"] = {
             "amount": amount(vds),

@@ -82,6 +82,13 @@ TEXT_LIMITS = {
 MAX_LINES = 500
 MAX_QUANTITY = Decimal("1e12")
 MAX_PRICE = Decimal("1e12")
+# Money columns are DecimalField(max_digits=18, decimal_places=2): below 10^16. Every line
+# figure and every invoice total stays below 10^15, which leaves room for the sums of notes
+# and payments on top.
+MAX_AMOUNT = Decimal("1e15")
+# Any number typed in is refused from 10^15 up before it is quantized (a 28-digit context
+# cannot quantize 1e30 to 4 places).
+MAX_INPUT = Decimal("1e15")
 
 
 class InvoiceError(DomainError):
@@ -252,6 +259,19 @@ class InvoiceState:
     last_reminder_on: date | None = None
     payments: list[Payment] = field(default_factory=list)
     note_count: int = 0
+    # VAT of the notes applied to this invoice, and per VAT code the net change notes made to
+    # value, SD and VAT ({code: [value, sd, vat]}; debit notes add, credit notes subtract).
+    credited_vat: Decimal = ZERO
+    debited_vat: Decimal = ZERO
+    note_by_rate: dict = field(default_factory=dict)
+    # Buyer and seller as they were when the document was issued (printed from these).
+    withholding_buyer: bool = False
+    buyer_name: str = ""
+    buyer_bin: str = ""
+    buyer_address: str = ""
+    seller_name: str = ""
+    seller_bin: str = ""
+    seller_address: str = ""
     created_at: object = None
     updated_at: object = None
 
@@ -265,9 +285,40 @@ class InvoiceState:
 
     @property
     def amount_due(self) -> Decimal:
+        """What the customer still owes; negative when credit notes after payment left the
+        customer in credit (the company owes that back, shown as a negative amount due)."""
         if not self.approved or self.voided or self.is_note:
             return ZERO
         return self.total_amount + self.debited_amount - self.credited_amount - self.amount_paid
+
+    @property
+    def invoiced_amount(self) -> Decimal:
+        """Total charged so far: the invoice, plus debit notes, less credit notes."""
+        return self.total_amount + self.debited_amount - self.credited_amount
+
+    @property
+    def vds_due(self) -> Decimal:
+        """VAT a withholding buyer may still deduct at source: the VAT charged net of notes,
+        less what it has withheld already."""
+        if not self.withholding_buyer:
+            return ZERO
+        charged = self.total_vat + self.debited_vat - self.credited_vat
+        return max(tax.round_money(charged) - self.vds_withheld, ZERO)
+
+    def open_by_rate(self) -> dict[str, list[Decimal]]:
+        """Per VAT code, the value, SD and VAT still open on the invoice (its lines, plus debit
+        notes, less earlier credit notes)."""
+        out: dict[str, list[Decimal]] = {}
+        for line in self.lines:
+            row = out.setdefault(line.vat_rate_code, [ZERO, ZERO, ZERO])
+            row[0] += line.value
+            row[1] += line.sd_amount
+            row[2] += line.vat_amount
+        for code, change in self.note_by_rate.items():
+            row = out.setdefault(code, [ZERO, ZERO, ZERO])
+            for i in range(3):
+                row[i] += change[i]
+        return out
 
     def derive_status(self) -> str:
         if self.voided:
@@ -276,7 +327,7 @@ class InvoiceState:
             return DRAFT
         if self.is_note:
             return APPROVED
-        if self.amount_due == 0:
+        if self.amount_due <= 0:
             return PAID
         if self.overdue:
             return OVERDUE
@@ -293,6 +344,39 @@ def _date(value) -> date | None:
     if value in (None, ""):
         return None
     return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+def _set_parties(state: InvoiceState, p: dict) -> None:
+    buyer = p.get("buyer") or {}
+    seller = p.get("seller") or {}
+    state.buyer_name = buyer.get("name", "")
+    state.buyer_bin = buyer.get("bin", "")
+    state.buyer_address = buyer.get("address", "")
+    state.seller_name = seller.get("name", "")
+    state.seller_bin = seller.get("bin", "")
+    state.seller_address = seller.get("address", "")
+    if "withholding" in buyer:
+        state.withholding_buyer = bool(buyer["withholding"])
+    else:  # approved before the buyer was snapshotted: a VDS figure means a withholding buyer
+        state.withholding_buyer = Decimal(p.get("vds_amount", "0")) > 0
+
+
+def _apply_note(state: InvoiceState, p: dict, sign: int) -> None:
+    for code, figures in (p.get("by_rate") or {}).items():
+        row = state.note_by_rate.setdefault(code, [ZERO, ZERO, ZERO])
+        for i in range(3):
+            row[i] += sign * Decimal(figures[i])
+
+
+def rate_figures(lines) -> dict[str, list[str]]:
+    """{code: [value, sd, vat]} of note lines (the payload of *NoteApplied)."""
+    out: dict[str, list[Decimal]] = {}
+    for line in lines:
+        row = out.setdefault(line.vat_rate_code, [ZERO, ZERO, ZERO])
+        row[0] += line.value
+        row[1] += line.sd_amount
+        row[2] += line.vat_amount
+    return {code: [str(x) for x in row] for code, row in out.items()}
 
 
 def _set_totals(state: InvoiceState, totals: dict | None = None) -> None:
@@ -339,6 +423,7 @@ def apply(state: InvoiceState, event_type: str, payload: dict, meta: dict | None
         state.lines = tuple(Line.from_payload(x) for x in p["lines"])
         _set_totals(state)
         state.vds_amount = Decimal(p.get("vds_amount", "0"))
+        _set_parties(state, p)
         state.journal_entry_id = p.get("journal_entry_id")
         state.approved_at = p.get("approved_at")
         state.approved_by_id = meta.get("actor_id")
@@ -374,9 +459,13 @@ def apply(state: InvoiceState, event_type: str, payload: dict, meta: dict | None
         state.last_reminder_on = _date(p["date"])
     elif event_type == "CreditNoteApplied":
         state.credited_amount += Decimal(p["amount"])
+        state.credited_vat += Decimal(p.get("vat", "0"))
+        _apply_note(state, p, -1)
         state.note_count += 1
     elif event_type == "DebitNoteApplied":
         state.debited_amount += Decimal(p["amount"])
+        state.debited_vat += Decimal(p.get("vat", "0"))
+        _apply_note(state, p, 1)
         state.note_count += 1
     elif event_type == "NoteIssued":
         state.kind = p["kind"]
@@ -398,6 +487,7 @@ def apply(state: InvoiceState, event_type: str, payload: dict, meta: dict | None
         state.issue_date = p["issue_date"]
         state.lines = tuple(Line.from_payload(x) for x in p["lines"])
         _set_totals(state)
+        _set_parties(state, p)
         state.journal_entry_id = p.get("journal_entry_id")
         state.approved_at = p.get("approved_at")
         state.approved_by_id = meta.get("actor_id")
@@ -434,11 +524,23 @@ def _decimal(value, *, what: str, field_name: str, places: int) -> Decimal:
         number = Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
         raise InvoiceError(
-            f"{what}: {value!r} is not a number.",
+            f"{what}: {str(value)[:40]!r} is not a number.",
             code="invalid_number",
             fields={field_name: ["Not a number."]},
         ) from None
-    if not number.is_finite() or number != number.quantize(Decimal(1).scaleb(-places)):
+    if not number.is_finite():
+        raise InvoiceError(
+            f"{what}: {str(value)[:40]!r} is not a number.",
+            code="invalid_number",
+            fields={field_name: ["Not a number."]},
+        )
+    if abs(number) >= MAX_INPUT:
+        raise InvoiceError(
+            f"{what}: {str(value)[:40]} is too large (at most 999,999,999,999,999.99).",
+            code="amount_too_large",
+            fields={field_name: ["Too large."]},
+        )
+    if number != number.quantize(Decimal(1).scaleb(-places)):
         raise InvoiceError(
             f"{what}: at most {places} decimal places.",
             code="invalid_number",
@@ -497,20 +599,32 @@ def build_lines(raw_lines, rates: dict[str, RateInfo]) -> tuple[Line, ...]:
         quantity = _decimal(
             raw.get("quantity"), what=f"{what} quantity", field_name="quantity", places=4
         )
-        if quantity <= 0 or quantity > MAX_QUANTITY:
+        if quantity <= 0:
             raise InvoiceError(
                 f"{what}: the quantity must be positive.",
                 code="invalid_quantity",
                 fields={f"lines[{index - 1}].quantity": ["Must be positive."]},
             )
+        if quantity > MAX_QUANTITY:
+            raise InvoiceError(
+                f"{what}: a quantity of {quantity:,} is too large (at most {MAX_QUANTITY:,}).",
+                code="amount_too_large",
+                fields={f"lines[{index - 1}].quantity": [f"At most {MAX_QUANTITY:,}."]},
+            )
         unit_price = _decimal(
             raw.get("unit_price"), what=f"{what} unit price", field_name="unit_price", places=4
         )
-        if unit_price < 0 or unit_price > MAX_PRICE:
+        if unit_price < 0:
             raise InvoiceError(
                 f"{what}: the unit price cannot be negative.",
                 code="invalid_price",
                 fields={f"lines[{index - 1}].unit_price": ["Cannot be negative."]},
+            )
+        if unit_price > MAX_PRICE:
+            raise InvoiceError(
+                f"{what}: a unit price of {unit_price:,} is too large (at most {MAX_PRICE:,}).",
+                code="amount_too_large",
+                fields={f"lines[{index - 1}].unit_price": [f"At most {MAX_PRICE:,}."]},
             )
         sd_rate = _decimal(
             raw.get("sd_rate") or "0", what=f"{what} SD rate", field_name="sd_rate", places=4
@@ -533,17 +647,29 @@ def build_lines(raw_lines, rates: dict[str, RateInfo]) -> tuple[Line, ...]:
             )
         specific = ZERO
         if rate.kind == tax.SPECIFIC:
+            # The amount per unit is the company's (or the item's, when the line names one):
+            # a line may repeat it but not change it.
+            item_amount = raw.get("item_specific_vat")
+            specific = _dec(item_amount) if item_amount not in (None, "") else rate.specific_amount
             given = raw.get("specific_vat_amount")
-            specific = (
-                _decimal(
+            if given not in (None, ""):
+                typed = _decimal(
                     given,
                     what=f"{what} specific VAT",
                     field_name="specific_vat_amount",
                     places=4,
                 )
-                if given not in (None, "")
-                else rate.specific_amount
-            )
+                if typed != specific:
+                    source = "the item's" if item_amount not in (None, "") else "the company's"
+                    raise InvoiceError(
+                        f"{what}: the specific VAT is {specific:,} per unit ({source} "
+                        f"{rate.code} amount), not {typed:,}; change the rate or the item, "
+                        "not the line.",
+                        code="invalid_specific_vat",
+                        fields={
+                            f"lines[{index - 1}].specific_vat_amount": [f"Must be {specific}."]
+                        },
+                    )
             if specific <= 0:
                 raise InvoiceError(
                     f"{what}: a specific VAT needs a positive amount per unit.",
@@ -567,7 +693,30 @@ def build_lines(raw_lines, rates: dict[str, RateInfo]) -> tuple[Line, ...]:
                 sro_reference=rate.sro_reference,
             ).computed()
         )
+    check_size(lines)
     return tuple(lines)
+
+
+def check_size(lines) -> None:
+    """Every line figure and the totals below 10^15 (the money columns hold less than 10^16;
+    the rest is room for notes and payments)."""
+    labels = {"value": "value", "sd_amount": "SD", "vat_amount": "VAT", "total": "total"}
+    for line in lines:
+        for name, label in labels.items():
+            if abs(getattr(line, name)) >= MAX_AMOUNT:
+                raise InvoiceError(
+                    f"Line {line.serial}: the {label} of {getattr(line, name):,.2f} is too "
+                    "large (at most 999,999,999,999,999.99).",
+                    code="amount_too_large",
+                    fields={f"lines[{line.serial - 1}]": ["Too large."]},
+                )
+    if lines and abs(tax.totals(lines).total) >= MAX_AMOUNT:
+        raise InvoiceError(
+            f"The invoice total of {tax.totals(lines).total:,.2f} is too large (at most "
+            "999,999,999,999,999.99); split it into several invoices.",
+            code="amount_too_large",
+            fields={"lines": ["Total too large."]},
+        )
 
 
 def resnapshot(lines, rates: dict[str, RateInfo]) -> tuple[Line, ...]:
@@ -585,6 +734,7 @@ def resnapshot(lines, rates: dict[str, RateInfo]) -> tuple[Line, ...]:
             )
         new_rate = rate.rate if rate.kind == tax.PERCENT else ZERO
         out.append(replace(line, vat_rate=new_rate, sro_reference=rate.sro_reference).computed())
+    check_size(out)
     return tuple(out)
 
 
@@ -699,6 +849,8 @@ def decide_approve(
     withholding_buyer: bool,
     journal_entry_id: int | None,
     approved_at: str,
+    buyer: dict | None = None,
+    seller: dict | None = None,
 ):
     check_approvable(state)
     t = tax.totals(lines)
@@ -723,6 +875,8 @@ def decide_approve(
                 "vds_amount": str(
                     tax.vds_amount(total_vat=t.vat, withholding_buyer=withholding_buyer)
                 ),
+                "buyer": {**(buyer or {}), "withholding": bool(withholding_buyer)},
+                "seller": seller or {},
                 "journal_entry_id": journal_entry_id,
                 "approved_at": approved_at,
             },
@@ -771,7 +925,7 @@ def check_payment(state: InvoiceState, *, amount, vds_withheld) -> tuple[Decimal
             code="overpayment",
             fields={"amount": [f"At most {due:,.2f}."]},
         )
-    remaining_vds = state.vds_amount - state.vds_withheld
+    remaining_vds = state.vds_due
     if withheld > remaining_vds:
         raise InvoiceError(
             f"VAT withheld at source of {withheld:,.2f} is more than the {remaining_vds:,.2f} "
@@ -876,17 +1030,47 @@ def check_note(original: InvoiceState, *, kind: str, lines, reason: str) -> str:
             code="reason_required",
             fields={"reason": ["Required."]},
         )
+    check_size(lines)
     total = tax.totals(lines).total
     if total <= 0:
         raise InvoiceError("A note of zero cannot be issued.", code="zero_total")
-    if kind == CREDIT_NOTE and total > original.amount_due:
-        raise InvoiceError(
-            f"A credit note of {total:,.2f} is more than the {original.amount_due:,.2f} still "
-            f"due on {original.number}.",
-            code="credit_exceeds_due",
-            fields={"lines": [f"At most {original.amount_due:,.2f} in total."]},
-        )
+    if kind == CREDIT_NOTE:
+        _check_credit(original, lines, total)
     return reason
+
+
+def _check_credit(original: InvoiceState, lines, total: Decimal) -> None:
+    """A credit note takes back at most what was charged: in total (the invoice plus debit
+    notes less earlier credit notes, paid or not) and per VAT code, value, SD and VAT each, so
+    the output VAT it decreases is VAT the invoice really carried at that rate."""
+    left = original.invoiced_amount
+    if total > left:
+        raise InvoiceError(
+            f"A credit note of {total:,.2f} is more than the {left:,.2f} charged on "
+            f"{original.number} (after earlier notes).",
+            code="credit_exceeds_invoice",
+            fields={"lines": [f"At most {left:,.2f} in total."]},
+        )
+    open_rates = original.open_by_rate()
+    asked = rate_figures(lines)
+    for code, figures in asked.items():
+        if code not in open_rates:
+            carried = ", ".join(sorted(open_rates)) or "none"
+            raise InvoiceError(
+                f"{original.number} carried no supply at VAT rate {code}; a credit note "
+                f"decreases supplies at the rates invoiced ({carried}).",
+                code="credit_exceeds_invoice",
+                fields={"lines": [f"Use one of: {carried}."]},
+            )
+        have = open_rates[code]
+        for i, label in enumerate(("value", "SD", "VAT")):
+            if Decimal(figures[i]) > have[i]:
+                raise InvoiceError(
+                    f"A credit note {label} of {Decimal(figures[i]):,.2f} at {code} is more "
+                    f"than the {have[i]:,.2f} still open at that rate on {original.number}.",
+                    code="credit_exceeds_invoice",
+                    fields={"lines": [f"{label} at {code}: at most {have[i]:,.2f}."]},
+                )
 
 
 def decide_note(
@@ -904,6 +1088,8 @@ def decide_note(
     issue_time: str,
     journal_entry_id: int | None,
     approved_at: str,
+    buyer: dict | None = None,
+    seller: dict | None = None,
 ):
     """Events for the note's new stream and for the original invoice's stream."""
     reason = check_note(original, kind=kind, lines=lines, reason=reason)
@@ -935,6 +1121,13 @@ def decide_note(
                     "vat": str(t.vat),
                     "total": str(t.total),
                 },
+                "buyer": {
+                    **(buyer or {}),
+                    "withholding": bool(
+                        (buyer or {}).get("withholding", original.withholding_buyer)
+                    ),
+                },
+                "seller": seller or {},
                 "journal_entry_id": journal_entry_id,
                 "approved_at": approved_at,
             },
@@ -944,7 +1137,13 @@ def decide_note(
     original_events = [
         (
             applied,
-            {"note_stream_id": note.stream_id, "note_number": number, "amount": str(t.total)},
+            {
+                "note_stream_id": note.stream_id,
+                "note_number": number,
+                "amount": str(t.total),
+                "vat": str(t.vat),
+                "by_rate": rate_figures(lines),
+            },
         )
     ]
     return note_events, original_events

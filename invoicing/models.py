@@ -333,7 +333,19 @@ class Invoice(models.Model):
     credited_amount = _money(help_text="Credit notes issued against this invoice.")
     debited_amount = _money(help_text="Debit notes issued against this invoice.")
     amount_paid = _money(help_text="Payments and VAT withheld at source.")
-    amount_due = _money()
+    amount_due = _money(
+        help_text="Negative when credit notes after payment left the customer in credit."
+    )
+    # Buyer and seller as at issue (approval or note): reprints show these, not today's data
+    buyer_name = models.CharField(max_length=255, blank=True)
+    buyer_bin = models.CharField(max_length=13, blank=True)
+    buyer_address = models.TextField(blank=True)
+    buyer_withholding = models.BooleanField(
+        default=False, help_text="The buyer deducted VAT at source (VDS) when issued."
+    )
+    seller_name = models.CharField(max_length=255, blank=True)
+    seller_bin = models.CharField(max_length=13, blank=True)
+    seller_address = models.TextField(blank=True)
     # Mushak header fields
     destination = models.CharField(max_length=255, blank=True)
     vehicle_type = models.CharField(max_length=50, blank=True)
@@ -377,11 +389,12 @@ class Invoice(models.Model):
         related_name="+",
         db_constraint=False,
     )
+    # PROTECT: the events name the template, so a rebuild must find it (deactivate instead).
     recurring = models.ForeignKey(
         "RecurringInvoice",
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.PROTECT,
         related_name="invoices",
         db_constraint=False,
     )
@@ -411,9 +424,6 @@ class Invoice(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(amount_paid__gte=0), name="invoicing_invoice_paid_nonneg"
-            ),
-            models.CheckConstraint(
-                condition=Q(amount_due__gte=0), name="invoicing_invoice_due_nonneg"
             ),
         ]
         indexes = [
@@ -518,6 +528,11 @@ class InvoiceCounter(models.Model):
     branch = models.CharField(max_length=30, blank=True)
     fiscal_year = models.CharField(max_length=9)
     last = models.PositiveIntegerField(default=0)
+    last_date = models.DateField(
+        null=True,
+        blank=True,
+        help_text="Issue date of the last number drawn (dates follow numbers).",
+    )
 
     class Meta:
         constraints = [

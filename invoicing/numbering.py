@@ -22,6 +22,7 @@ from datetime import date
 from django.conf import settings
 from django.db import connection
 
+from core.errors import DomainError
 from invoicing.models import InvoiceCounter
 
 DEFAULT_SERIES = {"invoice": "INV", "credit_note": "CN", "debit_note": "DN", "bill": "BILL"}
@@ -57,20 +58,50 @@ class Allocated:
     fiscal_year: str
 
 
+class NumberOutOfOrder(DomainError):
+    code = "issue_date_out_of_order"
+    default_message = "Numbers follow issue dates."
+
+
 def number_next(*, company, kind: str, branch: str, day: date) -> Allocated:
-    """Draw the next number; call inside the approving transaction."""
+    """Draw the next number; call inside the approving transaction. Numbers follow dates:
+    an issue date before the last one drawn in the same series is refused
+    (`issue_date_out_of_order`), so number n+1 is never dated before number n."""
     series = series_for(kind)
     fiscal_year = fiscal_year_label(company.fiscal_year_start_month, day)
     table = InvoiceCounter._meta.db_table
+    params = [company.pk, series, branch or "", fiscal_year]
     with connection.cursor() as cursor:
+        # The WHERE leaves a later-dated counter untouched (and returns no row); the row stays
+        # locked by the attempt either way.
         cursor.execute(
-            f"INSERT INTO {table} (company_id, series, branch, fiscal_year, last) "  # noqa: S608 - constant table name
-            "VALUES (%s, %s, %s, %s, 1) "
+            f"INSERT INTO {table} (company_id, series, branch, fiscal_year, last, last_date) "  # noqa: S608 - constant table name
+            "VALUES (%s, %s, %s, %s, 1, %s) "
             "ON CONFLICT (company_id, series, branch, fiscal_year) "
-            f"DO UPDATE SET last = {table}.last + 1 RETURNING last",
-            [company.pk, series, branch or "", fiscal_year],
+            f"DO UPDATE SET last = {table}.last + 1, last_date = EXCLUDED.last_date "
+            f"WHERE {table}.last_date IS NULL OR {table}.last_date <= EXCLUDED.last_date "
+            "RETURNING last",
+            [*params, connection.ops.adapt_datefield_value(day)],
         )
-        sequence = cursor.fetchone()[0]
+        row = cursor.fetchone()
+    if row is None:
+        last = (
+            InvoiceCounter.objects.filter(
+                company_id=company.pk, series=series, branch=branch or "", fiscal_year=fiscal_year
+            )
+            .values_list("last", "last_date")
+            .first()
+        )
+        number, last_date = last if last else (0, None)
+        previous = number_format(
+            series=series, branch=branch, fiscal_year=fiscal_year, sequence=number
+        )
+        raise NumberOutOfOrder(
+            f"{previous} was issued on {last_date}; the next number in the series cannot be "
+            f"dated {day} (earlier). Date it {last_date} or later.",
+            fields={"issue_date": [f"On or after {last_date}."]},
+        )
+    sequence = row[0]
     return Allocated(
         number=number_format(
             series=series, branch=branch, fiscal_year=fiscal_year, sequence=sequence

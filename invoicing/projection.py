@@ -76,6 +76,13 @@ def invoice_row(
         "debited_amount": state.debited_amount,
         "amount_paid": state.amount_paid,
         "amount_due": state.amount_due,
+        "buyer_name": state.buyer_name,
+        "buyer_bin": state.buyer_bin,
+        "buyer_address": state.buyer_address,
+        "buyer_withholding": state.withholding_buyer,
+        "seller_name": state.seller_name,
+        "seller_bin": state.seller_bin,
+        "seller_address": state.seller_address,
         "destination": state.destination or "",
         "vehicle_type": state.vehicle_type or "",
         "vehicle_number": state.vehicle_number or "",
@@ -326,10 +333,32 @@ def _write_orm(invoices: list[dict], lines: list[dict], payments: list[dict], ba
     )
 
 
+def _lock_out_appends() -> None:
+    """Hold off every invoice write until this transaction ends, so the events replayed are
+    all the events there are when the rows are written. PostgreSQL: the appenders' advisory
+    lock, exclusively (appends take it shared); SQLite: the database's write lock, taken by a
+    write that changes nothing."""
+    from invoicing.events import APPEND_LOCK
+    from invoicing.models import InvoiceCounter
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [APPEND_LOCK])
+        else:
+            cursor.execute(f"UPDATE {InvoiceCounter._meta.db_table} SET last = last WHERE 0")  # noqa: S608 - constant
+
+
 def projections_rebuild(*, company=None, batch_size: int = 2000) -> dict:
     """Recompute the read model from the events and write it set-based. Rows of streams that
     are gone are deleted; invoices are upserted by primary key; lines and payments are
-    replaced. Returns counts."""
+    replaced. Replay and write are one transaction that holds appends off (a draft created
+    meanwhile waits, then lands on the rebuilt rows). Returns counts."""
+    with transaction.atomic():
+        _lock_out_appends()
+        return _rebuild(company, batch_size)
+
+
+def _rebuild(company, batch_size: int) -> dict:
     company_id = company.pk if company is not None else None
     streams = _replay_all(company_id)
     first_ids = {sid: first for sid, (first, _c, _s) in streams.items()}

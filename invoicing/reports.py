@@ -147,6 +147,10 @@ def _signed(sign: int, value: Decimal) -> Decimal:
     return value if sign > 0 else ZERO - value
 
 
+def _bin_display(digits: str) -> str:
+    return f"{digits[:9]}-{digits[9:]}" if len(digits) == 13 else digits
+
+
 def _register_row(invoice: Invoice, *, sign: int, entry: str, on: date) -> dict:
     description = invoice.first_description or ""
     if invoice.line_count > 1:
@@ -164,9 +168,16 @@ def _register_row(invoice: Invoice, *, sign: int, entry: str, on: date) -> dict:
             (invoice.original.mushak_number or invoice.original.number) if invoice.original else ""
         ),
         "invoice_id": invoice.pk,
-        "customer": customer.name if customer else "",
-        "customer_bin": customer.bin_display if customer else "",
-        "customer_address": customer.address if customer else "",
+        # The buyer as at issue; live party data only for rows issued before snapshots.
+        "customer": invoice.buyer_name or (customer.name if customer else ""),
+        "customer_bin": (
+            _bin_display(invoice.buyer_bin)
+            if invoice.buyer_name
+            else (customer.bin_display if customer else "")
+        ),
+        "customer_address": (
+            invoice.buyer_address if invoice.buyer_name else (customer.address if customer else "")
+        ),
         "description": description,
         "branch": invoice.branch,
         "value": _signed(sign, invoice.total_value),

@@ -219,30 +219,55 @@ def _company_rates(company: Company) -> dict[str, domain.RateInfo]:
 
 
 _RATES_AND_PARTY_SQL = (
-    "SELECT code, kind, rate, specific_amount, sro_reference, NULL, NULL "
+    "SELECT code, kind, rate, specific_amount, sro_reference, NULL, NULL, NULL, NULL "
     "FROM invoicing_vatrate WHERE company_id = %s AND is_active "
-    "UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, name, is_withholding_entity "
+    "UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, name, is_withholding_entity, bin, address "
     "FROM invoicing_party WHERE id = %s"
 )
 
 
-def _rates_and_party(company: Company, party_id) -> tuple[dict, str, bool]:
-    """The company's active rates and the customer's name and withholding flag, in one
-    round trip (the approval path counts its queries)."""
+def _rates_and_party(company: Company, party_id) -> tuple[dict, dict]:
+    """The company's active rates and the customer as it is now (name, BIN, address,
+    withholding flag: the snapshot kept in the approval event), in one round trip (the
+    approval path counts its queries)."""
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute(_RATES_AND_PARTY_SQL, [company.pk, party_id])
         rows = cursor.fetchall()
-    rates, name, withholding = {}, "", False
-    for code, kind, rate, specific, sro, party_name, flag in rows:
+    rates, buyer = {}, {"name": "", "bin": "", "address": "", "withholding": False}
+    for code, kind, rate, specific, sro, party_name, flag, party_bin, address in rows:
         if code is None:
-            name, withholding = party_name, bool(flag)
+            buyer = {
+                "name": party_name or "",
+                "bin": party_bin or "",
+                "address": address or "",
+                "withholding": bool(flag),
+            }
         else:
             rates[code] = domain.RateInfo(
                 code, kind, Decimal(str(rate)), Decimal(str(specific)), sro
             )
-    return rates, name, withholding
+    return rates, buyer
+
+
+def _seller(company: Company) -> dict:
+    """The company as seller, snapshotted into approval and note events."""
+    return {
+        "name": company.legal_name or company.name,
+        "bin": company.bin or "",
+        "address": company.address or "",
+    }
+
+
+def _check_not_future(company: Company, day: date, what: str) -> None:
+    today = _today(company)
+    if day > today:
+        raise ValidationFailed(
+            f"{what} cannot be issued with a date after today ({today}); it is dated {day}.",
+            code="issue_date_in_future",
+            fields={"issue_date": [f"On or before {today}."]},
+        )
 
 
 # --- parties ---------------------------------------------------------------------------------
@@ -506,7 +531,7 @@ def _merge_items(company: Company, raw_lines) -> list:
             line.setdefault("vat_rate", item.vat_rate.code)
             line.setdefault("sd_rate", str(item.sd_rate))
             if item.specific_vat_amount is not None:
-                line.setdefault("specific_vat_amount", str(item.specific_vat_amount))
+                line["item_specific_vat"] = str(item.specific_vat_amount)
         else:
             line["item_id"] = None
         merged.append(line)
@@ -785,10 +810,12 @@ def invoice_approve(*, actor, invoice, expected_version=None, system_job: str = 
         _require_write(actor, company)
         domain.check_version(state, expected_version)
         domain.check_approvable(state)
-        rates, party_name, withholding = _rates_and_party(company, state.customer_id)
+        rates, buyer = _rates_and_party(company, state.customer_id)
+        party_name, withholding = buyer["name"], buyer["withholding"]
         lines = domain.resnapshot(state.lines, rates)
         domain.check_approvable(state, lines)
         issue_date = state.issue_date or _today(company)
+        _check_not_future(company, issue_date, f"{state.label.capitalize()}")
         due_date = state.due_date
         allocated = numbering.number_next(
             company=company, kind=state.kind, branch=state.branch, day=issue_date
@@ -816,6 +843,8 @@ def invoice_approve(*, actor, invoice, expected_version=None, system_job: str = 
             withholding_buyer=withholding,
             journal_entry_id=entry.pk,
             approved_at=timezone.now().isoformat(),
+            buyer=buyer,
+            seller=_seller(company),
         )
         lines_changed = lines != state.lines
         invoice, state, _ids = _append_and_project(
@@ -1047,6 +1076,8 @@ def _note_issue(
                 code="invalid_date",
                 fields={"issue_date": [f"On or after {state.issue_date}."]},
             )
+        _check_not_future(company, day, "A note")
+        _rates, buyer = _rates_and_party(company, state.customer_id)
         allocated = numbering.number_next(company=company, kind=kind, branch=state.branch, day=day)
         totals = domain.tax.totals(built)
         note_stream = uuid.uuid4()
@@ -1077,6 +1108,8 @@ def _note_issue(
             issue_time=_issue_time(company),
             journal_entry_id=entry.pk,
             approved_at=timezone.now().isoformat(),
+            buyer=buyer,
+            seller=_seller(company),
         )
         metadata = actor_metadata(actor, job)
         before = {"status": state.status, "amount_due": str(state.amount_due)}

@@ -14,7 +14,7 @@ not 4.52). Rates are percentages (15 means 15 %).
 """
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
@@ -71,15 +71,19 @@ def line_tax(
     """The money columns of one line, each rounded half-up to the paisa."""
     if vat_kind not in VAT_KINDS:
         raise ValueError(f"unknown VAT kind {vat_kind!r}")
-    value = round_money(Decimal(quantity) * Decimal(unit_price))
-    sd = round_money(value * Decimal(sd_rate) / HUNDRED)
-    if vat_kind == PERCENT:
-        vat = round_money((value + sd) * Decimal(vat_rate) / HUNDRED)
-    elif vat_kind == SPECIFIC:
-        vat = round_money(Decimal(vat_specific_amount) * Decimal(quantity))
-    else:
-        vat = ZERO
-    return LineTax(value=value, sd_amount=sd, vat_amount=vat, total=value + sd + vat)
+    # Enough digits that no product of accepted inputs is rounded before the half-up to the
+    # paisa (or refused by quantize); the callers refuse figures of 10^15 and more.
+    with localcontext(prec=60):
+        value = round_money(Decimal(quantity) * Decimal(unit_price))
+        sd = round_money(value * Decimal(sd_rate) / HUNDRED)
+        if vat_kind == PERCENT:
+            vat = round_money((value + sd) * Decimal(vat_rate) / HUNDRED)
+        elif vat_kind == SPECIFIC:
+            vat = round_money(Decimal(vat_specific_amount) * Decimal(quantity))
+        else:
+            vat = ZERO
+        total = value + sd + vat
+    return LineTax(value=value, sd_amount=sd, vat_amount=vat, total=total)
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,12 @@ class Books:
         self.actor.save()
         company_ledger_setup(company=self.company)
         services.vat_rates_seed(company=self.company)
+        # The soft drink's specific VAT (Tk 12 a case) is the company's rate, not the line's.
+        services.vat_rate_update(
+            actor=self.actor,
+            vat_rate=self.company.vat_rates.get(code="SPECIFIC"),
+            specific_amount=Decimal("12"),
+        )
         self.buyer = services.party_create(
             actor=self.actor,
             company=self.company,

@@ -153,7 +153,7 @@ def test_credit_note_cannot_exceed_the_amount_due_and_reduces_it():
     )
     with pytest.raises(domain.InvoiceError) as info:
         domain.check_note(original, kind="credit_note", lines=too_much, reason="x")
-    assert info.value.code == "credit_exceeds_due"
+    assert info.value.code == "credit_exceeds_invoice"
 
 
 def test_mark_overdue_only_once_and_only_past_due():

@@ -403,7 +403,7 @@ def test_credit_note_posts_back_and_reduces_the_amount_due(sales):
             reason="Too much",
             lines=[{"item": sales.service.pk, "quantity": "2"}],
         )
-    assert info.value.code == "credit_exceeds_due"
+    assert info.value.code == "credit_exceeds_invoice"
     assert written(sales.company) == before
 
 
