@@ -43,9 +43,10 @@ from bench._stats import percentile
 
 DESCRIPTION = (
     "Invoicing: sequential approvals of 5-line invoices through the service (events, "
-    "projection, number, journal entry); rebuild_invoice_projections over `scale` events; "
+    "projection, number, journal entry), durable commits and again with synchronous_commit "
+    "off, beside the disk's commit flush; rebuild_invoice_projections over `scale` events; "
     "the invoice list API with `scale` invoices in the table (p95 over 200 requests with "
-    "filters and pages)"
+    "filters, orderings and next pages)"
 )
 DEFAULT_SCALE = 100_000
 
