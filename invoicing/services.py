@@ -1201,7 +1201,10 @@ def invoice_mark_overdue(
 ) -> Invoice:
     """Mark an open invoice past its due date overdue (once) and queue a reminder email to the
     customer after commit; for an invoice already overdue, send a reminder every
-    INVOICING_REMINDER_EVERY_DAYS days. Does nothing when neither applies."""
+    INVOICING_REMINDER_EVERY_DAYS days. Does nothing when neither applies. `ReminderSent` is
+    recorded only once the email has really gone (`invoice_reminder_record`, after the send);
+    a failed send records nothing, so the next run tries again. The returned invoice has
+    `reminder_queued` set when an email was queued."""
     with transaction.atomic():
         invoice, state = _load(invoice)
         company = invoice.company
@@ -1209,14 +1212,20 @@ def invoice_mark_overdue(
         today = _as_date(today, "today") or _today(company)
         party = Party.objects.filter(pk=state.customer_id).only("email", "name").first()
         email = party.email if party else ""
-        events = domain.decide_mark_overdue(state, today=today, remind=bool(email))
-        if not events and email:
-            events = domain.decide_reminder(
+        events = domain.decide_mark_overdue(state, today=today, remind=False)
+        remind = bool(email) and bool(
+            events
+            or domain.decide_reminder(
                 state,
                 today=today,
                 every_days=getattr(settings, "INVOICING_REMINDER_EVERY_DAYS", 7),
                 to=email,
             )
+        )
+        if remind:
+            invoice_id = invoice.pk
+            transaction.on_commit(lambda: _send_reminder(invoice_id, email, today))
+        invoice.reminder_queued = remind
         if not events:
             return invoice
         before = {"status": state.status}
@@ -1239,16 +1248,36 @@ def invoice_mark_overdue(
                 before=before,
                 after={"status": state.status},
             )
-        if email:
-            invoice_id = invoice.pk
-            transaction.on_commit(lambda: _send_reminder(invoice_id, email))
+        invoice.reminder_queued = remind
         return invoice
 
 
-def _send_reminder(invoice_id: int, to: str) -> None:
+def _send_reminder(invoice_id: int, to: str, today: date) -> None:
     from invoicing.tasks import reminder_send
 
-    reminder_send(invoice_id, to)
+    if reminder_send(invoice_id, to):
+        invoice_reminder_record(invoice=invoice_id, to=to, today=today)
+
+
+def invoice_reminder_record(
+    *, invoice, to: str, today: date, system_job: str = "invoicing.overdue"
+) -> Invoice:
+    """Record that a payment reminder went to `to` on `today` (called after the email was
+    sent); nothing when one is already recorded for that day."""
+    with transaction.atomic():
+        invoice, state = _load(invoice)
+        if state.last_reminder_on == today:
+            return invoice
+        invoice, state, _ids = _append_and_project(
+            company=invoice.company,
+            invoice_id=invoice.pk,
+            stream_id=invoice.stream_id,
+            state=state,
+            events=[("ReminderSent", {"date": today.isoformat(), "to": to})],
+            metadata=actor_metadata(None, system_job),
+            original_id=invoice.original_id,
+        )
+        return invoice
 
 
 # --- recurring invoices ----------------------------------------------------------------------

@@ -56,13 +56,14 @@ def invoices_mark_overdue(today: str | None = None) -> int:
             except Exception:  # one bad invoice must not stop the rest
                 log.exception("marking invoice overdue failed", extra={"invoice": invoice.pk})
                 continue
-            changed += int(after.version != version)
+            changed += int(after.version != version or getattr(after, "reminder_queued", False))
     log.info("overdue invoices checked", extra={"changed": changed})
     return changed
 
 
-def reminder_send(invoice_id: int, to: str) -> None:
-    """Email the payment reminder (called after the marking transaction commits)."""
+def reminder_send(invoice_id: int, to: str) -> bool:
+    """Email the payment reminder (called after the marking transaction commits); True when
+    the mail server took it."""
     from invoicing.models import Invoice
 
     invoice = Invoice.objects.select_related("company", "customer").get(pk=invoice_id)
@@ -81,6 +82,8 @@ def reminder_send(invoice_id: int, to: str) -> None:
         )
     except Exception:
         log.exception("payment reminder not sent", extra={"invoice": invoice_id})
+        return False
+    return True
 
 
 @shared_task(name=RECURRING_TASK, ignore_result=True)

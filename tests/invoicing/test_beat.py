@@ -54,7 +54,8 @@ def test_overdue_is_marked_once_and_reminders_go_after_commit(
     types = list(
         InvoiceEvent.objects.filter(stream_id=late.stream_id).values_list("type", flat=True)
     )
-    assert types.count("MarkedOverdue") == 1 and types.count("ReminderSent") == 1
+    # each reminder recorded once it was sent: 10 and 17 September
+    assert types.count("MarkedOverdue") == 1 and types.count("ReminderSent") == 2
     # an overdue invoice paid in part stays overdue; paid in full it is paid
     late.refresh_from_db()
     services.invoice_payment_record(
@@ -67,6 +68,31 @@ def test_overdue_is_marked_once_and_reminders_go_after_commit(
     )
     late.refresh_from_db()
     assert (late.status, late.amount_due) == ("paid", 0)
+
+
+def test_a_reminder_that_failed_to_send_is_not_recorded_and_is_retried(
+    sales, django_capture_on_commit_callbacks, monkeypatch
+):
+    late = sales.approved(due_date=date(2025, 9, 9))
+
+    def refuse(*args, **kwargs):
+        raise ConnectionRefusedError("mail server down")
+
+    monkeypatch.setattr(tasks, "send_mail", refuse)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.invoices_mark_overdue(today="2025-09-10") == 1
+    types = list(
+        InvoiceEvent.objects.filter(stream_id=late.stream_id).values_list("type", flat=True)
+    )
+    assert "ReminderSent" not in types and mail.outbox == []
+    late.refresh_from_db()
+    assert (late.status, late.last_reminder_on) == ("overdue", None)
+    monkeypatch.undo()
+    with django_capture_on_commit_callbacks(execute=True):  # the next day it goes
+        assert tasks.invoices_mark_overdue(today="2025-09-11") == 1
+    assert len(mail.outbox) == 1
+    late.refresh_from_db()
+    assert late.last_reminder_on == date(2025, 9, 11)
 
 
 def test_recurring_invoice_drafts_each_due_occurrence_once(sales):
