@@ -150,3 +150,24 @@ class Timer:
 
         timed.__wrapped__ = function
         return timed
+
+
+def commit_flush_ms(samples: int = 200) -> float | None:
+    """Median milliseconds of a one-row INSERT committed on its own: what the disk's flush
+    costs every durable transaction on this machine right now (None off PostgreSQL)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return None
+    times = []
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE bench_commit_probe (x integer)")
+        try:
+            for _ in range(samples):
+                began = time.perf_counter()
+                cursor.execute("INSERT INTO bench_commit_probe VALUES (1)")  # autocommit
+                times.append((time.perf_counter() - began) * 1000)
+        finally:
+            cursor.execute("DROP TABLE bench_commit_probe")
+    times.sort()
+    return round(times[len(times) // 2], 3)

@@ -243,8 +243,10 @@ def clone_streams(
 
     clones = []  # (kind, stream_id, customer, issue_date, sequence or None)
     sequence = first_sequence
-    for kind in plan:
-        issue = FIRST_DAY + timedelta(days=rng.randrange(DAYS))
+    # Numbers follow issue dates, as the numbering requires (a later number is never dated
+    # earlier).
+    dated = sorted((FIRST_DAY + timedelta(days=rng.randrange(DAYS)), kind) for kind in plan)
+    for issue, kind in dated:
         numbered = kind != "draft"
         clones.append(
             (kind, uuid.uuid4(), rng.choice(sales.customers), issue, sequence if numbered else None)

@@ -12,8 +12,8 @@ A Bangladesh company (taxpayer income year July to June, BDT) pays December 2025
   48 a week at twice the ordinary rate);
 - three deductions each: provident fund 10% pre-tax with a 10% employer share, health insurance
   500 post-tax, a loan repayment of 2,000 against a balance;
-- on PostgreSQL, five issued months before (July to November), one payslip per employee per
-  month with its tax and deduction lines, so the run reads real year-to-date figures;
+- five issued months before (July to November), one payslip per employee per month with its
+  tax and deduction lines, so the run reads real year-to-date figures;
 - departments and cost centres spread over the employees (the journal entry splits salary
   expense by them).
 """
@@ -364,11 +364,7 @@ def build(scale: int) -> Workload:
         employees = _employees(company, rng, scale, departments, cost_centers)
         time_entries = _time_entries(company, rng, employees)
         deductions = _deductions(company, employees)
-        # PostgreSQL only: SQLite keeps decimals as floats, whose sums miss the exact
-        # net = gross - taxes - deductions check (SQLite runs are smoke tests only).
-        prior_payslips, prior_lines = (
-            _prior_months(company) if connection.vendor == "postgresql" else (0, 0)
-        )
+        prior_payslips, prior_lines = _prior_months(company)
     start, end = _month_bounds(YEAR, MONTH)
     period = payroll_period_create(
         actor=None,

@@ -37,7 +37,7 @@ import statistics
 import time
 
 from bench import _invoicing_data as data
-from bench._bulk import peak_rss_mb
+from bench._bulk import commit_flush_ms, peak_rss_mb
 from bench._django import bench_database
 from bench._stats import percentile
 
@@ -53,7 +53,6 @@ DEFAULT_SCALE = 100_000
 APPROVALS_PER_SCALE = 1 / 50  # 2,000 approvals at the default scale
 APPROVALS_MIN, APPROVALS_MAX = 10, 2_000
 APPROVAL_WARMUP = 5
-COMMIT_PROBES = 200
 LIST_REQUESTS = 200
 LIST_WARMUP = 10
 LIST_PATH = "/api/v1/invoicing/invoices/"
@@ -88,24 +87,6 @@ def _load() -> float:
 # ---------------------------------------------------------------------------------------------
 # 1. Approvals
 # ---------------------------------------------------------------------------------------------
-def _commit_probe_ms(samples: int = COMMIT_PROBES) -> float | None:
-    """Median milliseconds of a one-row INSERT committed on its own: what the disk's flush
-    costs every durable transaction on this machine right now (None off PostgreSQL)."""
-    from django.db import connection
-
-    if connection.vendor != "postgresql":
-        return None
-    times = []
-    with connection.cursor() as cursor:
-        cursor.execute("CREATE TABLE bench_commit_probe (x integer)")
-        for _ in range(samples):
-            began = time.perf_counter()
-            cursor.execute("INSERT INTO bench_commit_probe VALUES (1)")  # autocommit
-            times.append((time.perf_counter() - began) * 1000)
-        cursor.execute("DROP TABLE bench_commit_probe")
-    return round(statistics.median(times), 3)
-
-
 def _approve_each(owner, ids: list[int]) -> tuple[float, list[float]]:
     from invoicing import services
 
@@ -136,12 +117,12 @@ def _approvals(count: int) -> Figures:
     drafts = list(
         Invoice.objects.filter(company=sales.company, status="draft")
         .exclude(pk=template.pk)
-        .order_by("pk")
+        .order_by("issue_date", "pk")  # numbers follow issue dates
         .values_list("pk", flat=True)
     )
     for pk in drafts[:APPROVAL_WARMUP]:  # imports, caches and connections warm
         services.invoice_approve(actor=sales.owner, invoice=pk)
-    commit_ms = _commit_probe_ms()
+    commit_ms = commit_flush_ms()
     load = _load()
     seconds, samples = _approve_each(sales.owner, drafts[APPROVAL_WARMUP : APPROVAL_WARMUP + count])
     figures: Figures = {

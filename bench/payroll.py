@@ -46,7 +46,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from bench import _payroll_data
-from bench._bulk import Timer, counting_queries, current_rss_mb, peak_rss_mb
+from bench._bulk import Timer, commit_flush_ms, counting_queries, current_rss_mb, peak_rss_mb
 from bench._django import bench_database
 
 DESCRIPTION = (
@@ -82,11 +82,13 @@ def run(*, scale: int, chunked: bool = False) -> Figures:
         # make this one "busy": the period ids of a fresh database start again at the same ids.
         cache.delete(lock_name(workload.period.pk))
         rss_before = current_rss_mb()
+        commit_ms = commit_flush_ms()
         load_before = round(os.getloadavg()[0], 2)
         with _own_broker():
             figures = _run_chunked(workload) if chunked else _run_in_process(workload)
         figures.update(_check(workload))
         figures["load_avg_1m_before"] = load_before
+        figures["commit_flush_median_ms"] = commit_ms
     return {
         "employees": workload.employees,
         **figures,
