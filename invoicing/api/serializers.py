@@ -82,8 +82,9 @@ def _version_field(what: str = "The invoice's `version` as you last read it."):
     return serializers.IntegerField(
         required=False,
         min_value=0,
-        help_text=f"{what} When it has moved on, the request answers 409 stale_version and "
-        "changes nothing. Leave it out to skip the check.",
+        help_text=f"{what} Required on every change (or send it as an If-Match header); "
+        "missing answers 400 version_required. When it has moved on, the request answers 409 "
+        "stale_version and changes nothing.",
     )
 
 

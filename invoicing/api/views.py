@@ -62,6 +62,36 @@ from invoicing.selectors import OPEN_STATUSES, invoice_events
 WRITE_METHODS = ["get", "post", "patch", "head", "options"]
 
 
+def _required_version(request, company, data: dict):
+    """The `version` the client last read, from the body or an If-Match header; required on
+    every write to an invoice (a write without it could silently undo someone else's).
+    The role is checked first, so a reader still gets 403."""
+    services._require_write(request.user, company)
+    version = data.pop("version", None)
+    if version is None:
+        header = (request.headers.get("If-Match") or "").strip()
+        if header.startswith("W/"):
+            header = header[2:]
+        header = header.strip('"')
+        if header:
+            try:
+                version = int(header)
+            except ValueError:
+                raise ValidationFailed(
+                    f"If-Match: {header[:20]!r} is not an invoice version (a whole number).",
+                    code="invalid_version",
+                    fields={"version": ["A whole number."]},
+                ) from None
+    if version is None:
+        raise ValidationFailed(
+            "Send the invoice's `version` as you last read it (in the body, or as an If-Match "
+            "header): it guards against overwriting a change someone else made meanwhile.",
+            code="version_required",
+            fields={"version": ["Required."]},
+        )
+    return version
+
+
 @contextmanager
 def _api_fields():
     """The services name the optimistic-concurrency field `expected_version`; the API calls it
@@ -430,7 +460,8 @@ class InvoiceViewSet(
     def update(self, request, *args, **kwargs):
         invoice = self.get_object()
         data = self._payload(request, partial=True)
-        version = data.pop("version", None)
+        changes = {k: v for k, v in data.items() if k != "version"}
+        version = _required_version(request, self.company, data) if changes else None
         lines = data.pop("lines", None)
         with _api_fields():
             invoice = services.invoice_edit_draft(
@@ -446,9 +477,10 @@ class InvoiceViewSet(
     def approve(self, request, pk=None):
         invoice = self.get_object()
         data = self._payload(request)
+        version = _required_version(request, self.company, data)
         with _api_fields():
             invoice = services.invoice_approve(
-                actor=request.user, invoice=invoice, expected_version=data.get("version")
+                actor=request.user, invoice=invoice, expected_version=version
             )
         return self._answer(invoice)
 
@@ -456,7 +488,7 @@ class InvoiceViewSet(
     def payments(self, request, pk=None):
         invoice = self.get_object()
         data = self._payload(request)
-        version = data.pop("version", None)
+        version = _required_version(request, self.company, data)
         account = data.pop("account", None) or None  # an account code; the bank role if none
         with _api_fields():
             invoice = services.invoice_payment_record(
@@ -472,18 +504,20 @@ class InvoiceViewSet(
     def void(self, request, pk=None):
         invoice = self.get_object()
         data = self._payload(request)
+        version = _required_version(request, self.company, data)
         with _api_fields():
             invoice = services.invoice_void(
                 actor=request.user,
                 invoice=invoice,
                 reason=data["reason"],
-                expected_version=data.get("version"),
+                expected_version=version,
             )
         return self._answer(invoice)
 
     def _note(self, request, service) -> Response:
         invoice = self.get_object()
         data = self._payload(request)
+        version = _required_version(request, self.company, data)
         with _api_fields():
             note = service(
                 actor=request.user,
@@ -491,7 +525,7 @@ class InvoiceViewSet(
                 reason=data["reason"],
                 lines=[dict(line) for line in data["lines"]],
                 issue_date=data.get("issue_date"),
-                expected_version=data.get("version"),
+                expected_version=version,
             )
         return self._answer(note, status.HTTP_201_CREATED)
 

@@ -91,8 +91,15 @@ def create_draft(clerk, sales, **extra) -> dict:
     return response.json()
 
 
+def current(clerk, invoice) -> int:
+    """The invoice's version now (every write sends the version it read)."""
+    return clerk.get(f"{INVOICES}{invoice['id']}/").json()["version"]
+
+
 def approve(clerk, invoice) -> dict:
-    response = clerk.post(f"{INVOICES}{invoice['id']}/approve/", {}, format="json")
+    response = clerk.post(
+        f"{INVOICES}{invoice['id']}/approve/", {"version": current(clerk, invoice)}, format="json"
+    )
     assert response.status_code == 200, response.content
     return response.json()
 
@@ -251,7 +258,12 @@ def test_draft_edit_approve_and_pay_with_hand_checked_figures(sales, clerk):
 
     part = clerk.post(
         f"{INVOICES}{draft['id']}/payments/",
-        {"amount": "2000.00", "date": "2025-08-20", "reference": "CHQ 4411"},
+        {
+            "amount": "2000.00",
+            "date": "2025-08-20",
+            "reference": "CHQ 4411",
+            "version": approved["version"],
+        },
         format="json",
     )
     assert part.status_code == 201, part.content
@@ -282,6 +294,7 @@ def test_void_credit_and_debit_notes(sales, clerk):
             "reason": "2 widgets returned damaged",
             "lines": [{"item": sales.widget.pk, "quantity": "2"}],
             "issue_date": "2025-08-15",
+            "version": first["version"],
         },
         format="json",
     )
@@ -300,6 +313,7 @@ def test_void_credit_and_debit_notes(sales, clerk):
             "reason": "Extra consulting hour",
             "lines": [{"item": sales.service.pk, "quantity": "1"}],
             "issue_date": "2025-08-16",
+            "version": first["version"] + 1,
         },
         format="json",
     )
@@ -319,10 +333,16 @@ def test_void_credit_and_debit_notes(sales, clerk):
     ]
 
     second = approve(clerk, create_draft(clerk, sales))
-    no_reason = clerk.post(f"{INVOICES}{second['id']}/void/", {"reason": " "}, format="json")
+    no_reason = clerk.post(
+        f"{INVOICES}{second['id']}/void/",
+        {"reason": " ", "version": second["version"]},
+        format="json",
+    )
     assert no_reason.status_code == 400 and no_reason.json()["code"] == "reason_required"
     voided = clerk.post(
-        f"{INVOICES}{second['id']}/void/", {"reason": "Issued twice"}, format="json"
+        f"{INVOICES}{second['id']}/void/",
+        {"reason": "Issued twice", "version": second["version"]},
+        format="json",
     )
     assert voided.status_code == 200, voided.content
     body = voided.json()
@@ -340,7 +360,9 @@ def test_void_credit_and_debit_notes(sales, clerk):
 def test_approving_with_no_lines_is_refused(sales, clerk):
     empty = create_draft(clerk, sales, lines=[])
     before = written(sales.company)
-    response = clerk.post(f"{INVOICES}{empty['id']}/approve/", {}, format="json")
+    response = clerk.post(
+        f"{INVOICES}{empty['id']}/approve/", {"version": empty["version"]}, format="json"
+    )
     assert response.status_code == 400
     assert response.json()["code"] == "no_lines"
     assert "at least one line" in response.json()["message"]
@@ -351,7 +373,9 @@ def test_editing_an_approved_invoice_is_refused(sales, clerk):
     invoice = approve(clerk, create_draft(clerk, sales))
     before = written(sales.company)
     response = clerk.patch(
-        f"{INVOICES}{invoice['id']}/", {"notes": "changed my mind"}, format="json"
+        f"{INVOICES}{invoice['id']}/",
+        {"notes": "changed my mind", "version": invoice["version"]},
+        format="json",
     )
     assert response.status_code == 400
     assert response.json()["code"] == "not_draft"
@@ -363,7 +387,9 @@ def test_paying_more_than_due_is_refused(sales, clerk):
     invoice = approve(clerk, create_draft(clerk, sales))
     before = written(sales.company)
     response = clerk.post(
-        f"{INVOICES}{invoice['id']}/payments/", {"amount": "3565.59"}, format="json"
+        f"{INVOICES}{invoice['id']}/payments/",
+        {"amount": "3565.59", "version": invoice["version"]},
+        format="json",
     )
     assert response.status_code == 400
     body = response.json()
@@ -436,9 +462,13 @@ def test_auditor_reads_but_cannot_approve(sales, clerk, auditor):
 
 def test_events_endpoint_shows_the_streams_history(sales, clerk):
     draft = create_draft(clerk, sales)
-    clerk.patch(f"{INVOICES}{draft['id']}/", {"notes": "Deliver by noon"}, format="json")
+    clerk.patch(
+        f"{INVOICES}{draft['id']}/", {"notes": "Deliver by noon", "version": 1}, format="json"
+    )
     approve(clerk, draft)
-    clerk.post(f"{INVOICES}{draft['id']}/payments/", {"amount": "565.58"}, format="json")
+    clerk.post(
+        f"{INVOICES}{draft['id']}/payments/", {"amount": "565.58", "version": 3}, format="json"
+    )
     events = clerk.get(f"{INVOICES}{draft['id']}/events/")
     assert events.status_code == 200
     rows = events.json()
@@ -479,6 +509,7 @@ def test_a_note_prints_on_its_own_form(sales, clerk):
             "reason": "Price agreed lower",
             "lines": [{"item": sales.widget.pk, "quantity": "1"}],
             "issue_date": "2025-08-20",
+            "version": invoice["version"],
         },
         format="json",
     ).json()
@@ -612,14 +643,20 @@ def test_a_payment_names_the_account_it_arrived_in(sales, clerk):
     before = written(sales.company)
     unknown = clerk.post(
         f"{INVOICES}{invoice['id']}/payments/",
-        {"amount": "100.00", "account": "9999"},
+        {"amount": "100.00", "account": "9999", "version": invoice["version"]},
         format="json",
     )
     assert unknown.status_code == 400 and unknown.json()["code"] == "invalid_account"
     assert written(sales.company) == before
     cash = clerk.post(
         f"{INVOICES}{invoice['id']}/payments/",
-        {"amount": "565.58", "account": "1120", "method": "cash", "date": "2025-08-11"},
+        {
+            "amount": "565.58",
+            "account": "1120",
+            "method": "cash",
+            "date": "2025-08-11",
+            "version": invoice["version"],
+        },
         format="json",
     )
     assert cash.status_code == 201, cash.content
@@ -630,3 +667,39 @@ def test_a_payment_names_the_account_it_arrived_in(sales, clerk):
         "1120": ("565.58", "0.00"),
         receivable: ("0.00", "565.58"),
     }
+
+
+def test_a_write_without_a_version_is_refused(sales, clerk):
+    """Without `version` two clerks' edits would both succeed and the last would win, and a
+    retried payment would be recorded twice: every write must say what it read."""
+    draft = create_draft(clerk, sales)
+    before = written(sales.company)
+    for method, path, body in (
+        ("patch", "", {"notes": "mine"}),
+        ("post", "approve/", {}),
+        ("post", "payments/", {"amount": "1.00"}),
+        ("post", "void/", {"reason": "x"}),
+        ("post", "credit-notes/", {"reason": "x", "lines": []}),
+        ("post", "debit-notes/", {"reason": "x", "lines": []}),
+    ):
+        response = getattr(clerk, method)(f"{INVOICES}{draft['id']}/{path}", body, format="json")
+        assert response.status_code == 400, (path, response.content)
+        assert response.json()["code"] == "version_required"
+        assert "version" in response.json()["fields"]
+    assert written(sales.company) == before
+    # If-Match works as well as the field
+    edited = clerk.patch(
+        f"{INVOICES}{draft['id']}/", {"notes": "mine"}, format="json", HTTP_IF_MATCH='"1"'
+    )
+    assert edited.status_code == 200 and edited.json()["version"] == 2
+    stale = clerk.patch(
+        f"{INVOICES}{draft['id']}/", {"notes": "theirs"}, format="json", HTTP_IF_MATCH='"1"'
+    )
+    assert stale.status_code == 409
+    # a retried payment with the version it read is recorded once
+    invoice = approve(clerk, draft)
+    path = f"{INVOICES}{draft['id']}/payments/"
+    body = {"amount": "100.00", "date": "2025-08-20", "version": invoice["version"]}
+    assert clerk.post(path, body, format="json").status_code == 201
+    assert clerk.post(path, body, format="json").status_code == 409
+    assert clerk.get(f"{INVOICES}{draft['id']}/").json()["amount_paid"] == "100.00"

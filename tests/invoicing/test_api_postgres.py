@@ -63,22 +63,21 @@ def test_two_editors_of_the_same_version_one_wins_one_gets_409(sales):
 
 
 def test_two_payments_at_once_never_take_more_than_is_due(sales):
-    """115.00 due; two tellers record 80.00 each at the same moment (no version sent): each
-    alone is fine, both would overpay. One is recorded, the other refused on what is left."""
+    """115.00 due; two tellers record 80.00 each at the same moment, each having read version
+    2: each alone is fine, both would overpay. One is recorded, the other answers 409."""
     invoice = sales.approved()  # 100.00 + 15.00 VAT
     path = f"{INVOICES}{invoice.pk}/payments/"
     answers = _race(
         sales.clerk,
         sales.company,
         [
-            ("post", path, {"amount": "80.00", "date": "2025-08-20"}),
-            ("post", path, {"amount": "80.00", "date": "2025-08-20"}),
+            ("post", path, {"amount": "80.00", "date": "2025-08-20", "version": 2}),
+            ("post", path, {"amount": "80.00", "date": "2025-08-20", "version": 2}),
         ],
     )
-    assert sorted(answer.status_code for answer in answers) == [201, 400]
-    refused = next(a for a in answers if a.status_code == 400).json()
-    assert refused["code"] == "overpayment"
-    assert "35.00" in refused["message"]
+    assert sorted(answer.status_code for answer in answers) == [201, 409]
+    refused = next(a for a in answers if a.status_code == 409).json()
+    assert refused["code"] == "stale_version"
     assert InvoicePayment.objects.filter(invoice=invoice).count() == 1
     invoice.refresh_from_db()
     assert (invoice.status, str(invoice.amount_due)) == ("partially_paid", "35.00")

@@ -173,3 +173,38 @@ def test_approval_is_a_handful_of_round_trips(sales, django_assert_max_num_queri
     draft = type(draft).objects.select_related("company").get(pk=draft.pk)
     with django_assert_max_num_queries(13):
         services.invoice_approve(actor=None, invoice=draft)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rebuild_holds_off_a_draft_created_during_the_replay(sales, monkeypatch):
+    """A draft created while the rebuild replays waits for the rebuild to commit, then lands:
+    its read-model row is not deleted as stale, and rebuilt rows equal live ones."""
+    from invoicing import projection
+
+    sales.approved()
+    real = projection._replay_all
+    made, done = {}, threading.Event()
+
+    def writer():
+        try:
+            made["inv"] = sales.draft()
+        finally:
+            done.set()
+            connections.close_all()
+
+    def replay_while_writing(company_id):
+        out = real(company_id)
+        thread = threading.Thread(target=writer)
+        thread.start()
+        made["waited"] = not done.wait(1.0)  # still blocked after a second
+        made["thread"] = thread
+        return out
+
+    monkeypatch.setattr(projection, "_replay_all", replay_while_writing)
+    projection.projections_rebuild(company=sales.company)
+    made["thread"].join(10)
+    assert made["waited"]
+    draft = made["inv"]
+    assert Invoice.objects.filter(pk=draft.pk, status="draft").exists()
+    assert InvoiceEvent.objects.filter(stream_id=draft.stream_id).count() == 1
+    assert projection.projections_match(company=sales.company)
