@@ -409,3 +409,30 @@ def test_a_line_cannot_change_the_specific_vat_per_unit(sales):
     assert (c.total_value, c.total_sd, c.total_vat, c.total_amount) == (
         D("200.00"), D("130.00"), D("5.00"), D("335.00"),
     )  # fmt: skip
+
+
+# --- minor: a template that issued invoices is kept (the events name it) ----------------------
+
+
+def test_a_recurring_template_that_issued_invoices_cannot_be_deleted(sales):
+    from django.db.models import ProtectedError
+
+    from invoicing.projection import projections_match
+
+    template = services.recurring_invoice_create(
+        actor=sales.owner,
+        company=sales.company,
+        name="Rent",
+        customer=sales.customer.pk,
+        lines=[sales.line(unit_price="5000.00")],
+        frequency="monthly",
+        next_date=date(2025, 8, 1),
+    )
+    made = services.recurring_invoice_generate(
+        actor=None, recurring=template, today=date(2025, 8, 1)
+    )
+    assert [i.total_amount for i in made] == [D("5750.00")]
+    with pytest.raises(ProtectedError):
+        template.delete()
+    assert Invoice.objects.get(pk=made[0].pk).recurring_id == template.pk
+    assert projections_match(company=sales.company)
