@@ -547,10 +547,12 @@ def _check_period(period: PayrollPeriod) -> None:
             code="wrong_company",
             fields={"schedule": ["Not found in this company."]},
         )
+    _check_period_length(period)
+    # Any live period of the company, whatever its type: every employee is in scope of every
+    # period, so two periods covering the same day would pay that day twice.
     overlapping = (
         PayrollPeriod.objects.filter(
             company=period.company,
-            period_type=period.period_type,
             start_date__lte=period.end_date,
             end_date__gte=period.start_date,
         )
@@ -563,6 +565,49 @@ def _check_period(period: PayrollPeriod) -> None:
             f"{overlapping} overlaps {period.start_date}..{period.end_date}.",
             code="period_overlap",
             fields={"start_date": [f"Overlaps {overlapping}."]},
+        )
+
+
+def period_length_problem(period_type: str, start: dt.date, end: dt.date) -> str | None:
+    """Why `start`..`end` is not a period of `period_type`, or None when it is one: weekly is
+    7 days, bi-weekly 14, semi-monthly the 1st-15th or the 16th-month end, monthly one month
+    from anchor to anchor (day d to the day before day d of the next month; a calendar month
+    is the usual case)."""
+    if period_type == PeriodType.WEEKLY:
+        return None if (end - start).days + 1 == 7 else "A weekly period is exactly 7 days."
+    if period_type == PeriodType.BI_WEEKLY:
+        return None if (end - start).days + 1 == 14 else "A bi-weekly period is exactly 14 days."
+    if period_type == PeriodType.SEMI_MONTHLY:
+        month_end = calendar.monthrange(start.year, start.month)[1]
+        if (start.day, end) in (
+            (1, start.replace(day=15)),
+            (16, start.replace(day=month_end)),
+        ):
+            return None
+        return (
+            "A semi-monthly period runs from the 1st to the 15th or from the 16th to the "
+            "month's end."
+        )
+    if period_type == PeriodType.MONTHLY:
+        if end == _add_months(start, 1) - dt.timedelta(days=1):
+            return None
+        return (
+            "A monthly period runs one month, from a day to the day before that day next "
+            "month (e.g. 1-31 July)."
+        )
+    return None
+
+
+def _check_period_length(period: PayrollPeriod) -> None:
+    if not (period.start_date and period.end_date):
+        return
+    problem = period_length_problem(period.period_type, period.start_date, period.end_date)
+    if problem:
+        raise ValidationFailed(
+            f"{period.start_date}..{period.end_date} is not a "
+            f"{PeriodType(period.period_type).label.lower()} period. {problem}",
+            code="period_length",
+            fields={"end_date": [problem]},
         )
 
 

@@ -205,3 +205,86 @@ def test_metrics_are_served(client, db):
         "payroll_batch_jobs_active",
     ):
         assert name in body
+
+
+# --- periods: no overlap across types, length matches the type ------------------------------
+
+
+def test_overlapping_periods_of_different_types_are_refused(books):
+    """A monthly July and a weekly 7-13 July would both pay E001 for 7-13 July (100,000.00 for
+    the month and 1,200,000 / 52 = 23,076.92 for the week): the week is refused."""
+    from payroll.models import PayrollPeriod
+    from tests.payroll.conftest import period
+
+    company = books.a
+    employee(company, "E001")
+    july = monthly(company, 2025, 7)
+    with pytest.raises(ConflictError) as caught:
+        period(company, date(2025, 7, 7), date(2025, 7, 13), period_type="weekly")
+    assert caught.value.code == "period_overlap"
+    assert str(july) in caught.value.message
+    # semi-monthly over the same days too; a cancelled July frees the days
+    with pytest.raises(ConflictError):
+        period(company, date(2025, 7, 16), date(2025, 7, 31), period_type="semi_monthly")
+    services.payroll_period_cancel(actor=None, period=july)
+    week = period(company, date(2025, 7, 7), date(2025, 7, 13), period_type="weekly")
+    assert PayrollPeriod.objects.exclude(status="cancelled").get() == week
+
+
+@pytest.mark.parametrize(
+    ("period_type", "start", "end", "ok"),
+    [
+        ("weekly", date(2025, 7, 7), date(2025, 7, 13), True),
+        ("weekly", date(2025, 7, 1), date(2025, 7, 31), False),
+        ("weekly", date(2025, 7, 7), date(2025, 7, 12), False),
+        ("bi_weekly", date(2025, 7, 7), date(2025, 7, 20), True),
+        ("bi_weekly", date(2025, 7, 7), date(2025, 7, 21), False),
+        ("semi_monthly", date(2025, 7, 1), date(2025, 7, 15), True),
+        ("semi_monthly", date(2025, 2, 16), date(2025, 2, 28), True),
+        ("semi_monthly", date(2025, 7, 2), date(2025, 7, 16), False),
+        ("semi_monthly", date(2025, 7, 16), date(2025, 8, 15), False),
+        ("monthly", date(2025, 7, 1), date(2025, 7, 31), True),
+        ("monthly", date(2025, 2, 1), date(2025, 2, 28), True),
+        ("monthly", date(2025, 7, 15), date(2025, 8, 14), True),
+        ("monthly", date(2025, 7, 1), date(2025, 7, 7), False),
+        ("monthly", date(2025, 7, 1), date(2025, 8, 1), False),
+    ],
+)
+def test_period_length_matches_its_type(books, period_type, start, end, ok):
+    from payroll.models import PayrollPeriod
+    from tests.payroll.conftest import period
+
+    if ok:
+        assert period(books.a, start, end, period_type=period_type).pk
+        return
+    with pytest.raises(ValidationFailed) as caught:
+        period(books.a, start, end, period_type=period_type)
+    assert caught.value.code == "period_length"
+    assert "end_date" in caught.value.fields
+    assert not PayrollPeriod.objects.exists()
+
+
+def test_monthly_period_of_one_week_is_refused_by_update_too(books):
+    july = monthly(books.a, 2025, 7)
+    with pytest.raises(ValidationFailed) as caught:
+        services.payroll_period_update(actor=None, period=july, end_date=date(2025, 7, 7))
+    assert caught.value.code == "period_length"
+    july.refresh_from_db()
+    assert july.end_date == date(2025, 7, 31)
+
+
+@pytest.mark.parametrize("frequency", ["weekly", "bi_weekly", "semi_monthly", "monthly"])
+def test_schedule_generates_periods_of_its_length(books, frequency):
+    schedule = services.pay_schedule_create(
+        actor=None,
+        company=books.a,
+        name=frequency,
+        frequency=frequency,
+        anchor_date=date(2025, 7, 9),
+    )
+    made = services.pay_schedule_generate_periods(actor=None, schedule=schedule, count=5)
+    assert len(made) == 5
+    for first, second in zip(made, made[1:], strict=False):
+        assert second.start_date == first.end_date + __import__("datetime").timedelta(days=1)
+    for p in made:
+        assert services.period_length_problem(frequency, p.start_date, p.end_date) is None
