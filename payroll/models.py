@@ -875,6 +875,10 @@ class Payslip(models.Model):
     period_start = models.DateField()
     period_end = models.DateField()
     pay_date = models.DateField()
+    tax_year_start = models.DateField(
+        help_text="First day of the tax year the payslip belongs to "
+        "(reference_data.payslip_tax_year); year-to-date figures are selected by it."
+    )
     currency = models.CharField(max_length=3)
     status = models.CharField(
         max_length=12, choices=PayslipStatus.choices, default=PayslipStatus.PENDING
@@ -961,6 +965,9 @@ class Payslip(models.Model):
             models.Index(fields=["run"], name="payroll_payslip_run"),
             # Year-to-date and carried amounts: a company's payslips from a date on.
             models.Index(fields=["company", "period_start"], name="payroll_payslip_company"),
+            models.Index(
+                fields=["company", "tax_year_start", "employee"], name="payroll_payslip_tax_year"
+            ),
             models.Index(fields=["period", "status"], name="payroll_payslip_period"),
         ]
 

@@ -73,7 +73,7 @@ from payroll.models import (
     TaxTable,
     TimeEntry,
 )
-from payroll.reference_data import tax_year_start_month
+from payroll.reference_data import payslip_tax_date, payslip_tax_year
 
 log = logging.getLogger(__name__)
 
@@ -160,11 +160,9 @@ def _pick(rows_by_jurisdiction: dict, jurisdiction: str, company_id: int):
     return None
 
 
-def _tax_year(day: dt.date, start_month: int) -> tuple[dt.date, dt.date]:
-    year = day.year if day.month >= start_month else day.year - 1
-    start = dt.date(year, start_month, 1)
-    end = dt.date(year + 1, start_month, 1) - dt.timedelta(days=1)
-    return start, end
+def period_tax_year(period: PayrollPeriod, country: str) -> tuple[dt.date, dt.date]:
+    """The tax year the period's payslips of employees in `country` belong to."""
+    return payslip_tax_year(country, period.company, period.end_date, period.pay_date)
 
 
 def remaining_periods(period: PayrollPeriod, tax_year_end: dt.date) -> int:
@@ -195,8 +193,22 @@ class Reference:
 
 
 def _load_reference(period: PayrollPeriod) -> Reference:
+    """Rows in force on the period's last day; tax tables and flat taxes (rates, wage bases)
+    in force on the day that places the payslip in its tax year (the pay date in the US)."""
     company_id = period.company_id
     day = period.end_date
+
+    def tax_day(row) -> dt.date:
+        return payslip_tax_date(_country(row["jurisdiction"]), period.end_date, period.pay_date)
+
+    def in_force(rows):
+        return [
+            r
+            for r in rows
+            if r["effective_from"] <= tax_day(r)
+            and (r["effective_to"] is None or r["effective_to"] >= tax_day(r))
+        ]
+
     shared_or_own = Q(company__isnull=True) | Q(company_id=company_id)
     tables = list(
         TaxTable.objects.filter(shared_or_own, is_active=True).values(
@@ -210,7 +222,7 @@ def _load_reference(period: PayrollPeriod) -> Reference:
             "effective_to",
         )
     )
-    tables = _effective(tables, day)
+    tables = in_force(tables)
     brackets = defaultdict(list)
     for table_id, lower, upper, rate in TaxBracket.objects.filter(
         table_id__in=[t["id"] for t in tables]
@@ -221,7 +233,7 @@ def _load_reference(period: PayrollPeriod) -> Reference:
         table["brackets"] = tuple(brackets[table["id"]])
         tax_tables[(table["jurisdiction"], table["category"])].append(table)
     flat = defaultdict(list)
-    for row in _effective(
+    for row in in_force(
         list(
             FlatTax.objects.filter(shared_or_own, is_active=True).values(
                 "id",
@@ -235,8 +247,7 @@ def _load_reference(period: PayrollPeriod) -> Reference:
                 "effective_from",
                 "effective_to",
             )
-        ),
-        day,
+        )
     ):
         flat[row["jurisdiction"]].append(row)
     overtime = defaultdict(list)
@@ -458,11 +469,12 @@ def _load_batch(period: PayrollPeriod, employee_ids: list[int] | None = None) ->
     # Year to date: payslips issued earlier in each tax year the employees are in (a company
     # paying in two countries has two tax years; each employee takes the rows of its own).
     ref = _load_reference(period)
-    month_of = {
-        e["id"]: tax_year_start_month(_country(e["jurisdiction"]), period.company)
-        for e in employees
+    # tax year by country (payslip_tax_year); employees are matched to it by its first day
+    tax_years = {
+        country: period_tax_year(period, country)
+        for country in {_country(e["jurisdiction"]) for e in employees}
     }
-    tax_years = {m: _tax_year(period.end_date, m) for m in set(month_of.values())}
+    month_of = {e["id"]: tax_years[_country(e["jurisdiction"])][0] for e in employees}
     ytd: dict[int, dict] = {}
     ytd_lines: dict[int, dict] = defaultdict(dict)
     # Line sums are read only for what needs them: wages under flat taxes with a wage base,
@@ -483,12 +495,13 @@ def _load_batch(period: PayrollPeriod, employee_ids: list[int] | None = None) ->
         kind__in=[LineKind.PRE_TAX_DEDUCTION, LineKind.POST_TAX_DEDUCTION],
         code__in=sorted(capped_codes),
     )
-    for month, (ty_start, _ty_end) in tax_years.items():
+    for month in sorted(set(month_of.values())):
+        ty_start = month
         issued = for_employees(
             Payslip.objects.filter(
                 company_id=company_id,
                 status=PayslipStatus.ISSUED,
-                period_start__gte=ty_start,
+                tax_year_start=ty_start,
                 period_end__lt=period.start_date,
             )
         )
@@ -508,7 +521,7 @@ def _load_batch(period: PayrollPeriod, employee_ids: list[int] | None = None) ->
                     wanted_lines,
                     payslip__company_id=company_id,
                     payslip__status=PayslipStatus.ISSUED,
-                    payslip__period_start__gte=ty_start,
+                    payslip__tax_year_start=ty_start,
                     payslip__period_end__lt=period.start_date,
                 ),
                 "payslip__employee_id",
@@ -584,14 +597,14 @@ def compute_batch(batch: Batch) -> tuple[list[Computed], list[str]]:
             workweek_start=settings.PAYROLL_WORKWEEK_START,
         )
         for month, (_ty_start, ty_end) in batch.tax_years.items()
-    }
+    }  # keyed by country
     results: list[Computed] = []
     errors: list[str] = []
     no_ytd = engine.YearToDate()
     for emp in batch.employees:
         emp_id = emp["id"]
         jurisdiction = emp["jurisdiction"]
-        month = tax_year_start_month(_country(jurisdiction), company)
+        month = _country(jurisdiction)
         try:
             overtime, min_wage = _overtime(ref, company.pk, jurisdiction)
             flat = _flat_taxes(ref, company.pk, jurisdiction)
@@ -714,6 +727,7 @@ PAYSLIP_COLUMNS = (
     "period_start",
     "period_end",
     "pay_date",
+    "tax_year_start",
     "currency",
     "status",
     "pay_type",
@@ -765,7 +779,11 @@ def _payslip_rows(run: PayrollRun, computed: list[Computed], status: str):
     now = timezone.now()
     currency = period.company.base_currency
     payslips, all_lines = [], []
+    tax_years: dict[str, dt.date] = {}
     for item in computed:
+        country = _country(item.employee["jurisdiction"])
+        if country not in tax_years:
+            tax_years[country] = period_tax_year(period, country)[0]
         emp, res, prior = item.employee, item.result, item.prior
         income_tax = ZERO
         lines = []
@@ -814,6 +832,7 @@ def _payslip_rows(run: PayrollRun, computed: list[Computed], status: str):
                 "period_start": period.start_date,
                 "period_end": period.end_date,
                 "pay_date": period.pay_date,
+                "tax_year_start": tax_years[_country(emp["jurisdiction"])],
                 "currency": currency,
                 "status": status,
                 "pay_type": emp["pay_type"],

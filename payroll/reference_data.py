@@ -19,8 +19,32 @@ TAX_YEAR_START_MONTH = {
 }
 
 
+# Countries whose wages belong to the tax year they are paid in (United States: wages are
+# taxed when paid, IRS Publication 15 "When wages are paid"); elsewhere to the year the period
+# (the work) ends in (Bangladesh: income of the income year, Income Tax Act 2023 s.2).
+TAX_YEAR_BY_PAY_DATE = frozenset({"US"})
+
+
 def tax_year_start_month(country: str, company) -> int:
     return TAX_YEAR_START_MONTH.get(country, company.fiscal_year_start_month)
+
+
+def payslip_tax_date(country: str, period_end: dt.date, pay_date: dt.date) -> dt.date:
+    """The day that places a payslip in a tax year (and picks its tax tables and wage bases)."""
+    return pay_date if country in TAX_YEAR_BY_PAY_DATE else period_end
+
+
+def payslip_tax_year(
+    country: str, company, period_end: dt.date, pay_date: dt.date
+) -> tuple[dt.date, dt.date]:
+    """(first day, last day) of the tax year a payslip belongs to: the one function every
+    year-to-date figure is keyed by (stored on the payslip as tax_year_start)."""
+    day = payslip_tax_date(country, period_end, pay_date)
+    month = tax_year_start_month(country, company)
+    year = day.year if day.month >= month else day.year - 1
+    start = dt.date(year, month, 1)
+    end = dt.date(year + 1, month, 1) - dt.timedelta(days=1)
+    return start, end
 
 
 # --- Bangladesh individual income tax -----------------------------------------------------------

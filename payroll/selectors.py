@@ -21,7 +21,6 @@ from payroll.models import (
     PeriodStatus,
     TaxTable,
 )
-from payroll.reference_data import tax_year_start_month
 
 CENT = Decimal("0.01")
 
@@ -88,16 +87,11 @@ def latest_run(period: PayrollPeriod) -> PayrollRun | None:
 def payslip_year_to_date(payslip: Payslip) -> dict:
     """Tax-year-to-date totals up to and including this payslip, from the issued payslips (the
     payslip's own ytd_* fields hold the same figures as they were when it was issued)."""
-    company = payslip.period.company if payslip.period_id else payslip.employee.company
-    country = payslip.employee.jurisdiction.split("-", 1)[0]
-    month = tax_year_start_month(country, company)
-    end = payslip.period_end
-    year = end.year if end.month >= month else end.year - 1
-    start = dt.date(year, month, 1)
+    start = payslip.tax_year_start
     rows = Payslip.objects.filter(
         employee_id=payslip.employee_id,
-        period_start__gte=start,
-        period_end__lte=end,
+        tax_year_start=start,
+        period_end__lte=payslip.period_end,
     ).filter(Q(status=PayslipStatus.ISSUED) | Q(pk=payslip.pk))
     sums = rows.aggregate(
         gross=Sum("gross"),

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from accounting.models import JournalEntry
-from payroll import services
+from payroll import selectors, services
 from payroll.models import Payslip, PayslipLine, PayslipStatus, PeriodStatus, RunStatus
 from payroll.processing import PayrollProcessor
 from tests.payroll.conftest import deduction_type, employee, monthly, period
@@ -287,3 +287,62 @@ def test_social_security_stops_at_the_wage_base(books):
     employer = Payslip.objects.get(employee=emp, period_start=date(2025, 9, 1))
     assert employer.employer_contributions == D("998.20")
     assert sum(line.amount for line in oasdi.values()) == D("10918.20")  # 176,100 x 6.2%
+
+
+# --- the tax year a payslip belongs to -------------------------------------------------------
+
+
+def test_oasdi_wage_base_follows_the_pay_date_year(books, statutory):
+    """US wages belong to the year they are paid in. December 2025 paid on 5 January 2026 is
+    2026 wages: after 200,000 of 2025 wages in January 2025, OASDI on December's 200,000 is
+    6.2% of the 2026 base 184,500 = 11,439.00 (with the 2025 key: 0.00)."""
+    company = books.b
+    employee(company, "U1", annual_salary=D("2400000.00"), jurisdiction="US")
+    jan = monthly(company, 2025, 1)
+    assert PayrollProcessor(jan).run_payroll(force=True).status == "completed"
+    dec = services.payroll_period_create(
+        actor=None,
+        company=company,
+        start_date=date(2025, 12, 1),
+        end_date=date(2025, 12, 31),
+        pay_date=date(2026, 1, 5),
+        activate=True,
+    )
+    assert PayrollProcessor(dec).run_payroll(force=True).status == "completed"
+    slip = Payslip.objects.get(period=dec)
+    assert slip.tax_year_start == date(2026, 1, 1)
+    assert Payslip.objects.get(period=jan).tax_year_start == date(2025, 1, 1)
+    assert slip.lines.get(kind="tax", code="OASDI").amount == D("11439.00")
+    assert slip.ytd_gross == D("200000.00")  # January 2025 is another year
+    assert selectors.payslip_year_to_date(slip)["gross"] == D("200000.00")
+
+
+def test_straddling_week_counts_in_the_next_weeks_year_to_date(books, statutory):
+    """A week 29 Dec 2025 - 4 Jan 2026 paid on 4 January is 2026 wages; the week after reads
+    it as year to date: 1,000 + 1,000 = 2,000 (52,000 / 52 = 1,000 a week)."""
+    company = books.b
+    employee(company, "U1", annual_salary=D("52000.00"), jurisdiction="US")
+    w1 = period(company, date(2025, 12, 29), date(2026, 1, 4), period_type="weekly")
+    w2 = period(company, date(2026, 1, 5), date(2026, 1, 11), period_type="weekly")
+    assert PayrollProcessor(w1).run_payroll().status == "completed"
+    assert PayrollProcessor(w2).run_payroll().status == "completed"
+    first, second = Payslip.objects.get(period=w1), Payslip.objects.get(period=w2)
+    assert first.tax_year_start == second.tax_year_start == date(2026, 1, 1)
+    assert first.ytd_gross == D("1000.00")
+    assert second.ytd_gross == D("2000.00")
+    assert selectors.payslip_year_to_date(second)["gross"] == D("2000.00")
+
+
+def test_bangladesh_keeps_the_period_end_for_the_tax_year(books):
+    """Bangladesh: June 2026 paid on 3 July 2026 still belongs to income year 2025-26."""
+    from payroll.reference_data import payslip_tax_year
+
+    company = books.a
+    assert payslip_tax_year("BD", company, date(2026, 6, 30), date(2026, 7, 3)) == (
+        date(2025, 7, 1),
+        date(2026, 6, 30),
+    )
+    assert payslip_tax_year("US", books.b, date(2025, 12, 31), date(2026, 1, 5)) == (
+        date(2026, 1, 1),
+        date(2026, 12, 31),
+    )
