@@ -261,11 +261,12 @@ INSERT INTO payroll_payslip (
     status, pay_type, department_id, cost_center_id, regular_hours, overtime_hours,
     double_time_hours, gross, taxable, income_tax, other_taxes, taxes, pre_tax_deductions,
     post_tax_deductions, deductions, employer_contributions, net, ytd_gross, ytd_taxable,
-    ytd_taxes, ytd_income_tax, ytd_deductions, ytd_net, warnings, carried, created_at)
+    ytd_taxes, ytd_income_tax, ytd_deductions, ytd_net, warnings, carried, created_at,
+    tax_year_start)
 SELECT company_id, id, %(period)s, %(run)s, %(start)s, %(end)s, %(end)s, 'BDT',
     'issued', pay_type, department_id, cost_center_id, hours, 0, 0,
     gross, gross - pf, tax, 0, tax, pf, %(post)s, pf + %(post)s, pf,
-    gross - tax - pf - %(post)s, 0, 0, 0, 0, 0, 0, '[]', '{}', %(now)s
+    gross - tax - pf - %(post)s, 0, 0, 0, 0, 0, 0, '[]', '{}', %(now)s, %(tax_year_start)s
 FROM (
     SELECT e.*, g.gross, g.hours, ROUND(g.gross * 0.10, 2) AS pf,
            ROUND((g.gross - ROUND(g.gross * 0.10, 2)) * 0.05, 2) AS tax
@@ -335,6 +336,8 @@ def _prior_months(company) -> tuple[int, int]:
             "health": HEALTH,
             "loan": LOAN_INSTALMENT,
             "now": now,
+            # Bangladesh's income year starts in July (payroll.reference_data).
+            "tax_year_start": date(YEAR, 7, 1),
         }
         with connection.cursor() as cursor:
             cursor.execute(_PRIOR_PAYSLIPS, params)
