@@ -361,6 +361,16 @@ EMPLOYEE_COLUMNS = (
 )
 
 
+def earlier_open_period(period: PayrollPeriod) -> PayrollPeriod | None:
+    """The company's earliest live period before this one that is not completed (or None)."""
+    return (
+        PayrollPeriod.objects.filter(company_id=period.company_id, start_date__lt=period.start_date)
+        .exclude(status__in=[PeriodStatus.COMPLETED, PeriodStatus.CANCELLED])
+        .order_by("start_date", "pk")
+        .first()
+    )
+
+
 def employees_in_scope(period: PayrollPeriod):
     """Employees employed for at least one day of the period."""
     return Employee.objects.filter(
@@ -1166,6 +1176,16 @@ class PayrollProcessor:
                 f"{period} is {period.get_status_display().lower()}; only an active or failed "
                 "period can be run (activate it first).",
                 code="invalid_status",
+            )
+        earlier = earlier_open_period(period)
+        if earlier is not None:
+            raise ConflictError(
+                f"{earlier} ({earlier.start_date}..{earlier.end_date}) is "
+                f"{earlier.get_status_display().lower()}: pay (or cancel) it before {period}; "
+                "periods are paid in order so that year-to-date figures, loan balances and "
+                "carried amounts read the earlier ones.",
+                code="earlier_period_open",
+                fields={"period": [f"{earlier} is not completed or cancelled."]},
             )
         if not force and period.automation_enabled and not rule_is_due(period):
             next_run = period.automation_next_run()

@@ -53,7 +53,9 @@ PERIOD_TRANSITIONS: dict[str, frozenset[str]] = {
     PeriodStatus.FAILED: frozenset(
         {PeriodStatus.PROCESSING, PeriodStatus.ACTIVE, PeriodStatus.CANCELLED}
     ),
-    PeriodStatus.COMPLETED: frozenset({PeriodStatus.ACTIVE}),  # reopen
+    # reopen: back to draft, so that neither the nightly run nor a cron entry pays it again
+    # before someone has corrected it and activated (or run) it explicitly
+    PeriodStatus.COMPLETED: frozenset({PeriodStatus.DRAFT}),
     PeriodStatus.CANCELLED: frozenset(),
 }
 RUNNABLE_STATUSES = (PeriodStatus.ACTIVE, PeriodStatus.FAILED)
@@ -924,7 +926,9 @@ def _queue_run(run_id: int) -> None:
 @transaction.atomic
 def payroll_period_reopen(*, actor, period: PayrollPeriod, reason: str) -> PayrollPeriod:
     """Undo a completed pay run: void its payslips, reverse its journal entry, put loan
-    balances back, and make the period active again (ready to run)."""
+    balances back, and return the period to draft (activate or run it explicitly once it is
+    corrected). Refused while a later period of the company is completed: its year-to-date
+    figures, annualised tax and loan balances were computed from this one (reopen that first)."""
     from accounting.services import journal_entry_reverse
     from payroll.processing import restore_loan_balances, void_payslips
 
@@ -937,9 +941,25 @@ def payroll_period_reopen(*, actor, period: PayrollPeriod, reason: str) -> Payro
             fields={"reason": ["Required."]},
         )
     period = _locked_period(period)
-    check_transition(period, PeriodStatus.ACTIVE)
+    check_transition(period, PeriodStatus.DRAFT)
     if period.status != PeriodStatus.COMPLETED:
         raise ConflictError(f"{period} is not completed.", code="invalid_status")
+    later = (
+        PayrollPeriod.objects.filter(
+            company_id=period.company_id,
+            start_date__gt=period.start_date,
+            status__in=[PeriodStatus.COMPLETED, PeriodStatus.PROCESSING],
+        )
+        .order_by("-start_date")
+        .first()
+    )
+    if later is not None:
+        raise ConflictError(
+            f"{later} ({later.start_date}..{later.end_date}) is {later.get_status_display().lower()} "
+            f"and was computed from {period}; reopen the later periods first, latest first.",
+            code="later_period_completed",
+            fields={"period": [f"{later} is {later.status}."]},
+        )
     run = (
         PayrollRun.objects.select_for_update()
         .filter(period=period, status=RunStatus.COMPLETED)
@@ -962,7 +982,7 @@ def payroll_period_reopen(*, actor, period: PayrollPeriod, reason: str) -> Payro
     _move(
         actor,
         period,
-        PeriodStatus.ACTIVE,
+        PeriodStatus.DRAFT,
         "payroll.period.reopened",
         completed_at=None,
     )

@@ -67,15 +67,23 @@ def declare_schedules() -> None:
 
 @shared_task(name=AUTO_RUN_TASK, ignore_result=True)
 def auto_run_payroll() -> int:
-    """Daily: queue a run for every due period. Each period runs in its own task, so several
-    workers share the work; a period queued twice is run once."""
+    """Daily: queue a run for the earliest due period of each company (companies run in
+    parallel, each in its own task; a period queued twice is run once). A company's periods
+    are paid in order, so a later due period waits for the next night's run (the claim refuses
+    it while an earlier period is open anyway)."""
     from payroll.selectors import periods_due
 
     due = periods_due()
-    for period in due:
+    first_per_company = {}
+    for period in due:  # oldest first
+        first_per_company.setdefault(period.company_id, period)
+    for period in first_per_company.values():
         run_payroll_for_period.delay(period.pk)
-    log.info("payroll periods due", extra={"due": len(due)})
-    return len(due)
+    log.info(
+        "payroll periods due",
+        extra={"due": len(due), "queued": len(first_per_company)},
+    )
+    return len(first_per_company)
 
 
 @shared_task(bind=True, name=RUN_TASK, max_retries=MAX_RETRIES)

@@ -274,7 +274,7 @@ def test_reopen_action_asks_a_reason_then_voids_and_reverses(manager, paid):
     )
     assert "reopened: payslips voided, journal entry reversed" in " ".join(_texts(done))
     period.refresh_from_db()
-    assert period.status == PeriodStatus.ACTIVE
+    assert period.status == PeriodStatus.DRAFT
     paid["payslip"].refresh_from_db()
     assert paid["payslip"].status == "void"
 

@@ -186,7 +186,7 @@ def test_run_endpoint_pays_the_period_once(client, books, django_capture_on_comm
 
     reopened = client.post(f"{BASE}/periods/{july.pk}/reopen/", {"reason": "wrong salary"})
     assert reopened.status_code == 200, reopened.content
-    assert reopened.json()["status"] == "active"
+    assert reopened.json()["status"] == "draft"
     assert not Payslip.objects.filter(period=july).exclude(status="void").exists()
 
 

@@ -332,3 +332,25 @@ def test_cron_rule_fires_through_the_beat_scheduler(tenants, statutory):
     assert run.trigger == RunTrigger.BEAT
     assert Payslip.objects.get(period=p).net == Decimal("91875.00")
     assert PeriodicTask.objects.get(name=period_task_name(p.pk)).enabled is False
+
+
+def test_nightly_run_queues_only_the_earliest_due_period_of_each_company(books, monkeypatch):
+    """July and August are both due: only July is queued tonight; August follows once July is
+    paid (the next night)."""
+    from payroll import tasks
+    from tests.payroll.conftest import employee, monthly
+
+    employee(books.a, "E001")
+    rule = {"run_on_date": "2025-01-01"}
+    july = monthly(books.a, 2025, 7, automation_enabled=True, automation_rule=rule)
+    august = monthly(books.a, 2025, 8, automation_enabled=True, automation_rule=rule)
+    queued = []
+    monkeypatch.setattr(tasks.run_payroll_for_period, "delay", lambda pk: queued.append(pk))
+    assert tasks.auto_run_payroll() == 1
+    assert queued == [july.pk]
+    queued.clear()
+    from payroll.processing import PayrollProcessor
+
+    assert PayrollProcessor(july).run_payroll().status == "completed"
+    assert tasks.auto_run_payroll() == 1
+    assert queued == [august.pk]

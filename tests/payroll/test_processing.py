@@ -173,12 +173,13 @@ def test_reopen_voids_payslips_reverses_the_entry_and_restores_loans(books):
 
     july.refresh_from_db()
     loan.refresh_from_db()
-    assert july.status == PeriodStatus.ACTIVE
+    assert july.status == PeriodStatus.DRAFT  # reopened: activated again explicitly
     assert loan.balance == D("12000.00")
     assert set(Payslip.objects.filter(period=july).values_list("status", flat=True)) == {"void"}
     entry = JournalEntry.objects.get(pk=first.run.journal_entry_id)
     assert entry.status == "reversed"
 
+    services.payroll_period_activate(actor=None, period=july)
     second = PayrollProcessor(july).run_payroll()
     assert second.status == "completed"
     assert second.run.attempt == 2
@@ -346,3 +347,78 @@ def test_bangladesh_keeps_the_period_end_for_the_tax_year(books):
         date(2026, 1, 1),
         date(2026, 12, 31),
     )
+
+
+# --- periods are paid in order; reopening goes back latest first, to draft --------------------
+
+
+def test_later_period_cannot_be_paid_before_an_earlier_open_one(books):
+    from core.errors import ConflictError
+
+    company = books.a
+    employee(company, "E001")
+    july, august = monthly(company, 2025, 7), monthly(company, 2025, 8)
+    outcome = PayrollProcessor(august).run_payroll(force=True)
+    assert outcome.status == "not_runnable"
+    assert "July" in outcome.message or "2025-07-01" in outcome.message
+    with pytest.raises(ConflictError) as caught:
+        services.payroll_period_run(actor=None, period=august, force=True)
+    assert caught.value.code == "earlier_period_open"
+    assert not Payslip.objects.exists()
+    august.refresh_from_db()
+    assert august.status == PeriodStatus.ACTIVE
+    # in order, August's year to date includes July: 100,000 + 100,000
+    assert PayrollProcessor(july).run_payroll().status == "completed"
+    assert PayrollProcessor(august).run_payroll().status == "completed"
+    assert Payslip.objects.get(period=august).ytd_gross == D("200000.00")
+
+
+def test_a_cancelled_earlier_period_does_not_block(books):
+    company = books.a
+    employee(company, "E001")
+    july, august = monthly(company, 2025, 7), monthly(company, 2025, 8)
+    services.payroll_period_cancel(actor=None, period=july)
+    assert PayrollProcessor(august).run_payroll().status == "completed"
+
+
+def test_reopen_refused_while_a_later_period_is_completed(books):
+    from core.errors import ConflictError
+
+    company = books.a
+    employee(company, "E001")
+    july, august = monthly(company, 2025, 7), monthly(company, 2025, 8)
+    assert PayrollProcessor(july).run_payroll().status == "completed"
+    assert PayrollProcessor(august).run_payroll().status == "completed"
+    with pytest.raises(ConflictError) as caught:
+        services.payroll_period_reopen(actor=None, period=july, reason="salary was wrong")
+    assert caught.value.code == "later_period_completed"
+    july.refresh_from_db()
+    assert july.status == PeriodStatus.COMPLETED
+    assert Payslip.objects.filter(status=PayslipStatus.ISSUED).count() == 2
+    # latest first works
+    services.payroll_period_reopen(actor=None, period=august, reason="salary was wrong")
+    services.payroll_period_reopen(actor=None, period=july, reason="salary was wrong")
+    assert Payslip.objects.filter(status=PayslipStatus.ISSUED).count() == 0
+
+
+def test_reopened_period_goes_to_draft_and_is_not_picked_by_the_nightly_run(books):
+    from django.utils import timezone
+
+    from core.models import AuditEvent
+    from payroll.selectors import periods_due
+
+    company = books.a
+    employee(company, "E001")
+    july = monthly(
+        company, 2025, 7, automation_enabled=True, automation_rule={"days_before_end": 3}
+    )
+    assert PayrollProcessor(july).run_payroll().status == "completed"
+    services.payroll_period_reopen(actor=None, period=july, reason="wrong salary")
+    july.refresh_from_db()
+    assert july.status == PeriodStatus.DRAFT
+    assert july.pk not in [p.pk for p in periods_due(now=timezone.now())]
+    assert PayrollProcessor(july).run_payroll().status == "not_runnable"
+    assert AuditEvent.objects.filter(action="payroll.period.reopened").count() == 1
+    services.payroll_period_activate(actor=None, period=july)
+    assert july.pk in [p.pk for p in periods_due(now=timezone.now())]
+    assert PayrollProcessor(july).run_payroll().status == "completed"

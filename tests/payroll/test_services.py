@@ -142,7 +142,7 @@ def test_completed_period_changes_only_by_reopen(books):
         services.payroll_period_reopen(actor=None, period=p, reason=" ")
     assert caught.value.code == "reason_required"
     p = services.payroll_period_reopen(actor=None, period=p, reason="late overtime")
-    assert p.status == PeriodStatus.ACTIVE
+    assert p.status == PeriodStatus.DRAFT
 
 
 def test_roles(books):
