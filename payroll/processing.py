@@ -392,6 +392,9 @@ class Batch:
     arrears: dict
     ref: Reference
     tax_years: dict
+    # employee -> deduction type code -> that employee's rows of the type (any state, by id):
+    # arrears of a deduction whose row has ended still belong to it (a loan's balance)
+    arrears_rows: dict = field(default_factory=dict)
 
 
 def _load_batch(period: PayrollPeriod, employee_ids: list[int] | None = None) -> Batch:
@@ -561,7 +564,23 @@ def _load_batch(period: PayrollPeriod, employee_ids: list[int] | None = None) ->
         ).values_list("employee_id", "carried")
         if carried
     }
+    arrears_rows: dict[int, dict] = defaultdict(lambda: defaultdict(list))
+    if arrears:
+        for row in (
+            EmployeeDeduction.objects.filter(company_id=company_id, employee_id__in=list(arrears))
+            .order_by("employee_id", "id")
+            .values(
+                "id",
+                "employee_id",
+                "balance",
+                "deduction_type__code",
+                "deduction_type__timing",
+                "deduction_type__has_balance",
+            )
+        ):
+            arrears_rows[row["employee_id"]][row["deduction_type__code"]].append(row)
     return Batch(
+        arrears_rows=arrears_rows,
         arrears=arrears,
         period=period,
         employees=employees,
@@ -589,6 +608,7 @@ class Computed:
     deduction_rows: dict  # engine code -> employee deduction row
     flat_codes: frozenset
     prior: dict
+    arrears_only_rows: dict = field(default_factory=dict)  # carried code -> row no longer in force
 
 
 def compute_batch(batch: Batch) -> tuple[list[Computed], list[str]]:
@@ -703,16 +723,35 @@ def compute_batch(batch: Batch) -> tuple[list[Computed], list[str]]:
         except (engine.EngineInputError, TypeError, ArithmeticError) as exc:
             errors.append(f"{emp['code']} {emp['name']}: {exc}")
             continue
+        arrears_only = {}
+        for code in batch.arrears.get(emp_id) or ():
+            if code in deduction_rows:
+                continue
+            row = _arrears_row(batch.arrears_rows.get(emp_id) or {}, code)
+            if row is not None:
+                arrears_only[code] = row
         results.append(
             Computed(
                 employee=emp,
                 result=result,
+                arrears_only_rows=arrears_only,
                 deduction_rows=deduction_rows,
                 flat_codes=flat_codes,
                 prior=prior,
             )
         )
     return results, errors
+
+
+def _arrears_row(rows_by_type: dict, code: str) -> dict | None:
+    """The employee deduction a carried code came from: "LOAN" is the employee's first LOAN
+    row, "LOAN-2" the second (the engine numbers repeated types so)."""
+    base, _, number = code.rpartition("-")
+    if not (base and number.isdigit()):
+        base, number = code, "1"
+    rows = rows_by_type.get(base) or ()
+    index = int(number) - 1
+    return rows[index] if 0 <= index < len(rows) else None
 
 
 def _refuse_errors(errors: list[str]) -> None:
@@ -809,6 +848,8 @@ def _payslip_rows(run: PayrollRun, computed: list[Computed], status: str):
             elif line.kind == engine.DEDUCTION:
                 deduction = item.deduction_rows.get(line.code)
                 pre = deduction is not None and deduction["deduction_type__timing"] == "pre_tax"
+                if deduction is None:  # carried from a row no longer in force: post-tax
+                    deduction = item.arrears_only_rows.get(line.code)
                 kind = LineKind.PRE_TAX_DEDUCTION if pre else LineKind.POST_TAX_DEDUCTION
                 loan = deduction is not None and deduction["deduction_type__has_balance"]
                 role = ROLE_LOANS if loan else ROLE_DEDUCTIONS

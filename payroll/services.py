@@ -955,8 +955,9 @@ def payroll_period_reopen(*, actor, period: PayrollPeriod, reason: str) -> Payro
     )
     if later is not None:
         raise ConflictError(
-            f"{later} ({later.start_date}..{later.end_date}) is {later.get_status_display().lower()} "
-            f"and was computed from {period}; reopen the later periods first, latest first.",
+            f"{later} ({later.start_date}..{later.end_date}) is "
+            f"{later.get_status_display().lower()} and was computed from {period}; reopen the "
+            "later periods first, latest first.",
             code="later_period_completed",
             fields={"period": [f"{later} is {later.status}."]},
         )

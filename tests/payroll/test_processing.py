@@ -422,3 +422,43 @@ def test_reopened_period_goes_to_draft_and_is_not_picked_by_the_nightly_run(book
     services.payroll_period_activate(actor=None, period=july)
     assert july.pk in [p.pk for p in periods_due(now=timezone.now())]
     assert PayrollProcessor(july).run_payroll().status == "completed"
+
+
+def test_carried_loan_instalment_still_repays_the_loan_after_its_row_ended(books):
+    """Salary 1,000 a month, loan instalment 1,500 on a 5,000 balance: July collects 1,000
+    (income tax nil under the threshold) and carries 500; balance 4,000. The loan row ends on
+    31 July; August (bonus 5,000) collects the carried 500 to employee_loans: balance 3,500."""
+    from payroll.models import EmployeeDeduction
+    from tests.payroll.conftest import earning_type
+
+    company = books.a
+    emp = employee(company, "E001", annual_salary=D("12000.00"))
+    loan = services.employee_deduction_create(
+        actor=None,
+        employee=emp,
+        deduction_type=deduction_type("LOAN"),
+        amount=D("1500.00"),
+        balance=D("5000.00"),
+    )
+    july, august = monthly(company, 2025, 7), monthly(company, 2025, 8)
+    assert PayrollProcessor(july).run_payroll().status == "completed"
+    assert Payslip.objects.get(period=july).carried == {"LOAN": "500.00"}
+    loan.refresh_from_db()
+    assert loan.balance == D("4000.00")
+    EmployeeDeduction.objects.filter(pk=loan.pk).update(end_date=date(2025, 7, 31))
+    services.employee_earning_create(
+        actor=None,
+        employee=emp,
+        earning_type=earning_type("BONUS"),
+        amount=D("5000.00"),
+        period=august,
+    )
+    assert PayrollProcessor(august).run_payroll().status == "completed"
+    line = Payslip.objects.get(period=august).lines.get(code="LOAN")
+    assert (line.amount, line.account_role, line.employee_deduction_id) == (
+        D("500.00"),
+        "employee_loans",
+        loan.pk,
+    )
+    loan.refresh_from_db()
+    assert loan.balance == D("3500.00")
