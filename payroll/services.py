@@ -419,31 +419,84 @@ def _as_hours(value, where: str) -> Decimal:
 
 @transaction.atomic
 def time_entries_upsert(*, actor, company: Company, entries: list[dict]) -> dict:
-    """Record hours worked, all or nothing: each entry {"employee": id or code or Employee,
-    "day", "hours", "note"}. An existing entry for the same employee and day is replaced.
+    """Record hours worked, all or nothing: each entry {"employee": code (a string, even all
+    digits), id (an int) or Employee, and/or "employee_id": id, "day", "hours", "note"}. An existing entry for the same employee and day is replaced.
     Days inside a completed or processing period are refused (that pay is settled).
     Returns {"created": n, "updated": n}."""
     require_payroll_role(actor, company, "record time")
     if not entries:
         return {"created": 0, "updated": 0}
-    employees = {}
-    keys_id = {e["employee"] for e in entries if isinstance(e.get("employee"), int)}
-    keys_code = {str(e["employee"]) for e in entries if isinstance(e.get("employee"), str)}
-    for emp in Employee.objects.filter(company=company, pk__in=keys_id).only("pk", "code"):
-        employees[emp.pk] = emp.pk
-    for emp in Employee.objects.filter(company=company, code__in=keys_code).only("pk", "code"):
-        employees[emp.code] = emp.pk
+    if not isinstance(entries, list | tuple):
+        raise ValidationFailed(
+            "entries must be a list of {employee, day, hours} objects.",
+            code="invalid_entries",
+            fields={"entries": ["Expected a list."]},
+        )
+    by_id: dict[int, int] = {}
+    by_code: dict[str, int] = {}
+
+    def is_id(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    keys_id = {
+        e.get(name)
+        for e in entries
+        if isinstance(e, dict)
+        for name in ("employee", "employee_id")
+        if is_id(e.get(name))
+    }
+    keys_code = {
+        e["employee"].strip()
+        for e in entries
+        if isinstance(e, dict) and isinstance(e.get("employee"), str)
+    }
+    for pk in Employee.objects.filter(company=company, pk__in=keys_id).values_list("pk", flat=True):
+        by_id[pk] = pk
+    for pk, code in Employee.objects.filter(company=company, code__in=keys_code).values_list(
+        "pk", "code"
+    ):
+        by_code[code] = pk
     rows: dict[tuple[int, dt.date], tuple[Decimal, str]] = {}
     for index, entry in enumerate(entries, start=1):
         where = f"Entry {index}"
         if not isinstance(entry, dict):
-            raise ValidationFailed(f"{where}: must be an object.")
-        key = entry.get("employee")
+            raise ValidationFailed(
+                f"{where}: must be an object.",
+                code="invalid_entry",
+                fields={"entries": [f"{where}: must be an object."]},
+            )
+        key, by_pk = entry.get("employee"), entry.get("employee_id")
         if isinstance(key, Employee):
             key = key.pk if key.company_id == company.pk else None
-        employee_id = employees.get(key) if not isinstance(key, bool) else None
-        if employee_id is None and isinstance(key, int) and key in employees.values():
-            employee_id = key
+        employee_id = None
+        if isinstance(key, str):
+            # an employee code, even when it is all digits (numeric employee numbers)
+            employee_id = by_code.get(key.strip())
+            if employee_id is None and key.strip().isdigit() and by_pk is None:
+                raise ValidationFailed(
+                    f"{where}: no employee has the code {key!r}; to name an employee by id "
+                    "give employee_id instead.",
+                    code="unknown_employee",
+                    fields={"employee": [f"No employee with code {key!r}."]},
+                )
+        elif is_id(key):
+            employee_id = by_id.get(key)
+        if by_pk is not None:
+            pk_match = by_id.get(by_pk) if is_id(by_pk) else None
+            if pk_match is None:
+                raise ValidationFailed(
+                    f"{where}: no employee with id {by_pk!r} in this company.",
+                    code="unknown_employee",
+                    fields={"employee_id": [f"Unknown employee {by_pk!r}."]},
+                )
+            if key not in (None, "") and employee_id != pk_match:
+                raise ValidationFailed(
+                    f"{where}: employee {key!r} and employee_id {by_pk} name different "
+                    "employees; give one of them.",
+                    code="ambiguous_employee",
+                    fields={"employee": ["Does not match employee_id."]},
+                )
+            employee_id = pk_match
         if employee_id is None:
             raise ValidationFailed(
                 f"{where}: no employee {key!r} in this company.",

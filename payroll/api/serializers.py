@@ -181,11 +181,23 @@ class TimeEntrySerializer(serializers.ModelSerializer):
 
 class TimeEntryInputSerializer(serializers.Serializer):
     employee = serializers.CharField(
-        max_length=30, help_text="The employee's id (a number) or their employee code."
+        max_length=30,
+        required=False,
+        help_text="The employee's code (an all-digit code is a code, never an id).",
+    )
+    employee_id = serializers.IntegerField(
+        required=False, help_text="The employee's id, instead of (or matching) the code."
     )
     day = LedgerDateField()
     hours = serializers.DecimalField(max_digits=7, decimal_places=2, min_value=0, max_value=24)
     note = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+    def validate(self, attrs):
+        if not attrs.get("employee") and attrs.get("employee_id") is None:
+            raise serializers.ValidationError(
+                {"employee": ["Give the employee's code (employee) or id (employee_id)."]}
+            )
+        return attrs
 
 
 class TimeEntryBulkSerializer(serializers.Serializer):

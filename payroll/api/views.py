@@ -359,10 +359,10 @@ class TimeEntryViewSet(
             raise _bulk_error(payload.errors)
         entries = []
         for item in payload.validated_data["entries"]:
-            key = item["employee"].strip()
             entries.append(
                 {
-                    "employee": int(key) if key.isdigit() else key,
+                    "employee": (item.get("employee") or "").strip() or None,
+                    "employee_id": item.get("employee_id"),
                     "day": item["day"],
                     "hours": item["hours"],
                     "note": item.get("note", ""),
@@ -378,15 +378,35 @@ def _bulk_error(errors) -> ValidationFailed:
     entries = errors.get("entries") if isinstance(errors, dict) else None
     items = entries.items() if isinstance(entries, dict) else enumerate(entries or [])
     for index, problems in items:
-        if isinstance(problems, dict) and problems:
+        if isinstance(problems, dict) and problems and str(index).isdigit():
             name, messages = next(iter(problems.items()))
             return ValidationFailed(
-                f"Entry {int(index) + 1}: {name}: {messages[0]} Nothing was recorded.",
+                f"Entry {int(index) + 1}: {name}: {_first_message(messages)} Nothing was recorded.",
                 code="invalid_entry",
                 fields=errors,
             )
-    first = next(iter(errors.values()))[0] if errors else "Invalid request."
-    return ValidationFailed(f"{first}", code="invalid", fields=errors)
+    return ValidationFailed(
+        f"{_first_message(errors) or 'Invalid request.'} Nothing was recorded.",
+        code="invalid_entries",
+        fields=errors if isinstance(errors, dict) else {"entries": [str(errors)]},
+    )
+
+
+def _first_message(errors) -> str:
+    """The first message in DRF's nested errors (dicts and lists of strings)."""
+    if isinstance(errors, dict):
+        for name, value in errors.items():
+            message = _first_message(value)
+            if message:
+                return message if name in ("non_field_errors", "entries") else f"{name}: {message}"
+        return ""
+    if isinstance(errors, list | tuple):
+        for value in errors:
+            message = _first_message(value)
+            if message:
+                return message
+        return ""
+    return str(errors)
 
 
 # --- reference data ----------------------------------------------------------------------------

@@ -238,7 +238,7 @@ def test_bulk_time_entries_all_or_nothing(client, books):
     hourly = employee(company, "H001", pay_type="hourly", hourly_rate=D("250.0000"))
     good = [
         {"employee": "H001", "day": "2025-07-01", "hours": "8.00"},
-        {"employee": str(hourly.pk), "day": "2025-07-02", "hours": "9.50", "note": "stock"},
+        {"employee_id": hourly.pk, "day": "2025-07-02", "hours": "9.50", "note": "stock"},
     ]
     bad = [*good, {"employee": "H001", "day": "2025-07-03", "hours": "25"}]
     refused = client.post(f"{BASE}/time-entries/bulk/", {"entries": bad}, format="json")
@@ -371,3 +371,60 @@ def test_payslip_pdf_of_another_company_answers_404_json(books, api):
     )
     assert response.status_code == 404
     assert response.json()["code"] == "not_found"
+
+
+def test_bulk_time_entry_all_digit_employee_is_a_code(client, books):
+    """Employee numbers are often all digits: "12" is the employee whose code is 12, never the
+    employee whose id is 12; ids go in employee_id; a code and an id naming two different
+    employees are refused."""
+    company = books.a
+    first = employee(company, "A-1", pay_type="hourly", hourly_rate=D("200.0000"))
+    numbered = employee(company, str(first.pk), pay_type="hourly", hourly_rate=D("200.0000"))
+    response = client.post(
+        f"{BASE}/time-entries/bulk/",
+        {"entries": [{"employee": numbered.code, "day": "2025-07-01", "hours": "8.00"}]},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    assert TimeEntry.objects.get(day=date(2025, 7, 1)).employee_id == numbered.pk
+    by_id = client.post(
+        f"{BASE}/time-entries/bulk/",
+        {"entries": [{"employee_id": first.pk, "day": "2025-07-02", "hours": "7.00"}]},
+        format="json",
+    )
+    assert by_id.status_code == 201, by_id.content
+    assert TimeEntry.objects.get(day=date(2025, 7, 2)).employee_id == first.pk
+    both = client.post(
+        f"{BASE}/time-entries/bulk/",
+        {
+            "entries": [
+                {
+                    "employee": numbered.code,
+                    "employee_id": first.pk,
+                    "day": "2025-07-03",
+                    "hours": "8.00",
+                }
+            ]
+        },
+        format="json",
+    )
+    assert (both.status_code, both.json()["code"]) == (400, "ambiguous_employee")
+    digits_no_code = client.post(
+        f"{BASE}/time-entries/bulk/",
+        {"entries": [{"employee": str(numbered.pk), "day": "2025-07-03", "hours": "8.00"}]},
+        format="json",
+    )
+    assert (digits_no_code.status_code, digits_no_code.json()["code"]) == (400, "unknown_employee")
+    assert "employee_id" in digits_no_code.json()["message"]
+    assert TimeEntry.objects.count() == 2
+
+
+@pytest.mark.parametrize("payload", [{"entries": "x"}, {"entries": {"a": 1}}, {}, {"entries": [1]}])
+def test_bulk_time_entries_malformed_payload_answers_400(client, books, payload):
+    client.raise_request_exception = False
+    response = client.post(f"{BASE}/time-entries/bulk/", payload, format="json")
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert body["code"] in ("invalid_entries", "invalid_entry")
+    assert body["message"]
+    assert not TimeEntry.objects.exists()
