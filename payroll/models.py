@@ -17,6 +17,7 @@ import datetime as dt
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q, Value
 
@@ -24,6 +25,11 @@ from core.models import Company
 
 MONEY = {"max_digits": 18, "decimal_places": 2}
 RATE = {"max_digits": 12, "decimal_places": 6}
+# Rates are fractions: 0.100000 is 10 %. (The database checks the same bounds.)
+FRACTION = [
+    MinValueValidator(Decimal(0), message="A rate is a fraction from 0 to 1 (0.10 is 10 percent)."),
+    MaxValueValidator(Decimal(1), message="A rate is a fraction from 0 to 1 (0.10 is 10 percent)."),
+]
 HOURS = {"max_digits": 7, "decimal_places": 2}
 
 
@@ -305,7 +311,11 @@ class DeductionType(models.Model):
     )
     default_amount = models.DecimalField(**MONEY, null=True, blank=True)
     default_rate = models.DecimalField(
-        **RATE, null=True, blank=True, help_text="A fraction: 0.100000 is 10%."
+        **RATE,
+        null=True,
+        blank=True,
+        validators=FRACTION,
+        help_text="A fraction: 0.100000 is 10%.",
     )
     annual_cap = models.DecimalField(
         **MONEY, null=True, blank=True, help_text="Most the employee pays in a tax year."
@@ -319,6 +329,7 @@ class DeductionType(models.Model):
     employer_rate = models.DecimalField(
         **RATE,
         default=0,
+        validators=FRACTION,
         help_text="Employer's share: for a percent deduction a fraction of the same base "
         "(0.100000 pays 10%); for a fixed one a fraction of the employee's amount (1 matches it).",
     )
@@ -346,6 +357,11 @@ class DeductionType(models.Model):
                 name="payroll_deduction_employer_not_negative",
             ),
             models.CheckConstraint(
+                condition=Q(employer_rate__lte=1)
+                & (Q(default_rate__isnull=True) | Q(default_rate__gte=0, default_rate__lte=1)),
+                name="payroll_deduction_rates_fractions",
+            ),
+            models.CheckConstraint(
                 condition=Q(annual_cap__isnull=True) | Q(annual_cap__gt=0),
                 name="payroll_deduction_cap_positive",
             ),
@@ -363,7 +379,11 @@ class EmployeeDeduction(models.Model):
         **MONEY, null=True, blank=True, help_text="Fixed: per period. Empty uses the type's."
     )
     rate = models.DecimalField(
-        **RATE, null=True, blank=True, help_text="Percent: a fraction. Empty uses the type's."
+        **RATE,
+        null=True,
+        blank=True,
+        validators=FRACTION,
+        help_text="Percent: a fraction (0.100000 is 10%). Empty uses the type's.",
     )
     balance = models.DecimalField(
         **MONEY, null=True, blank=True, help_text="Loan: what is still owed."
@@ -380,6 +400,10 @@ class EmployeeDeduction(models.Model):
                 & (Q(rate__isnull=True) | Q(rate__gte=0))
                 & (Q(balance__isnull=True) | Q(balance__gte=0)),
                 name="payroll_employee_deduction_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(rate__isnull=True) | Q(rate__lte=1),
+                name="payroll_employee_deduction_rate_fraction",
             ),
         ]
         indexes = [models.Index(fields=["employee"], name="payroll_emp_deduction_employee")]
@@ -437,7 +461,7 @@ class TaxBracket(models.Model):
     upper = models.DecimalField(
         **MONEY, null=True, blank=True, help_text="Exclusive; empty: no limit."
     )
-    rate = models.DecimalField(**RATE, help_text="A fraction: 0.050000 is 5%.")
+    rate = models.DecimalField(**RATE, validators=FRACTION, help_text="A fraction: 0.050000 is 5%.")
 
     class Meta:
         ordering = ["table", "lower"]
@@ -468,8 +492,8 @@ class FlatTax(models.Model):
     jurisdiction = models.CharField(max_length=20)
     code = models.CharField(max_length=30)
     name = models.CharField(max_length=200)
-    employee_rate = models.DecimalField(**RATE)
-    employer_rate = models.DecimalField(**RATE, default=0)
+    employee_rate = models.DecimalField(**RATE, validators=FRACTION)
+    employer_rate = models.DecimalField(**RATE, default=0, validators=FRACTION)
     wage_base = models.DecimalField(
         **MONEY, null=True, blank=True, help_text="Annual wages taxed at most; empty: no cap."
     )

@@ -420,7 +420,8 @@ def _as_hours(value, where: str) -> Decimal:
 @transaction.atomic
 def time_entries_upsert(*, actor, company: Company, entries: list[dict]) -> dict:
     """Record hours worked, all or nothing: each entry {"employee": code (a string, even all
-    digits), id (an int) or Employee, and/or "employee_id": id, "day", "hours", "note"}. An existing entry for the same employee and day is replaced.
+    digits), id (an int) or Employee, and/or "employee_id": id, "day", "hours", "note"}. An
+    existing entry for the same employee and day is replaced.
     Days inside a completed or processing period are refused (that pay is settled).
     Returns {"created": n, "updated": n}."""
     require_payroll_role(actor, company, "record time")

@@ -288,3 +288,70 @@ def test_schedule_generates_periods_of_its_length(books, frequency):
         assert second.start_date == first.end_date + __import__("datetime").timedelta(days=1)
     for p in made:
         assert services.period_length_problem(frequency, p.start_date, p.end_date) is None
+
+
+# --- rates are fractions ---------------------------------------------------------------------
+
+
+def test_percent_rates_above_one_are_refused_and_the_database_checks_them(books):
+    """rate=10 (meant as 10 %) would take 10 x gross: refused with a field message, and the
+    database refuses it around Python too."""
+    from django.db import IntegrityError, transaction
+
+    from payroll.models import DeductionType, EmployeeDeduction
+    from tests.payroll.conftest import deduction_type
+
+    company = books.a
+    emp = employee(company, "E001")
+    with pytest.raises(ValidationFailed) as caught:
+        services.employee_deduction_create(
+            actor=None, employee=emp, deduction_type=deduction_type("PF"), rate=D("10")
+        )
+    assert "fraction" in caught.value.fields["rate"][0]
+    assert not EmployeeDeduction.objects.exists()
+    with pytest.raises(ValidationFailed) as caught:
+        services.reference_row_save(
+            actor=None,
+            obj=DeductionType(code="X", name="X", calculation="percent", default_rate=D("1.5")),
+            company=company,
+        )
+    assert "default_rate" in caught.value.fields
+    row = services.employee_deduction_create(
+        actor=None, employee=emp, deduction_type=deduction_type("PF"), rate=D("1")
+    )
+    for model, pk, field in (
+        (EmployeeDeduction, row.pk, "rate"),
+        (DeductionType, deduction_type("PF").pk, "default_rate"),
+        (DeductionType, deduction_type("PF").pk, "employer_rate"),
+    ):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            model.objects.filter(pk=pk).update(**{field: D("1.000001")})
+
+
+def test_flat_tax_and_bracket_rates_above_one_are_refused(books):
+    from payroll.models import FlatTax, TaxTable
+
+    company = books.a
+    with pytest.raises(ValidationFailed) as caught:
+        services.reference_row_save(
+            actor=None,
+            obj=FlatTax(
+                jurisdiction="BD",
+                code="SS",
+                name="SS",
+                employee_rate=D("6.2"),
+                effective_from=date(2025, 1, 1),
+            ),
+            company=company,
+        )
+    assert "employee_rate" in caught.value.fields
+    with pytest.raises(ValidationFailed):
+        services.tax_table_save(
+            actor=None,
+            table=TaxTable(
+                jurisdiction="BD", name="T", effective_from=date(2025, 7, 1), source="test"
+            ),
+            company=company,
+            brackets=[{"lower": "0", "upper": None, "rate": "5"}],
+        )
+    assert not TaxTable.objects.filter(company=company).exists()
