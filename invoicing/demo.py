@@ -149,11 +149,15 @@ def seed(*, company: Company, actor, stdout=None) -> int:
         open_invoices.append(invoice)
 
     # Notes on a few approved invoices: returns (credit) and extra supplies (debit).
+    # Issued in date order: a note's number may not be dated before the previous one's.
     adjustable = [i for i in open_invoices if i.status == "approved"]
+    planned = []
     for invoice in rng.sample(adjustable, min(10, len(adjustable))):
-        line = invoice.lines.order_by("serial").first()
         day = min(today, invoice.issue_date + timedelta(days=rng.randrange(1, 15)))
-        if rng.random() < 0.5 and line.item_id:
+        planned.append((day, invoice.pk, invoice, rng.random()))
+    for day, _pk, invoice, coin in sorted(planned, key=lambda p: (p[0], p[1])):
+        line = invoice.lines.order_by("serial").first()
+        if coin < 0.5 and line.item_id:
             quantity = max(Decimal(1), (line.quantity / 4).quantize(Decimal(1)))
             services.credit_note_issue(
                 actor=actor,
