@@ -12,6 +12,7 @@ messages. Dates are business dates in the company's time zone (DESIGN §3).
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 from croniter import CroniterBadCronError, croniter
@@ -69,9 +70,9 @@ def automation_rule_validate(rule: Any, *, enabled: bool = True) -> dict:
 def _valid_date(value) -> dt.date:
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         return value
-    if isinstance(value, str):
+    if isinstance(value, str) and len(value.strip()) == 10:
         try:
-            return dt.date.fromisoformat(value.strip()) if len(value.strip()) == 10 else None
+            return dt.date.fromisoformat(value.strip())
         except ValueError:
             pass
     raise _fail(
@@ -81,6 +82,13 @@ def _valid_date(value) -> dt.date:
 
 
 def _valid_days(value) -> int:
+    if isinstance(value, float | Decimal) and not isinstance(value, bool):
+        if value != int(value):
+            raise _fail(
+                f"days_before_end must be a whole number of days, not {value}.",
+                "automation_rule_bad_days",
+            )
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise _fail(
             f"days_before_end must be a whole number of days, not {value!r}.",
@@ -114,23 +122,43 @@ def _valid_cron(value) -> str:
         )
     expression = " ".join(value.split())
     try:
-        croniter(expression, dt.datetime(2000, 1, 1))  # noqa: DTZ001 (syntax check only)
-    except (CroniterBadCronError, ValueError, KeyError) as exc:
+        # beat runs the rule's entry through celery's crontab, and rule_is_due reads it with
+        # croniter: both must accept it (celery refuses "L", "7" for Sunday, "?" ...)
+        celery_crontab(expression)
+        croniter(expression, dt.datetime(2000, 1, 1), day_or=False)  # noqa: DTZ001
+    except (CroniterBadCronError, ValueError, KeyError, TypeError) as exc:
         raise _fail(
-            f"cron {expression!r} is not a valid expression: {exc}.",
+            f"cron {expression!r} is not a valid expression (as celery beat reads it): {str(exc).rstrip('.')}.",
             "automation_rule_invalid_cron",
         ) from None
     return expression
+
+
+def celery_crontab(expression: str):
+    """celery.schedules.crontab of a five-field expression (raises ValueError when beat could
+    not build the entry)."""
+    from celery.schedules import crontab
+
+    minute, hour, day_of_month, month_of_year, day_of_week = expression.split()
+    return crontab(
+        minute=minute,
+        hour=hour,
+        day_of_month=day_of_month,
+        month_of_year=month_of_year,
+        day_of_week=day_of_week,
+    )
 
 
 # --- when is a period due --------------------------------------------------------------------
 
 
 def _first_cron_fire(period, expression: str) -> dt.datetime:
-    """First firing at or after the period's first day, midnight, company time."""
+    """First firing at or after the period's first day, midnight, company time. Day of month
+    and day of week must both match, as in celery's crontab (which fires the beat entry);
+    classic cron would fire on either."""
     tz = period.company.tz
     start = dt.datetime.combine(period.start_date, dt.time.min, tzinfo=tz)
-    return croniter(expression, start - dt.timedelta(seconds=1)).get_next(dt.datetime)
+    return croniter(expression, start - dt.timedelta(seconds=1), day_or=False).get_next(dt.datetime)
 
 
 def rule_is_due(period, *, today: dt.date | None = None, now: dt.datetime | None = None) -> bool:

@@ -17,6 +17,7 @@ import datetime as dt
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q, Value
@@ -272,6 +273,15 @@ class EmployeeEarning(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["period", "employee"], name="payroll_earning_period")]
+
+    def clean(self):
+        if self.period_id is None and self.effective_from is None:
+            raise ValidationError(
+                {
+                    "effective_from": "Give the period of a one-off earning, or the day a "
+                    "recurring earning starts (effective_from)."
+                }
+            )
 
     def __str__(self) -> str:
         return f"{self.employee.code} {self.earning_type.code} {self.amount}"

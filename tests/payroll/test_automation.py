@@ -51,6 +51,15 @@ DHAKA = ZoneInfo("Asia/Dhaka")
         ({"days_before_end": 2.5}, "automation_rule_bad_days", "whole number"),
         ({"cron": "61 * * * *"}, "automation_rule_invalid_cron", "not a valid expression"),
         ({"cron": "0 9 25 *"}, "automation_rule_invalid_cron", "five fields"),
+        # croniter accepts these, celery beat cannot build them (the entry would never fire)
+        ({"cron": "0 2 L * *"}, "automation_rule_invalid_cron", "not a valid expression"),
+        ({"cron": "0 2 * * 7"}, "automation_rule_invalid_cron", "not a valid expression"),
+        # not ten characters long: a validation error, not an AttributeError (500)
+        ({"run_on_date": "2025-7-1"}, "automation_rule_bad_date", "YYYY-MM-DD"),
+        ({"run_on_date": ""}, "automation_rule_bad_date", "YYYY-MM-DD"),
+        ({"run_on_date": "tomorrow"}, "automation_rule_bad_date", "YYYY-MM-DD"),
+        ({"days_before_end": 1.5}, "automation_rule_bad_days", "must be a whole number of days"),
+        ({"days_before_end": "1.5"}, "automation_rule_bad_days", "must be a whole number of days"),
         ([], "automation_rule_not_object", "must be an object"),
         ({}, "automation_rule_missing", "no rule is set"),
     ],
@@ -354,3 +363,42 @@ def test_nightly_run_queues_only_the_earliest_due_period_of_each_company(books, 
     assert PayrollProcessor(july).run_payroll().status == "completed"
     assert tasks.auto_run_payroll() == 1
     assert queued == [august.pk]
+
+
+def test_malformed_run_on_date_through_the_api_answers_400(books, api):
+    client = api(books.users_a["payroll_manager"], books.a)
+    client.raise_request_exception = False
+    for value in ("2025-7-1", "", "tomorrow"):
+        response = client.post(
+            "/api/v1/payroll/periods/",
+            {
+                "start_date": "2025-07-01",
+                "end_date": "2025-07-31",
+                "automation_enabled": True,
+                "automation_rule": {"run_on_date": value},
+            },
+            format="json",
+        )
+        assert response.status_code == 400, (value, response.status_code)
+        assert response.json()["code"] == "automation_rule_bad_date"
+    assert not PayrollPeriod.objects.exists()
+
+
+def test_cron_day_of_month_and_day_of_week_both_match_as_in_celery(books):
+    """'0 2 1-7 * 1' is the first Monday of the month for celery's crontab (both fields must
+    match), not every day 1-7 plus every Monday: July 2025 starts on a Tuesday, so the rule is
+    due from Monday 7 July 02:00 Dhaka, not on 1 July."""
+    from payroll.automation import celery_crontab, rule_next_run
+
+    july = monthly(
+        books.a, 2025, 7, automation_enabled=True, automation_rule={"cron": "0 2 1-7 * 1"}
+    )
+    fire = rule_next_run(july)
+    assert fire == dt.datetime(2025, 7, 7, 2, 0, tzinfo=books.a.tz)
+    assert not july.is_due_for_automation(today=date(2025, 7, 6))
+    assert july.is_due_for_automation(today=date(2025, 7, 7))
+    # celery's crontab agrees: 1 July is not one of its days, 7 July is
+    schedule = celery_crontab("0 2 1-7 * 1")
+    assert 1 not in schedule.day_of_week or 1 in schedule.day_of_month  # Monday = 1
+    assert date(2025, 7, 7).isoweekday() % 7 in schedule.day_of_week
+    assert date(2025, 7, 1).isoweekday() % 7 not in schedule.day_of_week

@@ -355,3 +355,17 @@ def test_flat_tax_and_bracket_rates_above_one_are_refused(books):
             brackets=[{"lower": "0", "upper": None, "rate": "5"}],
         )
     assert not TaxTable.objects.filter(company=company).exists()
+
+
+def test_earning_without_period_or_start_day_gets_a_field_message(books):
+    from payroll.models import EmployeeEarning
+    from tests.payroll.conftest import earning_type
+
+    emp = employee(books.a, "E001")
+    with pytest.raises(ValidationFailed) as caught:
+        services.employee_earning_create(
+            actor=None, employee=emp, earning_type=earning_type("BONUS"), amount=D("100.00")
+        )
+    assert "effective_from" in caught.value.fields
+    assert "one-off earning" in caught.value.fields["effective_from"][0]
+    assert not EmployeeEarning.objects.exists()
