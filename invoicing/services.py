@@ -1159,8 +1159,12 @@ def credit_note_issue(
     expected_version=None,
     system_job: str = "",
 ) -> Invoice:
-    """Mushak-6.7: a decreasing adjustment to an approved invoice (at most what is still due),
-    in the credit-note series; posts revenue, SD and VAT back against receivables."""
+    """Mushak-6.7: a decreasing adjustment to an approved invoice, in the credit-note series;
+    posts revenue, SD and VAT back against receivables. At most what was charged (invoice plus
+    debit notes less earlier credit notes, paid or not), and per VAT code at most the value,
+    SD and VAT still open at that rate (`credit_exceeds_invoice`). Credit beyond the amount
+    still due leaves the customer in credit: receivables go negative by that much and the
+    invoice shows a negative amount due (status paid) until it is refunded or used."""
     return _note_issue(
         kind=domain.CREDIT_NOTE,
         actor=actor,
