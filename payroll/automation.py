@@ -128,7 +128,8 @@ def _valid_cron(value) -> str:
         croniter(expression, dt.datetime(2000, 1, 1), day_or=False)  # noqa: DTZ001
     except (CroniterBadCronError, ValueError, KeyError, TypeError) as exc:
         raise _fail(
-            f"cron {expression!r} is not a valid expression (as celery beat reads it): {str(exc).rstrip('.')}.",
+            f"cron {expression!r} is not a valid expression (as celery beat reads it): "
+            f"{str(exc).rstrip('.')}.",
             "automation_rule_invalid_cron",
         ) from None
     return expression

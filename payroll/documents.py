@@ -36,7 +36,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from core.pdf import render_html, render_pdf
-from payroll.models import LineKind, Payslip, PayslipStatus
+from payroll.models import LineKind, PayrollRun, Payslip, PayslipStatus
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,6 @@ SECTIONS = (
     (LineKind.POST_TAX_DEDUCTION, "Post-tax deductions"),
 )
 EMPLOYER_KINDS = (LineKind.EMPLOYER, LineKind.EMPLOYER_TAX)
-
-# Run ids whose payslips are not mailed (the demo's back-dated runs): checked when the
-# after-commit hook fires in this process.
-_NOT_MAILED: set[int] = set()
 
 
 # --- formatting ----------------------------------------------------------------------------
@@ -222,18 +218,11 @@ def payslip_filename(payslip: Payslip, extension: str = "pdf") -> str:
 # --- email ---------------------------------------------------------------------------------
 
 
-def payslips_not_mailed(run_id: int) -> None:
-    """Do not mail the payslips of this run when its transaction commits (back-dated demo
-    runs). Only affects this process's after-commit hook."""
-    _NOT_MAILED.add(run_id)
-
-
 def payslips_email_queue(*, run_id: int) -> int:
     """Queue the run's payslip emails (called after the run commits). Returns the number of
     payslips queued."""
-    if run_id in _NOT_MAILED:
-        _NOT_MAILED.discard(run_id)
-        return 0
+    if PayrollRun.objects.filter(pk=run_id, mail_payslips=False).exists():
+        return 0  # a back-dated run (the demo's): its payslips are not mailed
     ids = list(
         Payslip.objects.filter(run_id=run_id, status=PayslipStatus.ISSUED, emailed_at__isnull=True)
         .exclude(employee__email="")

@@ -274,6 +274,9 @@ class EmployeeEarning(models.Model):
         ]
         indexes = [models.Index(fields=["period", "employee"], name="payroll_earning_period")]
 
+    def __str__(self) -> str:
+        return f"{self.employee.code} {self.earning_type.code} {self.amount}"
+
     def clean(self):
         if self.period_id is None and self.effective_from is None:
             raise ValidationError(
@@ -282,9 +285,6 @@ class EmployeeEarning(models.Model):
                     "recurring earning starts (effective_from)."
                 }
             )
-
-    def __str__(self) -> str:
-        return f"{self.employee.code} {self.earning_type.code} {self.amount}"
 
 
 class DeductionTiming(models.TextChoices):
@@ -788,6 +788,10 @@ class PayrollRun(models.Model):
     attempt = models.PositiveIntegerField(default=1)
     trigger = models.CharField(max_length=10, choices=RunTrigger.choices)
     forced = models.BooleanField(default=False)
+    mail_payslips = models.BooleanField(
+        default=True,
+        help_text="Email the payslips when the run commits (off for back-dated demo runs).",
+    )
     status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.RUNNING)
     triggered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"

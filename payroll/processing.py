@@ -1173,8 +1173,10 @@ class PayrollProcessor:
         trigger: str = RunTrigger.MANUAL,
         actor=None,
         progress: ProgressCallback | None = None,
+        mail_payslips: bool = True,
     ):
         self.period = period
+        self.mail_payslips = mail_payslips  # stored on the run; read when it commits
         self.trigger = trigger
         self.actor = actor if getattr(actor, "is_authenticated", False) else None
         self.progress = progress
@@ -1258,6 +1260,7 @@ class PayrollProcessor:
                     attempt=attempt,
                     trigger=self.trigger,
                     forced=force,
+                    mail_payslips=self.mail_payslips,
                     triggered_by=self.actor,
                     started_at=now,
                     picked_at=None if self.defer else now,

@@ -952,6 +952,7 @@ def payroll_period_run(
     force: bool = False,
     trigger: str = RunTrigger.MANUAL,
     asynchronous: bool = True,
+    mail_payslips: bool = True,
 ):
     """Start a pay run. Asynchronous (admin, API): the period is claimed now, in this
     request, and the returned run (status running, progress 0 of N) is processed by a Celery
@@ -962,7 +963,7 @@ def payroll_period_run(
     from payroll.processing import PayrollProcessor
 
     require_payroll_role(actor, period.company, "run payroll")
-    processor = PayrollProcessor(period, trigger=trigger, actor=actor)
+    processor = PayrollProcessor(period, trigger=trigger, actor=actor, mail_payslips=mail_payslips)
     if not asynchronous:
         return processor.run_payroll(force=force)
     processor.defer = True

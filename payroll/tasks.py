@@ -119,7 +119,12 @@ def process_payroll_run(self, run_id: int):
     run = PayrollRun.objects.select_related("period__company").filter(pk=run_id).first()
     if run is None:
         return {"status": "missing", "run_id": run_id}
-    processor = PayrollProcessor(run.period, trigger=run.trigger, actor=run.triggered_by)
+    processor = PayrollProcessor(
+        run.period,
+        trigger=run.trigger,
+        actor=run.triggered_by,
+        mail_payslips=run.mail_payslips,
+    )
     if run.status == RunStatus.RUNNING:
         outcome = processor.process(run, fan_out=True)
     elif run.period.status == PeriodStatus.FAILED and self.request.retries:

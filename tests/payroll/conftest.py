@@ -101,16 +101,3 @@ def statutory(db):
     from payroll.reference_data import reference_data_load
 
     reference_data_load(apps)
-
-
-@pytest.fixture(autouse=True)
-def _forget_unmailed_runs():
-    """payroll.documents remembers, per process, runs whose payslips must not be mailed when
-    their transaction commits; a test's transaction never commits and its run ids come back
-    in the next test, so the memory is cleared after each test."""
-    yield
-    try:
-        from payroll import documents
-    except ImportError:  # pragma: no cover
-        return
-    getattr(documents, "_NOT_MAILED", set()).clear()

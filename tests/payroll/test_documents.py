@@ -205,3 +205,38 @@ def test_a_failed_run_emails_nobody(books, django_capture_on_commit_callbacks):
     assert outcome.status == "failed"
     assert mail.outbox == []
     assert not Payslip.objects.filter(period=january).exclude(status="void").exists()
+
+
+def test_a_run_marked_not_to_mail_emails_nobody_and_a_rolled_back_one_leaves_no_trace(
+    books, django_capture_on_commit_callbacks
+):
+    """The 'do not mail' choice is a column of the run (mail_payslips), written in the run's
+    own transaction: a rolled-back run leaves nothing behind that could silence a later run
+    given the same id (SQLite reuses ids after a rollback)."""
+    from django.db import transaction
+
+    from payroll.models import PayrollRun
+
+    company = books.a
+    employee(company, "E001", email="e001@example.test")
+    july, august = monthly(company, 2025, 7), monthly(company, 2025, 8)
+    try:
+        with transaction.atomic():
+            services.payroll_period_run(
+                actor=None, period=july, asynchronous=False, mail_payslips=False
+            )
+            raise RuntimeError("seed failed")
+    except RuntimeError:
+        pass
+    assert not PayrollRun.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = PayrollProcessor(july).run_payroll()
+    assert outcome.status == "completed" and outcome.run.mail_payslips
+    assert len(mail.outbox) == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        quiet = services.payroll_period_run(
+            actor=None, period=august, asynchronous=False, mail_payslips=False
+        )
+    assert quiet.status == "completed"
+    assert PayrollRun.objects.get(pk=quiet.run.pk).mail_payslips is False
+    assert len(mail.outbox) == 1  # August's payslip was not mailed
