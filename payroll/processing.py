@@ -1621,35 +1621,50 @@ def _describe(exc: BaseException) -> str:
 def run_fail(run: PayrollRun, exc: BaseException) -> None:
     """Record a failed attempt: the run failed with its reason, the period failed (ready to
     run again), chunks stopped. Unfinished payslips stay `processing` (never issued) until the
-    next attempt discards them."""
+    next attempt discards them.
+
+    Only an attempt that is still running fails, and the period only while it is still held
+    by this attempt's claim (its lock token as the caller loaded it with the run): a late
+    failure of an old attempt never fails (or unlocks) a newer attempt of the same period."""
     message = _describe(exc)
     detail = message if isinstance(exc, DomainError) else traceback.format_exc(limit=5)
     now = timezone.now()
+    token = run.period.lock_token if "period" in run._state.fields_cache else None
+    if token is None:
+        token = (
+            PayrollPeriod.objects.filter(pk=run.period_id)
+            .values_list("lock_token", flat=True)
+            .first()
+        )
     with transaction.atomic():
         changed = PayrollRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
             status=RunStatus.FAILED, finished_at=now, error=detail[:4000]
         )
+        if not changed:
+            log.warning(
+                "payroll run failure ignored: the run is no longer running",
+                extra={"run": run.pk, "error": message[:500]},
+            )
+            return
         PayrollRunChunk.objects.filter(
             run_id=run.pk, status__in=[ChunkStatus.PENDING, ChunkStatus.RUNNING]
         ).update(status=ChunkStatus.FAILED)
-        PayrollPeriod.objects.filter(pk=run.period_id, status=PeriodStatus.PROCESSING).update(
+        PayrollPeriod.objects.filter(
+            pk=run.period_id, status=PeriodStatus.PROCESSING, lock_token=token or ""
+        ).update(
             status=PeriodStatus.FAILED,
             last_error=message[:2000],
             lock_expires_at=None,
             updated_at=now,
         )
-        if changed:
-            audit_record(
-                action="payroll.run.failed",
-                system_job=SYSTEM_JOB,
-                company=run.period.company,
-                obj=run,
-                before={"status": PeriodStatus.PROCESSING},
-                after={"status": PeriodStatus.FAILED, "error": message[:500]},
-            )
-    token = (
-        PayrollPeriod.objects.filter(pk=run.period_id).values_list("lock_token", flat=True).first()
-    )
+        audit_record(
+            action="payroll.run.failed",
+            system_job=SYSTEM_JOB,
+            company=run.period.company,
+            obj=run,
+            before={"status": PeriodStatus.PROCESSING},
+            after={"status": PeriodStatus.FAILED, "error": message[:500]},
+        )
     if token:
         # Let the next attempt start at once (a fanned-out run holds the lock until it ends).
         lock_release(lock_name(run.period_id), token)

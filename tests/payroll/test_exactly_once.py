@@ -553,3 +553,39 @@ def test_a_fanned_out_run_whose_chunk_keeps_failing_fails_and_frees_the_period(
     outcome = PayrollProcessor(july).run_payroll()  # not "busy": the lock was let go
     assert outcome.status == "completed", outcome.message
     assert Payslip.objects.filter(status="issued").count() == 4
+
+
+def test_a_late_failure_of_an_old_attempt_leaves_the_newer_attempt_alone(books):
+    """Attempt 1 is taken away (its lease expired: run failed, period failed); attempt 2 is
+    running. Attempt 1's worker then fails late: attempt 2 and the period keep running, and
+    attempt 2's lock stays held."""
+    from core.locks import lock_holder, lock_release
+
+    company = books.a
+    employee(company, "E001")
+    july = monthly(company, 2025, 7)
+    first = PayrollProcessor(july).claim()
+    old = PayrollRun.objects.select_related("period__company").get(pk=first.pk)
+    # what stale_runs_release does once the lease has expired
+    PayrollRun.objects.filter(pk=first.pk).update(status=RunStatus.FAILED, error="Lease expired.")
+    PayrollPeriod.objects.filter(pk=july.pk).update(status=PeriodStatus.FAILED)
+    lock_release(lock_name(july.pk), old.period.lock_token)
+    second = PayrollProcessor(july).claim()
+    new_token = PayrollPeriod.objects.get(pk=july.pk).lock_token
+    assert new_token != old.period.lock_token
+
+    processing.run_fail(old, RuntimeError("worker 1 died late"))
+
+    july.refresh_from_db()
+    assert (july.status, july.lock_token) == (PeriodStatus.PROCESSING, new_token)
+    assert PayrollRun.objects.get(pk=second.pk).status == RunStatus.RUNNING
+    assert PayrollRun.objects.get(pk=first.pk).error == "Lease expired."
+    assert lock_holder(lock_name(july.pk)) == new_token
+    # the current attempt failing does fail the period
+    processing.run_fail(
+        PayrollRun.objects.select_related("period__company").get(pk=second.pk),
+        RuntimeError("boom"),
+    )
+    july.refresh_from_db()
+    assert july.status == PeriodStatus.FAILED
+    assert lock_holder(lock_name(july.pk)) is None
