@@ -258,6 +258,42 @@ def employee_update(*, actor, employee: Employee, **changes) -> Employee:
 # --- reference rows edited in the admin and the API --------------------------------------------
 
 
+def _refuse_if_settled(obj, stored=None) -> None:
+    """Rows that fed a completed (or processing) pay run change only after a reopen: a time
+    entry on a day of such a period, a one-off earning of such a period (as it is now or as it
+    is being changed to)."""
+    if isinstance(obj, TimeEntry):
+        days = {d for d in (obj.day, getattr(stored, "day", None)) if d is not None}
+        company_id = obj.company_id or getattr(stored, "company_id", None)
+        for day in sorted(days):
+            settled = (
+                PayrollPeriod.objects.filter(
+                    company_id=company_id,
+                    status__in=[PeriodStatus.COMPLETED, PeriodStatus.PROCESSING],
+                    start_date__lte=day,
+                    end_date__gte=day,
+                )
+                .order_by("start_date")
+                .first()
+            )
+            if settled is not None:
+                raise ConflictError(
+                    f"{day} lies in the payroll period {settled.start_date}..{settled.end_date}, "
+                    f"which is {settled.status}; reopen it before changing its hours.",
+                    code="period_settled",
+                )
+    elif isinstance(obj, EmployeeEarning):
+        ids = {i for i in (obj.period_id, getattr(stored, "period_id", None)) if i is not None}
+        for period in PayrollPeriod.objects.filter(pk__in=ids).order_by("start_date"):
+            if period.status not in EDITABLE_STATUSES:
+                raise ConflictError(
+                    f"{period} is {period.get_status_display().lower()}; its earnings change "
+                    "only after it is reopened.",
+                    code="period_closed",
+                    fields={"period": [f"{period} is {period.status}."]},
+                )
+
+
 @transaction.atomic
 def reference_row_save(*, actor, obj, company: Company | None = None):
     """Create or change a reference row (pay rate, deduction or earning type, tax table, flat
@@ -275,7 +311,9 @@ def reference_row_save(*, actor, obj, company: Company | None = None):
         if hasattr(obj, "company_id") and obj.company_id is None and company is not None:
             obj.company = company
     creating = obj.pk is None
-    before = None if creating else model_snapshot(type(obj).objects.get(pk=obj.pk))
+    stored = None if creating else type(obj).objects.get(pk=obj.pk)
+    before = None if creating else model_snapshot(stored)
+    _refuse_if_settled(obj, stored)
     _full_clean(obj)
     try:
         with transaction.atomic():
@@ -309,6 +347,8 @@ def reference_row_delete(*, actor, obj) -> None:
             )
     else:
         require_payroll_role(actor, owner, "change payroll settings")
+    if obj.pk is not None:
+        _refuse_if_settled(type(obj).objects.get(pk=obj.pk))
     audit_record(
         action=f"payroll.{obj._meta.model_name}.deleted",
         actor=actor,

@@ -11,6 +11,7 @@ from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
+from core.errors import ConflictError
 from payroll import services
 from payroll.models import (
     DeductionType,
@@ -516,3 +517,25 @@ def test_completed_period_page_saves_without_changes_and_refuses_edits(manager, 
     with pytest.raises(Exception) as raised:
         refused(actor=None, period=period, name="Renamed")
     assert "reopen it to change it" in str(raised.value.message)
+
+
+def test_time_entry_of_a_paid_period_cannot_be_deleted(manager, books):
+    """Hours paid in July stay while July is completed; deleting them goes through the same
+    settled-period check as changing them."""
+    company = books.a
+    employee(company, "H1", pay_type="hourly", hourly_rate=D("250.0000"))
+    services.time_entries_upsert(
+        actor=None,
+        company=company,
+        entries=[{"employee": "H1", "day": date(2025, 7, 1), "hours": "8.00"}],
+    )
+    july = monthly(company, 2025, 7)
+    assert PayrollProcessor(july).run_payroll().status == "completed"
+    entry = TimeEntry.objects.get()
+    response = manager.post(f"{ADMIN}/timeentry/{entry.pk}/delete/", {"post": "yes"}, follow=True)
+    assert response.status_code in (200, 409)
+    assert "reopen it before changing its hours" in response.content.decode()
+    assert TimeEntry.objects.filter(pk=entry.pk).exists()
+    with pytest.raises(ConflictError) as caught:
+        services.reference_row_delete(actor=None, obj=entry)
+    assert caught.value.code == "period_settled"

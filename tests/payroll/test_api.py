@@ -428,3 +428,45 @@ def test_bulk_time_entries_malformed_payload_answers_400(client, books, payload)
     assert body["code"] in ("invalid_entries", "invalid_entry")
     assert body["message"]
     assert not TimeEntry.objects.exists()
+
+
+def test_earning_of_a_paid_period_cannot_be_changed_or_deleted(client, books):
+    """A 5,000 bonus paid with July: changing it to 50,000 or deleting it is refused (409)
+    while July is completed; the payslip and the row keep 5,000."""
+    from core.errors import ConflictError
+    from payroll import services
+    from payroll.models import EarningType, EmployeeEarning
+    from payroll.processing import PayrollProcessor
+
+    company = books.a
+    emp = employee(company, "E001")
+    july = monthly(company, 2025, 7)
+    bonus = services.employee_earning_create(
+        actor=None,
+        employee=emp,
+        earning_type=EarningType.objects.get(company=None, code="BONUS"),
+        amount=D("5000.00"),
+        period=july,
+    )
+    assert PayrollProcessor(july).run_payroll().status == "completed"
+    changed = client.patch(
+        f"{BASE}/employee-earnings/{bonus.pk}/", {"amount": "50000.00"}, format="json"
+    )
+    assert (changed.status_code, changed.json()["code"]) == (409, "period_closed")
+    deleted = client.delete(f"{BASE}/employee-earnings/{bonus.pk}/")
+    assert (deleted.status_code, deleted.json()["code"]) == (409, "period_closed")
+    moved = services.payroll_period_create(
+        actor=None, company=company, start_date=date(2025, 8, 1), end_date=date(2025, 8, 31)
+    )
+    recurring = services.employee_earning_create(
+        actor=None,
+        employee=emp,
+        earning_type=EarningType.objects.get(company=None, code="BONUS"),
+        amount=D("100.00"),
+        period=moved,
+    )
+    recurring.period = july  # moved into the paid period (the admin inline can do this)
+    with pytest.raises(ConflictError):
+        services.reference_row_save(actor=None, obj=recurring)
+    assert EmployeeEarning.objects.get(pk=bonus.pk).amount == D("5000.00")
+    assert EmployeeEarning.objects.get(pk=recurring.pk).period_id == moved.pk
