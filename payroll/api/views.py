@@ -513,7 +513,9 @@ def _period_action(description, *, request=None, responses=None):
     run=_period_action(
         "Start a pay run: 202 with the run (progress 0 of N); a worker pays it after commit. "
         "409 already_completed (reopen first), period_busy (being processed), not_due (the "
-        "automation rule is not due: send force=true), invalid_status (draft or cancelled).",
+        "automation rule is not due: send force=true), invalid_status (draft or cancelled), "
+        "earlier_period_open (an earlier period of the company is not completed or cancelled: "
+        "periods are paid in order).",
         request=s.RunRequestSerializer,
         responses={202: s.PayrollRunSerializer},
     ),
@@ -524,7 +526,8 @@ def _period_action(description, *, request=None, responses=None):
     ),
     reopen=_period_action(
         "Undo a completed run: void its payslips, reverse its journal entry, restore loan "
-        "balances; the period becomes active again.",
+        "balances; the period goes back to draft (activate it, or run it, once corrected). "
+        "409 later_period_completed while a later period is completed (reopen latest first).",
         request=s.ReopenSerializer,
     ),
     activate=_period_action("Make a draft period active (ready to run).", request=None),
