@@ -1220,6 +1220,9 @@ class PayrollProcessor:
                 "period can be run (activate it first).",
                 code="invalid_status",
             )
+        from payroll.services import lock_company_periods
+
+        lock_company_periods(period.company_id)  # against a reopen of an earlier period
         earlier = earlier_open_period(period)
         if earlier is not None:
             raise ConflictError(

@@ -621,6 +621,12 @@ PERIOD_FIELDS = (
 )
 
 
+def lock_company_periods(company_id: int) -> None:
+    """Serialise the checks that span a company's periods (overlap on create and update,
+    order on claim and reopen) by locking the company's row until the transaction ends."""
+    list(Company.objects.select_for_update().filter(pk=company_id).values_list("pk", flat=True))
+
+
 def _check_period(period: PayrollPeriod) -> None:
     if period.start_date and period.end_date and period.end_date < period.start_date:
         raise ValidationFailed(
@@ -644,6 +650,7 @@ def _check_period(period: PayrollPeriod) -> None:
             fields={"schedule": ["Not found in this company."]},
         )
     _check_period_length(period)
+    lock_company_periods(period.company_id)
     # Any live period of the company, whatever its type: every employee is in scope of every
     # period, so two periods covering the same day would pay that day twice.
     overlapping = (
@@ -769,6 +776,7 @@ def payroll_period_create(
 @transaction.atomic
 def payroll_period_update(*, actor, period: PayrollPeriod, **changes) -> PayrollPeriod:
     require_payroll_role(actor, period.company, "change payroll periods")
+    lock_company_periods(period.company_id)  # company before period, as claim and reopen
     period = PayrollPeriod.objects.select_for_update().select_related("company").get(pk=period.pk)
     if period.status not in EDITABLE_STATUSES:
         raise ConflictError(
@@ -1035,6 +1043,7 @@ def payroll_period_reopen(*, actor, period: PayrollPeriod, reason: str) -> Payro
             code="reason_required",
             fields={"reason": ["Required."]},
         )
+    lock_company_periods(period.company_id)
     period = _locked_period(period)
     check_transition(period, PeriodStatus.DRAFT)
     if period.status != PeriodStatus.COMPLETED:

@@ -589,3 +589,48 @@ def test_a_late_failure_of_an_old_attempt_leaves_the_newer_attempt_alone(books):
     july.refresh_from_db()
     assert july.status == PeriodStatus.FAILED
     assert lock_holder(lock_name(july.pk)) is None
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_overlapping_periods_created_at_once_one_is_refused(tenants):
+    """A monthly July and a weekly 7-13 July created at the same moment: the company row lock
+    serialises the overlap check, so exactly one is saved."""
+    from core.errors import DomainError
+    from payroll import services
+
+    company = tenants.a
+    barrier = threading.Barrier(2)
+    results = []
+    shapes = [
+        (date(2025, 7, 1), date(2025, 7, 31), "monthly"),
+        (date(2025, 7, 7), date(2025, 7, 13), "weekly"),
+    ]
+
+    def create(start, end, period_type):
+        try:
+            barrier.wait(timeout=10)
+            with transaction.atomic():
+                services.payroll_period_create(
+                    actor=None,
+                    company=company,
+                    start_date=start,
+                    end_date=end,
+                    period_type=period_type,
+                )
+                import time
+
+                time.sleep(0.3)  # hold the transaction open while the other one checks
+            results.append("saved")
+        except DomainError as exc:
+            results.append(exc.code)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=create, args=shape) for shape in shapes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(results) == ["period_overlap", "saved"]
+    assert PayrollPeriod.objects.filter(company=company).count() == 1
