@@ -470,3 +470,27 @@ def test_earning_of_a_paid_period_cannot_be_changed_or_deleted(client, books):
         services.reference_row_save(actor=None, obj=recurring)
     assert EmployeeEarning.objects.get(pk=bonus.pk).amount == D("5000.00")
     assert EmployeeEarning.objects.get(pk=recurring.pk).period_id == moved.pk
+
+
+def test_run_answers_409_while_an_earlier_period_is_open_and_names_it(client, books):
+    company = books.a
+    employee(company, "E001")
+    monthly(company, 2025, 7, name="July 2025")
+    august = monthly(company, 2025, 8)
+    response = client.post(f"{BASE}/periods/{august.pk}/run/", {"force": True}, format="json")
+    assert response.status_code == 409, response.content
+    body = response.json()
+    assert body["code"] == "earlier_period_open"
+    assert "July 2025" in body["message"]
+    assert not Payslip.objects.exists()
+    assert PayrollPeriod.objects.get(pk=august.pk).status == PeriodStatus.ACTIVE
+
+
+def test_weekly_period_of_31_days_answers_400(client, books):
+    response = client.post(
+        f"{BASE}/periods/",
+        {"start_date": "2025-07-01", "end_date": "2025-07-31", "period_type": "weekly"},
+        format="json",
+    )
+    assert (response.status_code, response.json()["code"]) == (400, "period_length")
+    assert not PayrollPeriod.objects.exists()
