@@ -117,6 +117,40 @@ def _full_clean(obj, exclude=None) -> None:
         raise ValidationFailed.from_django(exc) from None
 
 
+def _unknown_refuse(fields, allowed) -> None:
+    unknown = set(fields) - set(allowed)
+    if unknown:
+        raise ValidationFailed(f"Unknown fields: {', '.join(sorted(unknown))}.", code="invalid")
+
+
+def _reference_save(*, actor, obj, check, names, action: str, before: dict | None = None):
+    """The common tail of the catalogue services (VAT rates, parties, items): check, clean,
+    save and audit one row. `before` is the snapshot taken under the row lock on update."""
+    check(obj)
+    _full_clean(obj, exclude=["company"])
+    obj.save()
+    audit_record(
+        action=action,
+        actor=actor,
+        company=obj.company,
+        obj=obj,
+        before=before,
+        after=model_snapshot(obj, names),
+    )
+    return obj
+
+
+def _reference_update(*, actor, obj, changes: dict, check, names, action: str):
+    """Lock the row, snapshot it, apply `changes` (already vetted) and save it as above."""
+    locked = type(obj).objects.select_for_update().get(pk=obj.pk)
+    before = model_snapshot(locked, names)
+    for name, value in changes.items():
+        setattr(locked, name, value)
+    return _reference_save(
+        actor=actor, obj=locked, check=check, names=names, action=action, before=before
+    )
+
+
 # --- VAT rates -------------------------------------------------------------------------------
 
 
@@ -168,45 +202,28 @@ def _check_vat_rate(rate: VatRate) -> None:
 @transaction.atomic
 def vat_rate_create(*, actor, company: Company, **fields) -> VatRate:
     _require_write(actor, company)
-    unknown = set(fields) - set(VAT_RATE_FIELDS)
-    if unknown:
-        raise ValidationFailed(f"Unknown fields: {', '.join(sorted(unknown))}.", code="invalid")
-    rate = VatRate(company=company, **fields)
-    _check_vat_rate(rate)
-    _full_clean(rate, exclude=["company"])
-    rate.save()
-    audit_record(
-        action="vat_rate.created",
+    _unknown_refuse(fields, VAT_RATE_FIELDS)
+    return _reference_save(
         actor=actor,
-        company=company,
-        obj=rate,
-        after=model_snapshot(rate, VAT_RATE_FIELDS),
+        obj=VatRate(company=company, **fields),
+        check=_check_vat_rate,
+        names=VAT_RATE_FIELDS,
+        action="vat_rate.created",
     )
-    return rate
 
 
 @transaction.atomic
 def vat_rate_update(*, actor, vat_rate: VatRate, **changes) -> VatRate:
     _require_write(actor, vat_rate.company)
-    unknown = set(changes) - set(VAT_RATE_FIELDS)
-    if unknown:
-        raise ValidationFailed(f"Unknown fields: {', '.join(sorted(unknown))}.", code="invalid")
-    rate = VatRate.objects.select_for_update().get(pk=vat_rate.pk)
-    before = model_snapshot(rate, VAT_RATE_FIELDS)
-    for name, value in changes.items():
-        setattr(rate, name, value)
-    _check_vat_rate(rate)
-    _full_clean(rate, exclude=["company"])
-    rate.save()
-    audit_record(
-        action="vat_rate.updated",
+    _unknown_refuse(changes, VAT_RATE_FIELDS)
+    return _reference_update(
         actor=actor,
-        company=rate.company,
-        obj=rate,
-        before=before,
-        after=model_snapshot(rate, VAT_RATE_FIELDS),
+        obj=vat_rate,
+        changes=changes,
+        check=_check_vat_rate,
+        names=VAT_RATE_FIELDS,
+        action="vat_rate.updated",
     )
-    return rate
 
 
 def _company_rates(company: Company) -> dict[str, domain.RateInfo]:
@@ -288,9 +305,7 @@ PARTY_FIELDS = (
 
 
 def _party_fields(fields: dict) -> dict:
-    unknown = set(fields) - set(PARTY_FIELDS)
-    if unknown:
-        raise ValidationFailed(f"Unknown fields: {', '.join(sorted(unknown))}.", code="invalid")
+    _unknown_refuse(fields, PARTY_FIELDS)
     out = dict(fields)
     if "bin" in out:
         out["bin"] = bin_normalise(out["bin"])
@@ -301,49 +316,36 @@ def _party_fields(fields: dict) -> dict:
     return out
 
 
-@transaction.atomic
-def party_create(*, actor, company: Company, **fields) -> Party:
-    _require_write(actor, company)
-    party = Party(company=company, **_party_fields(fields))
+def _check_party(party: Party) -> None:
     if not party.name:
         raise ValidationFailed(
             "Name the party.", code="name_required", fields={"name": ["Required."]}
         )
-    _full_clean(party, exclude=["company"])
-    party.save()
-    audit_record(
-        action="party.created",
+
+
+@transaction.atomic
+def party_create(*, actor, company: Company, **fields) -> Party:
+    _require_write(actor, company)
+    return _reference_save(
         actor=actor,
-        company=company,
-        obj=party,
-        after=model_snapshot(party, PARTY_FIELDS),
+        obj=Party(company=company, **_party_fields(fields)),
+        check=_check_party,
+        names=PARTY_FIELDS,
+        action="party.created",
     )
-    return party
 
 
 @transaction.atomic
 def party_update(*, actor, party: Party, **changes) -> Party:
     _require_write(actor, party.company)
-    changes = _party_fields(changes)
-    party = Party.objects.select_for_update().get(pk=party.pk)
-    before = model_snapshot(party, PARTY_FIELDS)
-    for name, value in changes.items():
-        setattr(party, name, value)
-    if not party.name:
-        raise ValidationFailed(
-            "Name the party.", code="name_required", fields={"name": ["Required."]}
-        )
-    _full_clean(party, exclude=["company"])
-    party.save()
-    audit_record(
-        action="party.updated",
+    return _reference_update(
         actor=actor,
-        company=party.company,
         obj=party,
-        before=before,
-        after=model_snapshot(party, PARTY_FIELDS),
+        changes=_party_fields(changes),
+        check=_check_party,
+        names=PARTY_FIELDS,
+        action="party.updated",
     )
-    return party
 
 
 # --- items -----------------------------------------------------------------------------------
@@ -363,10 +365,12 @@ ITEM_FIELDS = (
 )
 
 
+# the audit snapshot names the VAT rate by id
+_ITEM_AUDIT_NAMES = tuple(f if f != "vat_rate" else "vat_rate_id" for f in ITEM_FIELDS)
+
+
 def _item_fields(company: Company, fields: dict) -> dict:
-    unknown = set(fields) - set(ITEM_FIELDS)
-    if unknown:
-        raise ValidationFailed(f"Unknown fields: {', '.join(sorted(unknown))}.", code="invalid")
+    _unknown_refuse(fields, ITEM_FIELDS)
     out = dict(fields)
     rate = out.get("vat_rate")
     if rate is not None and not isinstance(rate, VatRate):
@@ -412,43 +416,26 @@ def item_create(*, actor, company: Company, **fields) -> Item:
     fields = _item_fields(company, fields)
     if "vat_rate" not in fields:
         fields["vat_rate"] = VatRate.objects.filter(company=company, code="VAT15").first()
-    item = Item(company=company, **fields)
-    _check_item(item)
-    _full_clean(item, exclude=["company"])
-    item.save()
-    audit_record(
-        action="item.created",
+    return _reference_save(
         actor=actor,
-        company=company,
-        obj=item,
-        after=model_snapshot(
-            item, tuple(f if f != "vat_rate" else "vat_rate_id" for f in ITEM_FIELDS)
-        ),
+        obj=Item(company=company, **fields),
+        check=_check_item,
+        names=_ITEM_AUDIT_NAMES,
+        action="item.created",
     )
-    return item
 
 
 @transaction.atomic
 def item_update(*, actor, item: Item, **changes) -> Item:
     _require_write(actor, item.company)
-    changes = _item_fields(item.company, changes)
-    item = Item.objects.select_for_update().get(pk=item.pk)
-    names = tuple(f if f != "vat_rate" else "vat_rate_id" for f in ITEM_FIELDS)
-    before = model_snapshot(item, names)
-    for name, value in changes.items():
-        setattr(item, name, value)
-    _check_item(item)
-    _full_clean(item, exclude=["company"])
-    item.save()
-    audit_record(
-        action="item.updated",
+    return _reference_update(
         actor=actor,
-        company=item.company,
         obj=item,
-        before=before,
-        after=model_snapshot(item, names),
+        changes=_item_fields(item.company, changes),
+        check=_check_item,
+        names=_ITEM_AUDIT_NAMES,
+        action="item.updated",
     )
-    return item
 
 
 # --- invoice helpers -------------------------------------------------------------------------
@@ -675,9 +662,7 @@ HEADER_INPUTS = {
 
 
 def _header_from(company: Company, fields: dict) -> dict:
-    unknown = set(fields) - set(HEADER_INPUTS)
-    if unknown:
-        raise ValidationFailed(f"Unknown fields: {', '.join(sorted(unknown))}.", code="invalid")
+    _unknown_refuse(fields, HEADER_INPUTS)
     header = {}
     for name, value in fields.items():
         key = HEADER_INPUTS[name]
@@ -1329,9 +1314,7 @@ def next_occurrence(day: date, frequency: str, interval: int = 1, anchor_day=Non
 
 
 def _recurring_fields(company: Company, fields: dict) -> dict:
-    unknown = set(fields) - set(RECURRING_FIELDS)
-    if unknown:
-        raise ValidationFailed(f"Unknown fields: {', '.join(sorted(unknown))}.", code="invalid")
+    _unknown_refuse(fields, RECURRING_FIELDS)
     out = dict(fields)
     if "customer" in out:
         out["customer"] = _customer(company, out["customer"])
