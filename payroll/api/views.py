@@ -86,7 +86,28 @@ class _PayrollViewSet(TenantViewSet):
     parser_classes = PARSERS
 
 
+class _ReferenceRowWrites:
+    """Writes through services.reference_row_save/delete (role, settled-period and shared-row
+    checks, audit). List it before DRF's mixins so these methods win."""
+
+    def perform_create(self, serializer):
+        obj = self.queryset.model(**serializer.validated_data)
+        serializer.instance = services.reference_row_save(
+            actor=self.request.user, obj=obj, company=self.company
+        )
+
+    def perform_update(self, serializer):
+        obj = serializer.instance
+        for name, value in serializer.validated_data.items():
+            setattr(obj, name, value)
+        serializer.instance = services.reference_row_save(actor=self.request.user, obj=obj)
+
+    def perform_destroy(self, instance):
+        services.reference_row_delete(actor=self.request.user, obj=instance)
+
+
 class _SharedReferenceViewSet(
+    _ReferenceRowWrites,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -103,21 +124,6 @@ class _SharedReferenceViewSet(
         if getattr(self, "swagger_fake_view", False):
             return queryset.none()
         return queryset.filter(Q(company__isnull=True) | Q(company=self.company))
-
-    def perform_create(self, serializer):
-        obj = self.queryset.model(**serializer.validated_data)
-        serializer.instance = services.reference_row_save(
-            actor=self.request.user, obj=obj, company=self.company
-        )
-
-    def perform_update(self, serializer):
-        obj = serializer.instance
-        for name, value in serializer.validated_data.items():
-            setattr(obj, name, value)
-        serializer.instance = services.reference_row_save(actor=self.request.user, obj=obj)
-
-    def perform_destroy(self, instance):
-        services.reference_row_delete(actor=self.request.user, obj=instance)
 
 
 # --- employees ---------------------------------------------------------------------------------
@@ -157,6 +163,7 @@ class EmployeeViewSet(
 
 @extend_schema(parameters=[COMPANY_HEADER_PARAMETER])
 class EmployeeDeductionViewSet(
+    _ReferenceRowWrites,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -192,18 +199,10 @@ class EmployeeDeductionViewSet(
             **data,
         )
 
-    def perform_update(self, serializer):
-        obj = serializer.instance
-        for name, value in serializer.validated_data.items():
-            setattr(obj, name, value)
-        serializer.instance = services.reference_row_save(actor=self.request.user, obj=obj)
-
-    def perform_destroy(self, instance):
-        services.reference_row_delete(actor=self.request.user, obj=instance)
-
 
 @extend_schema(parameters=[COMPANY_HEADER_PARAMETER])
 class EmployeeEarningViewSet(
+    _ReferenceRowWrites,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -242,18 +241,10 @@ class EmployeeEarningViewSet(
             **data,
         )
 
-    def perform_update(self, serializer):
-        obj = serializer.instance
-        for name, value in serializer.validated_data.items():
-            setattr(obj, name, value)
-        serializer.instance = services.reference_row_save(actor=self.request.user, obj=obj)
-
-    def perform_destroy(self, instance):
-        services.reference_row_delete(actor=self.request.user, obj=instance)
-
 
 @extend_schema(parameters=[COMPANY_HEADER_PARAMETER])
 class PayRateViewSet(
+    _ReferenceRowWrites,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -268,21 +259,6 @@ class PayRateViewSet(
     filterset_fields = ["role", "jurisdiction", "pay_type"]
     ordering = ["role", "jurisdiction", "-effective_from"]
     http_method_names = CHANGE_METHODS
-
-    def perform_create(self, serializer):
-        obj = PayRate(company=self.company, **serializer.validated_data)
-        serializer.instance = services.reference_row_save(
-            actor=self.request.user, obj=obj, company=self.company
-        )
-
-    def perform_update(self, serializer):
-        obj = serializer.instance
-        for name, value in serializer.validated_data.items():
-            setattr(obj, name, value)
-        serializer.instance = services.reference_row_save(actor=self.request.user, obj=obj)
-
-    def perform_destroy(self, instance):
-        services.reference_row_delete(actor=self.request.user, obj=instance)
 
 
 # --- time entries ------------------------------------------------------------------------------
