@@ -146,56 +146,48 @@ EMPLOYEE_FIELDS = (
 )
 
 
+# pay type -> (the employee's own pay field, error code, message, field message)
+_OWN_PAY_REQUIRED = {
+    PayType.SALARIED: (
+        "annual_salary",
+        "salary_required",
+        "A salaried employee needs an annual salary (or a salaried pay rate for the "
+        "role and location).",
+        "Required for salaried employees.",
+    ),
+    PayType.HOURLY: (
+        "hourly_rate",
+        "rate_required",
+        "An hourly employee needs an hourly rate (or an hourly pay rate for the role "
+        "and location).",
+        "Required for hourly employees.",
+    ),
+}
+
+
 def _check_employee(employee: Employee) -> None:
     company = employee.company
-    if (
-        employee.department_id
-        and not Department.objects.filter(pk=employee.department_id, company=company).exists()
-    ):
-        raise ValidationFailed(
-            "The department belongs to another company.",
-            code="wrong_company",
-            fields={"department": ["Not found in this company."]},
-        )
-    if (
-        employee.cost_center_id
-        and not CostCenter.objects.filter(pk=employee.cost_center_id, company=company).exists()
-    ):
-        raise ValidationFailed(
-            "The cost center belongs to another company.",
-            code="wrong_company",
-            fields={"cost_center": ["Not found in this company."]},
-        )
+    for name, model in (("department", Department), ("cost_center", CostCenter)):
+        pk = getattr(employee, f"{name}_id")
+        if pk and not model.objects.filter(pk=pk, company=company).exists():
+            raise ValidationFailed(
+                f"The {name.replace('_', ' ')} belongs to another company.",
+                code="wrong_company",
+                fields={name: ["Not found in this company."]},
+            )
     employee.jurisdiction = (employee.jurisdiction or "").strip().upper()
     employee.code = (employee.code or "").strip()
-    if employee.pay_type == PayType.SALARIED and employee.annual_salary is None:
+    required = _OWN_PAY_REQUIRED.get(employee.pay_type)
+    if required and getattr(employee, required[0]) is None:
+        field, code, message, field_message = required
         has_rate = PayRate.objects.filter(
             company=company,
             role=employee.role,
             jurisdiction=employee.jurisdiction,
-            pay_type=PayType.SALARIED,
+            pay_type=employee.pay_type,
         ).exists()
         if not has_rate:
-            raise ValidationFailed(
-                "A salaried employee needs an annual salary (or a salaried pay rate for the "
-                "role and location).",
-                code="salary_required",
-                fields={"annual_salary": ["Required for salaried employees."]},
-            )
-    if employee.pay_type == PayType.HOURLY and employee.hourly_rate is None:
-        has_rate = PayRate.objects.filter(
-            company=company,
-            role=employee.role,
-            jurisdiction=employee.jurisdiction,
-            pay_type=PayType.HOURLY,
-        ).exists()
-        if not has_rate:
-            raise ValidationFailed(
-                "An hourly employee needs an hourly rate (or an hourly pay rate for the role "
-                "and location).",
-                code="rate_required",
-                fields={"hourly_rate": ["Required for hourly employees."]},
-            )
+            raise ValidationFailed(message, code=code, fields={field: [field_message]})
 
 
 def _save_unique(obj, message: str, code: str, field: str) -> None:
