@@ -31,7 +31,13 @@ class TenantAdmin(admin.ModelAdmin):
             return True
         companies = companies_for(user, self.scope, write=write)
         if obj is None:
-            return companies.exists()
+            # Asked once per registered model for the sidebar and the app index: answer each
+            # (scope, write) once per request, so pages don't grow with the number of modules.
+            answers = request.__dict__.setdefault("_tenant_admin_any_company", {})
+            key = (self.scope, write)
+            if key not in answers:
+                answers[key] = companies.exists()
+            return answers[key]
         return companies.filter(pk=self._company_of(obj).pk).exists()
 
     def get_queryset(self, request):
@@ -76,6 +82,86 @@ class TenantAdmin(admin.ModelAdmin):
     def formfield_for_manytomany(self, db_field, request, **kwargs):
         kwargs.setdefault("queryset", self._related_choices(db_field, request))
         return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
+def readable_companies(request, scope: str) -> list:
+    """The companies this user may read in `scope`, by name, looked up once per request."""
+    cache = request.__dict__.setdefault("_readable_companies", {})
+    if scope not in cache:
+        cache[scope] = list(companies_for(request.user, scope, write=False).order_by("name"))
+    return cache[scope]
+
+
+def adopt_saved(obj, saved) -> None:
+    """Copy what a service saved onto the admin's instance, so logging and the redirect that
+    follow name the saved row."""
+    for field in saved._meta.concrete_fields:
+        setattr(obj, field.attname, getattr(saved, field.attname))
+    obj._state.adding = False
+
+
+class IdListFilter(admin.SimpleListFilter):
+    """A filter whose choices are row ids of `field`; anything else in the URL matches nothing."""
+
+    field = ""
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        return queryset.filter(**{self.field: value}) if value.isdigit() else queryset.none()
+
+
+class CompanyListFilter(IdListFilter):
+    """The companies the user may read in the admin's scope, and no others."""
+
+    field = "company_id"
+    title = "company"
+    parameter_name = "company"
+
+    def lookups(self, request, model_admin):
+        return [
+            (company.pk, company.name) for company in readable_companies(request, model_admin.scope)
+        ]
+
+
+class RequestCachedTenantAdmin(TenantAdmin):
+    """`_allowed` without an object is asked for every model on every page (the sidebar, the
+    actions, the buttons): answer the "any company at all?" question once per request."""
+
+    def _allowed(self, request, obj, *, write: bool) -> bool:
+        if obj is not None:
+            return super()._allowed(request, obj, write=write)
+        answers = request.__dict__.setdefault("_tenant_allowed", {})
+        key = (self.scope, write)
+        if key not in answers:
+            answers[key] = super()._allowed(request, None, write=write)
+        return answers[key]
+
+
+class SeveralCompaniesAdmin(RequestCachedTenantAdmin):
+    """A user who reads several companies in the scope also gets a company column and filter."""
+
+    def _several_companies(self, request) -> bool:
+        return len(readable_companies(request, self.scope)) > 1
+
+    def get_list_display(self, request):
+        columns = list(super().get_list_display(request))
+        if self._several_companies(request) and "company" not in columns:
+            columns.insert(1, "company")
+        return columns
+
+    def get_list_filter(self, request):
+        filters = list(super().get_list_filter(request))
+        if self._several_companies(request):
+            filters.insert(0, CompanyListFilter)
+        return filters
+
+    def get_list_select_related(self, request):
+        related = super().get_list_select_related(request)
+        if self._several_companies(request) and isinstance(related, list | tuple):
+            return [*related, "company"]
+        return related
 
 
 @admin.register(User)
