@@ -51,57 +51,24 @@ from accounting.models import (
     PeriodStatus,
     Project,
 )
-from core.admin import TenantAdmin
+from core.admin import IdListFilter, SeveralCompaniesAdmin, adopt_saved, readable_companies
 from core.errors import DomainError
 from core.selectors import companies_for
 
 
 def _readable(request) -> list:
     """The companies whose books this user may read, once per request."""
-    cached = getattr(request, "_accounting_companies", None)
-    if cached is None:
-        cached = list(companies_for(request.user, "accounting", write=False).order_by("name"))
-        request._accounting_companies = cached
-    return cached
+    return readable_companies(request, "accounting")
 
 
 def _plural(count: int, singular: str, plural: str | None = None) -> str:
     return f"{count} {singular if count == 1 else plural or singular + 's'}"
 
 
-def _adopt(obj, saved) -> None:
-    """Copy what a service saved onto the admin's instance, so logging and the redirect that
-    follow name the saved row."""
-    for field in saved._meta.concrete_fields:
-        setattr(obj, field.attname, getattr(saved, field.attname))
-    obj._state.adding = False
-
-
 # --- list filters that show only the user's own companies' choices ---------------------------
 
 
-class _IdListFilter(admin.SimpleListFilter):
-    """A filter whose choices are row ids of `field`; anything else in the URL matches nothing."""
-
-    field = ""
-
-    def queryset(self, request, queryset):
-        value = self.value()
-        if value is None:
-            return queryset
-        return queryset.filter(**{self.field: value}) if value.isdigit() else queryset.none()
-
-
-class CompanyListFilter(_IdListFilter):
-    field = "company_id"
-    title = "company"
-    parameter_name = "company"
-
-    def lookups(self, request, model_admin):
-        return [(company.pk, company.name) for company in _readable(request)]
-
-
-class FiscalYearListFilter(_IdListFilter):
+class FiscalYearListFilter(IdListFilter):
     field = "fiscal_year_id"
     title = "fiscal year"
     parameter_name = "fiscal_year"
@@ -116,7 +83,7 @@ class FiscalYearListFilter(_IdListFilter):
         ]
 
 
-class PeriodListFilter(_IdListFilter):
+class PeriodListFilter(IdListFilter):
     field = "period_id"
     """The months of the fiscal year chosen in the filter above (or of the year containing
     today, for one company): a list of every period ever would be too long to use."""
@@ -164,43 +131,12 @@ class SourceTypeListFilter(admin.SimpleListFilter):
 # --- shared behaviour --------------------------------------------------------------------------
 
 
-class LedgerAdmin(TenantAdmin):
+class LedgerAdmin(SeveralCompaniesAdmin):
     """Accounting's admins: readable by every role of a company, written by owners and
     accountants (core.roles, scope "accounting"). A user of several companies also gets a
     company column and filter."""
 
     scope = "accounting"
-
-    def _allowed(self, request, obj, *, write: bool) -> bool:
-        # Asked for every model on every page (the sidebar, the actions, the buttons): answer
-        # the "any company at all?" question once per request.
-        if obj is not None:
-            return super()._allowed(request, obj, write=write)
-        answers = request.__dict__.setdefault("_ledger_allowed", {})
-        if write not in answers:
-            answers[write] = super()._allowed(request, None, write=write)
-        return answers[write]
-
-    def _several_companies(self, request) -> bool:
-        return len(_readable(request)) > 1
-
-    def get_list_display(self, request):
-        columns = list(super().get_list_display(request))
-        if self._several_companies(request) and "company" not in columns:
-            columns.insert(1, "company")
-        return columns
-
-    def get_list_filter(self, request):
-        filters = list(super().get_list_filter(request))
-        if self._several_companies(request):
-            filters.insert(0, CompanyListFilter)
-        return filters
-
-    def get_list_select_related(self, request):
-        related = super().get_list_select_related(request)
-        if self._several_companies(request) and isinstance(related, list | tuple):
-            return [*related, "company"]
-        return related
 
     def has_manage_permission(self, request, obj=None) -> bool:
         """For state changes made by actions (lock a period, close a year)."""
@@ -365,7 +301,7 @@ class AccountAdmin(ServiceFormMixin, LedgerAdmin):
             saved = services.account_create(
                 actor=request.user, company=form.cleaned_data["company"], **fields
             )
-        _adopt(obj, saved)
+        adopt_saved(obj, saved)
 
     def get_deleted_objects(self, objs, request):
         # The default collects every protected journal line to list it: millions on a used
@@ -443,7 +379,7 @@ class AccountRoleAdmin(ServiceFormMixin, LedgerAdmin):
             role=obj.role,
             account=form.cleaned_data["account"],
         )
-        _adopt(obj, saved)
+        adopt_saved(obj, saved)
 
 
 # --- dimensions --------------------------------------------------------------------------------
@@ -479,7 +415,7 @@ class DimensionAdmin(ServiceFormMixin, LedgerAdmin):
                 model=self.model,
                 **fields,
             )
-        _adopt(obj, saved)
+        adopt_saved(obj, saved)
 
     @admin.action(description="Deactivate selected", permissions=["change"])
     def deactivate_dimensions(self, request, queryset):
@@ -612,7 +548,7 @@ class FiscalYearAdmin(ServiceFormMixin, LedgerAdmin):
             company=form.cleaned_data["company"],
             containing=form.cleaned_data["containing"],
         )
-        _adopt(obj, saved)
+        adopt_saved(obj, saved)
 
     @admin.action(description="Close fiscal year (year-end)", permissions=["manage"])
     def close_fiscal_years(self, request, queryset):

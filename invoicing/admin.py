@@ -26,8 +26,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
-from accounting.admin import ServiceFormMixin
-from core.admin import TenantAdmin
+from accounting.admin import ServiceFormMixin, _plural
+from core.admin import SeveralCompaniesAdmin, adopt_saved
 from core.errors import DomainError
 from core.selectors import companies_for
 from invoicing import admin_reports, documents, services
@@ -61,77 +61,15 @@ from invoicing.selectors import invoice_events
 SCOPE = "invoicing"
 
 
-def _readable(request) -> list:
-    cached = getattr(request, "_invoicing_companies", None)
-    if cached is None:
-        cached = list(companies_for(request.user, SCOPE, write=False).order_by("name"))
-        request._invoicing_companies = cached
-    return cached
-
-
 def _writable(request):
     return companies_for(request.user, SCOPE, write=True)
 
 
-def _adopt(obj, saved) -> None:
-    """Copy what a service saved onto the admin's instance (for the log and the redirect)."""
-    for field in saved._meta.concrete_fields:
-        setattr(obj, field.attname, getattr(saved, field.attname))
-    obj._state.adding = False
-
-
-def _plural(count: int, singular: str, plural: str | None = None) -> str:
-    return f"{count} {singular if count == 1 else plural or singular + 's'}"
-
-
-class CompanyListFilter(admin.SimpleListFilter):
-    title = "company"
-    parameter_name = "company"
-
-    def lookups(self, request, model_admin):
-        return [(company.pk, company.name) for company in _readable(request)]
-
-    def queryset(self, request, queryset):
-        value = self.value()
-        if value is None:
-            return queryset
-        return queryset.filter(company_id=value) if value.isdigit() else queryset.none()
-
-
-class InvoicingAdmin(TenantAdmin):
+class InvoicingAdmin(SeveralCompaniesAdmin):
     """Readable by every role of a company, written by owners, accountants and clerks (scope
     "invoicing"). A user of several companies also gets a company column and filter."""
 
     scope = SCOPE
-
-    def _allowed(self, request, obj, *, write: bool) -> bool:
-        if obj is not None:
-            return super()._allowed(request, obj, write=write)
-        answers = request.__dict__.setdefault("_invoicing_allowed", {})
-        if write not in answers:
-            answers[write] = super()._allowed(request, None, write=write)
-        return answers[write]
-
-    def _several_companies(self, request) -> bool:
-        return len(_readable(request)) > 1
-
-    def get_list_display(self, request):
-        columns = list(super().get_list_display(request))
-        if self._several_companies(request) and "company" not in columns:
-            columns.insert(1, "company")
-        return columns
-
-    def get_list_filter(self, request):
-        filters = list(super().get_list_filter(request))
-        if self._several_companies(request):
-            filters.insert(0, CompanyListFilter)
-        return filters
-
-    def get_list_select_related(self, request):
-        related = super().get_list_select_related(request)
-        if self._several_companies(request) and isinstance(related, list | tuple):
-            return [*related, "company"]
-        return related
 
     def get_actions(self, request):
         actions = super().get_actions(request)
@@ -214,7 +152,7 @@ class PartyAdmin(ServiceFormMixin, InvoicingAdmin):
             saved = services.party_create(
                 actor=request.user, company=form.cleaned_data["company"], **fields
             )
-        _adopt(obj, saved)
+        adopt_saved(obj, saved)
 
 
 @admin.register(VatRate)
@@ -253,7 +191,7 @@ class VatRateAdmin(ServiceFormMixin, InvoicingAdmin):
                 company=form.cleaned_data["company"],
                 **_fields_from(form, services.VAT_RATE_FIELDS),
             )
-        _adopt(obj, saved)
+        adopt_saved(obj, saved)
 
 
 @admin.register(Item)
@@ -300,7 +238,7 @@ class ItemAdmin(ServiceFormMixin, InvoicingAdmin):
                 company=form.cleaned_data["company"],
                 **_fields_from(form, services.ITEM_FIELDS),
             )
-        _adopt(obj, saved)
+        adopt_saved(obj, saved)
 
 
 # --- invoices: inlines -------------------------------------------------------------------------
@@ -792,7 +730,7 @@ class InvoiceAdmin(ServiceFormMixin, InvoicingAdmin):
                 lines=lines_formset.lines() if lines_formset is not None else [],
                 **form.header(changed_only=False),
             )
-        _adopt(form.instance, saved)
+        adopt_saved(form.instance, saved)
 
     def construct_change_message(self, request, form, formsets, add=False):
         return [{"added": {}}] if add else [{"changed": {"fields": form.changed_data}}]
@@ -1192,7 +1130,7 @@ class RecurringInvoiceAdmin(ServiceFormMixin, InvoicingAdmin):
             saved = services.recurring_invoice_create(
                 actor=request.user, company=form.cleaned_data["company"], **fields
             )
-        _adopt(obj, saved)
+        adopt_saved(obj, saved)
 
     @admin.action(description="Issue the invoices now due", permissions=["manage"])
     def issue_due(self, request, queryset):

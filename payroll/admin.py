@@ -26,8 +26,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from accounting.admin import ServiceFormMixin, _adopt, _each, _plural
-from core.admin import TenantAdmin
+from accounting.admin import ServiceFormMixin, _each, _plural
+from core.admin import RequestCachedTenantAdmin, adopt_saved, readable_companies
 from core.errors import DomainError
 from core.selectors import companies_for
 from payroll import documents, services
@@ -98,21 +98,11 @@ def _running_context(model_admin, request, extra_context) -> dict:
 # --- shared behaviour --------------------------------------------------------------------------
 
 
-class PayrollAdmin(TenantAdmin):
+class PayrollAdmin(RequestCachedTenantAdmin):
     """Payroll's admins: read by owners, accountants, payroll managers and auditors; written by
     owners and payroll managers (core.roles, scope "payroll")."""
 
     scope = "payroll"
-
-    def _allowed(self, request, obj, *, write: bool) -> bool:
-        # Asked for every model on every page (the sidebar, the actions, the buttons): answer
-        # the "any company at all?" question once per request.
-        if obj is not None:
-            return super()._allowed(request, obj, write=write)
-        answers = request.__dict__.setdefault("_payroll_allowed", {})
-        if write not in answers:
-            answers[write] = super()._allowed(request, None, write=write)
-        return answers[write]
 
     def refuse(self, request, label, error: DomainError) -> None:
         self.message_user(request, f"{label}: {error.message}", messages.ERROR)
@@ -124,11 +114,7 @@ class PayrollAdmin(TenantAdmin):
         return filters
 
     def _readable(self, request) -> list:
-        cached = getattr(request, "_payroll_companies", None)
-        if cached is None:
-            cached = list(companies_for(request.user, self.scope, write=False))
-            request._payroll_companies = cached
-        return cached
+        return readable_companies(request, self.scope)
 
 
 class ReferenceAdmin(ServiceFormMixin, PayrollAdmin):
@@ -163,7 +149,7 @@ class ReferenceAdmin(ServiceFormMixin, PayrollAdmin):
     def save_model(self, request, obj, form, change):
         company = form.cleaned_data.get("company") if "company" in form.cleaned_data else None
         saved = services.reference_row_save(actor=request.user, obj=obj, company=company)
-        _adopt(obj, saved)
+        adopt_saved(obj, saved)
 
     def delete_model(self, request, obj):
         services.reference_row_delete(actor=request.user, obj=obj)
@@ -313,7 +299,7 @@ class EmployeeAdmin(ServiceFormMixin, PayrollAdmin):
             saved = services.employee_create(
                 actor=request.user, company=form.cleaned_data["company"], **fields
             )
-        _adopt(obj, saved)
+        adopt_saved(obj, saved)
 
     def save_formset(self, request, form, formset, change):
         employee = form.instance
@@ -416,7 +402,7 @@ class TimeEntryAdmin(ServiceFormMixin, PayrollAdmin):
                 }
             ],
         )
-        _adopt(obj, TimeEntry.objects.get(employee_id=obj.employee_id, day=obj.day))
+        adopt_saved(obj, TimeEntry.objects.get(employee_id=obj.employee_id, day=obj.day))
 
     def delete_model(self, request, obj):
         services.reference_row_delete(actor=request.user, obj=obj)
@@ -510,7 +496,7 @@ class PayScheduleAdmin(ReferenceAdmin):
         saved = services.pay_schedule_create(
             actor=request.user, company=form.cleaned_data["company"], **data
         )
-        _adopt(obj, saved)
+        adopt_saved(obj, saved)
 
     @admin.action(description="Generate the next 3 periods", permissions=["change"])
     def generate_periods(self, request, queryset):
@@ -644,7 +630,7 @@ class PayrollPeriodAdmin(ServiceFormMixin, PayrollAdmin):
                 automation_rule=data.get("automation_rule") or {},
                 activate=data.get("activate", False),
             )
-        _adopt(obj, saved)
+        adopt_saved(obj, saved)
 
     def delete_model(self, request, obj):
         services.payroll_period_delete(actor=request.user, period=obj)
@@ -1039,7 +1025,7 @@ class TaxTableAdmin(ReferenceAdmin):
     def save_model(self, request, obj, form, change):
         company = form.cleaned_data.get("company")
         saved = services.tax_table_save(actor=request.user, table=obj, company=company)
-        _adopt(obj, saved)
+        adopt_saved(obj, saved)
 
     def save_related(self, request, form, formsets, change):
         form.save_m2m()
