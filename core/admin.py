@@ -125,21 +125,7 @@ class CompanyListFilter(IdListFilter):
         ]
 
 
-class RequestCachedTenantAdmin(TenantAdmin):
-    """`_allowed` without an object is asked for every model on every page (the sidebar, the
-    actions, the buttons): answer the "any company at all?" question once per request."""
-
-    def _allowed(self, request, obj, *, write: bool) -> bool:
-        if obj is not None:
-            return super()._allowed(request, obj, write=write)
-        answers = request.__dict__.setdefault("_tenant_allowed", {})
-        key = (self.scope, write)
-        if key not in answers:
-            answers[key] = super()._allowed(request, None, write=write)
-        return answers[key]
-
-
-class SeveralCompaniesAdmin(RequestCachedTenantAdmin):
+class SeveralCompaniesAdmin(TenantAdmin):
     """A user who reads several companies in the scope also gets a company column and filter."""
 
     def _several_companies(self, request) -> bool:

@@ -27,7 +27,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from accounting.admin import ServiceFormMixin, _each, _plural
-from core.admin import RequestCachedTenantAdmin, adopt_saved, readable_companies
+from core.admin import TenantAdmin, adopt_saved, readable_companies
 from core.errors import DomainError
 from core.selectors import companies_for
 from payroll import documents, services
@@ -98,7 +98,7 @@ def _running_context(model_admin, request, extra_context) -> dict:
 # --- shared behaviour --------------------------------------------------------------------------
 
 
-class PayrollAdmin(RequestCachedTenantAdmin):
+class PayrollAdmin(TenantAdmin):
     """Payroll's admins: read by owners, accountants, payroll managers and auditors; written by
     owners and payroll managers (core.roles, scope "payroll")."""
 
