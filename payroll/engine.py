@@ -816,6 +816,34 @@ def _limit(ded: Deduction, amount: Decimal, ytd: YearToDate) -> tuple[Decimal, D
     return amount, (None if room is None else room - amount)
 
 
+def _take_deductions(deductions, room, total, lines, carried, warnings, what: str):
+    """Take each (deduction, amount) out of `room` in order, adding a line per amount taken to
+    `lines` and to `total`; what does not fit is carried forward with a warning naming `what`
+    (the taxable or the net pay). Returns (total, room left)."""
+    for ded, amount in deductions:
+        take = amount if amount <= room else room
+        if take:
+            lines.append(
+                PayLine(
+                    DEDUCTION,
+                    ded.code,
+                    ded.name,
+                    take,
+                    None,
+                    ded.value if ded.method == "percent" else None,
+                )
+            )
+            total += take
+            room -= take
+        if take != amount:
+            short = amount - take
+            carried[ded.code] = carried.get(ded.code, _D0) + short
+            warnings.append(
+                f"{ded.code}: {short} of {amount} exceeds the {what} left; carried forward"
+            )
+    return total, room
+
+
 def compute_payslip(employee: EmployeeInput, period: PeriodInput) -> PayResult:
     """Gross to net for one employee and one period (see the module docstring for the rules)."""
     emp = employee
@@ -931,30 +959,9 @@ def compute_payslip(employee: EmployeeInput, period: PeriodInput) -> PayResult:
             post_tax.append((ded, amount))
 
     # ---- pre-tax deductions (they cannot take taxable pay below zero)
-    pre_total = _D0
-    deduction_total = _D0
-    taxable_left = taxable_gross
-    for ded, amount in pre_tax:
-        take = amount if amount <= taxable_left else taxable_left
-        if take:
-            lines.append(
-                PayLine(
-                    DEDUCTION,
-                    ded.code,
-                    ded.name,
-                    take,
-                    None,
-                    ded.value if ded.method == "percent" else None,
-                )
-            )
-            pre_total += take
-            taxable_left -= take
-        if take != amount:
-            short = amount - take
-            carried[ded.code] = carried.get(ded.code, _D0) + short
-            warnings.append(
-                f"{ded.code}: {short} of {amount} exceeds the taxable pay left; carried forward"
-            )
+    pre_total, _left = _take_deductions(
+        pre_tax, taxable_gross, _D0, lines, carried, warnings, "taxable pay"
+    )
     deduction_total = pre_total
     taxable = taxable_gross - pre_total
     available = gross - pre_total
@@ -1017,27 +1024,9 @@ def compute_payslip(employee: EmployeeInput, period: PeriodInput) -> PayResult:
                 post_tax.append((Deduction(code, f"{code} (carried)", False, "fixed", owed), owed))
 
     # ---- post-tax deductions, in order
-    for ded, amount in post_tax:
-        take = amount if amount <= available else available
-        if take:
-            lines.append(
-                PayLine(
-                    DEDUCTION,
-                    ded.code,
-                    ded.name,
-                    take,
-                    None,
-                    ded.value if ded.method == "percent" else None,
-                )
-            )
-            deduction_total += take
-            available -= take
-        if take != amount:
-            short = amount - take
-            carried[ded.code] = carried.get(ded.code, _D0) + short
-            warnings.append(
-                f"{ded.code}: {short} of {amount} exceeds the net pay left; carried forward"
-            )
+    deduction_total, available = _take_deductions(
+        post_tax, available, deduction_total, lines, carried, warnings, "net pay"
+    )
 
     lines.extend(employer_lines)
     net = gross - tax_total - deduction_total
