@@ -42,6 +42,7 @@ from rest_framework.response import Response
 from accounting.api.filters import IdFilter
 from accounting.api.views import DecimalJSONParser
 from core.api.base import TenantViewSet
+from core.api.renderers import PDFRenderer
 from core.api.views import COMPANY_HEADER_PARAMETER
 from core.errors import DomainError, ValidationFailed
 from invoicing import documents, services
@@ -128,16 +129,6 @@ class HTMLDocumentRenderer(BaseRenderer):
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
         return data if isinstance(data, str) else ""
-
-
-class PDFRenderer(BaseRenderer):
-    media_type = "application/pdf"
-    format = "pdf"
-    charset = None
-    render_style = "binary"
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):
-        return data if isinstance(data, bytes) else b""
 
 
 # --- parties, VAT rates, items -----------------------------------------------------------------

@@ -21,12 +21,13 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
-from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from accounting.api.views import DecimalJSONParser
 from core.api.base import TenantReadOnlyViewSet, TenantViewSet
+from core.api.renderers import PDFRenderer
 from core.api.views import COMPANY_HEADER_PARAMETER
 from core.errors import ValidationFailed
 from payroll import services
@@ -51,18 +52,6 @@ from payroll.processing import PayrollProcessor
 
 PARSERS = [DecimalJSONParser, FormParser, MultiPartParser]
 CHANGE_METHODS = ["get", "post", "patch", "delete", "head", "options"]
-
-
-class PDFRenderer(BaseRenderer):
-    """`Accept: application/pdf` (or ?format=pdf) on a payslip's pdf action."""
-
-    media_type = "application/pdf"
-    format = "pdf"
-    charset = None
-    render_style = "binary"
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):
-        return data if isinstance(data, bytes) else b""
 
 
 def _changes(serializer) -> dict:
