@@ -24,9 +24,7 @@ from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
-from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
 from rest_framework.utils import json
 
 from accounting import selectors, services
@@ -50,7 +48,8 @@ from accounting.models import (
     JournalLine,
     Project,
 )
-from core.api.base import TenantAPIView, TenantReadOnlyViewSet, TenantViewSet
+from core.api.base import TenantReadOnlyViewSet, TenantViewSet
+from core.api.reports import ReportAPIView
 from core.api.views import COMPANY_HEADER_PARAMETER
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -437,17 +436,6 @@ class JournalEntryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tena
 # --- reports -----------------------------------------------------------------------------------
 
 
-class CSVRenderer(BaseRenderer):
-    """`?format=csv` (or Accept: text/csv) on a report. The view hands it finished text."""
-
-    media_type = "text/csv"
-    format = "csv"
-    charset = "utf-8"
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):
-        return data if isinstance(data, str) else ""
-
-
 def _report_schema(query, response, description: str):
     return extend_schema(
         parameters=[COMPANY_HEADER_PARAMETER, query],
@@ -461,14 +449,13 @@ def _report_schema(query, response, description: str):
     )
 
 
-class _ReportView(TenantAPIView):
+class _ReportView(ReportAPIView):
     scope = "accounting"
-    renderer_classes = [*api_settings.DEFAULT_RENDERER_CLASSES, CSVRenderer]
     query_class: type = s.ReportRangeQuery
     response_class: type = s.TrialBalanceSerializer
 
-    def build(self, query: dict) -> dict:
-        raise NotImplementedError
+    def csv(self, report: dict) -> tuple[str, str]:
+        return csv_text(report), csv_filename(report, self.company.slug)
 
     def span(self, query: dict) -> dict:
         date_from, date_to = selectors.resolve_range(
@@ -483,26 +470,6 @@ class _ReportView(TenantAPIView):
     @staticmethod
     def dimensions(query: dict) -> dict:
         return {name: query.get(name) for name in ("cost_center", "project", "department")}
-
-    def get(self, request, *args, **kwargs):
-        query = self.query_class(data=request.query_params, context={"company": self.company})
-        query.is_valid(raise_exception=True)
-        report = self.build(query.validated_data)
-        if request.accepted_renderer.format == "csv":
-            filename = csv_filename(report, self.company.slug)
-            return Response(
-                csv_text(report),
-                headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-            )
-        return Response(self.response_class(report).data)
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        # Errors answer JSON in the one error shape, even when CSV was asked for.
-        renderer = getattr(request, "accepted_renderer", None)
-        if getattr(response, "exception", False) and getattr(renderer, "format", "") == "csv":
-            request.accepted_renderer = JSONRenderer()
-            request.accepted_media_type = JSONRenderer.media_type
-        return super().finalize_response(request, response, *args, **kwargs)
 
 
 class TrialBalanceView(_ReportView):

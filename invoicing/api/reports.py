@@ -13,12 +13,8 @@ from datetime import timedelta
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.renderers import JSONRenderer
-from rest_framework.response import Response
-from rest_framework.settings import api_settings
 
-from accounting.api.views import CSVRenderer
-from core.api.base import TenantAPIView
+from core.api.reports import ReportAPIView
 from core.api.views import COMPANY_HEADER_PARAMETER
 from invoicing import reports
 
@@ -183,34 +179,11 @@ def _schema(parameters, response, description):
     )
 
 
-class _VatReportView(TenantAPIView):
+class _VatReportView(ReportAPIView):
     scope = "invoicing"
-    renderer_classes = [*api_settings.DEFAULT_RENDERER_CLASSES, CSVRenderer]
-    query_class: type[serializers.Serializer]
-    response_class: type[serializers.Serializer]
 
-    def build(self, query: dict) -> dict:
-        raise NotImplementedError
-
-    def get(self, request, *args, **kwargs):
-        query = self.query_class(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        report = self.build(query.validated_data)
-        if request.accepted_renderer.format == "csv":
-            filename = reports.report_filename(report, self.company.slug)
-            return Response(
-                reports.report_csv(report),
-                headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-            )
-        return Response(self.response_class(report).data)
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        # Errors answer JSON in the one error shape, even when CSV was asked for.
-        renderer = getattr(request, "accepted_renderer", None)
-        if getattr(response, "exception", False) and getattr(renderer, "format", "") == "csv":
-            request.accepted_renderer = JSONRenderer()
-            request.accepted_media_type = JSONRenderer.media_type
-        return super().finalize_response(request, response, *args, **kwargs)
+    def csv(self, report: dict) -> tuple[str, str]:
+        return reports.report_csv(report), reports.report_filename(report, self.company.slug)
 
 
 class SalesRegisterView(_VatReportView):
