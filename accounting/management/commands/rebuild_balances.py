@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from accounting import selectors, services
-from core.models import Company
+from core.commands import companies_from_option
 
 
 class Command(BaseCommand):
@@ -17,11 +17,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, company=None, check=False, **options):
-        companies = Company.objects.order_by("slug")
-        if company:
-            companies = companies.filter(slug=company)
-            if not companies.exists():
-                raise CommandError(f"no company with slug '{company}'")
+        companies = companies_from_option(company)
         differences = 0
         for each in companies:
             expected = selectors.rebuild_expected_balances(each)

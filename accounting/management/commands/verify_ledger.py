@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
 from accounting import selectors
-from core.models import Company
+from core.commands import companies_from_option
 
 
 def _verify_in_one_snapshot(company):
@@ -27,11 +27,7 @@ class Command(BaseCommand):
         parser.add_argument("--company", help="Company slug (default: every company).")
 
     def handle(self, *args, company=None, **options):
-        companies = Company.objects.order_by("slug")
-        if company:
-            companies = companies.filter(slug=company)
-            if not companies.exists():
-                raise CommandError(f"no company with slug '{company}'")
+        companies = companies_from_option(company)
         broken = []
         for each in companies:
             checked, problem = _verify_in_one_snapshot(each)

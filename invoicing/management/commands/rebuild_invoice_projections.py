@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from core.models import Company
+from core.commands import companies_from_option
 from invoicing import projection
 
 
@@ -17,11 +17,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, company=None, check=False, **options):
-        companies = Company.objects.order_by("slug")
-        if company:
-            companies = companies.filter(slug=company)
-            if not companies.exists():
-                raise CommandError(f"no company with slug '{company}'")
+        companies = companies_from_option(company)
         differing = []
         for each in companies:
             if check:
