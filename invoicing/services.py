@@ -123,6 +123,17 @@ def _unknown_refuse(fields, allowed) -> None:
         raise ValidationFailed(f"Unknown fields: {', '.join(sorted(unknown))}.", code="invalid")
 
 
+def _refuse_duplicate_code(obj, what: str) -> None:
+    """Another row of the company with this code (a VAT rate, an item) is a field error."""
+    others = type(obj).objects.filter(company=obj.company, code=obj.code).exclude(pk=obj.pk)
+    if others.exists():
+        raise ValidationFailed(
+            f"The company already has {what} {obj.code!r}.",
+            code="duplicate_code",
+            fields={"code": ["Already in use."]},
+        )
+
+
 def _reference_save(*, actor, obj, check, names, action: str, before: dict | None = None):
     """The common tail of the catalogue services (VAT rates, parties, items): check, clean,
     save and audit one row. `before` is the snapshot taken under the row lock on update."""
@@ -191,12 +202,7 @@ def _check_vat_rate(rate: VatRate) -> None:
             code="invalid_rate",
             fields={"specific_amount": ["Required for a specific rate."]},
         )
-    if VatRate.objects.filter(company=rate.company, code=rate.code).exclude(pk=rate.pk).exists():
-        raise ValidationFailed(
-            f"The company already has a VAT rate {rate.code!r}.",
-            code="duplicate_code",
-            fields={"code": ["Already in use."]},
-        )
+    _refuse_duplicate_code(rate, "a VAT rate")
 
 
 @transaction.atomic
@@ -402,12 +408,7 @@ def _check_item(item: Item) -> None:
             code="vat_rate_required",
             fields={"vat_rate": ["Required."]},
         )
-    if Item.objects.filter(company=item.company, code=item.code).exclude(pk=item.pk).exists():
-        raise ValidationFailed(
-            f"The company already has an item {item.code!r}.",
-            code="duplicate_code",
-            fields={"code": ["Already in use."]},
-        )
+    _refuse_duplicate_code(item, "an item")
 
 
 @transaction.atomic
