@@ -289,6 +289,8 @@ def code_version() -> str:
         return ""
     if not commit:
         return ""
+    # RESULTS.md itself is rewritten by these runs: it is not code.
+    dirty = [line for line in dirty.splitlines() if not line.endswith(RESULTS_PATH.name)]
     return f", code at {commit}" + (" + uncommitted changes" if dirty else "")
 
 
