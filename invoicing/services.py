@@ -586,6 +586,21 @@ def _append_and_project(
     return invoice, state, appended.ids
 
 
+def _append_to(invoice: Invoice, state, events, *, metadata, **options):
+    """Append `events` to an existing invoice's stream and project it (every command but drafting
+    and a note's own new stream)."""
+    return _append_and_project(
+        company=invoice.company,
+        invoice_id=invoice.pk,
+        stream_id=invoice.stream_id,
+        state=state,
+        events=events,
+        metadata=metadata,
+        original_id=invoice.original_id,
+        **options,
+    )
+
+
 def _today(company: Company) -> date:
     return company.today()
 
@@ -760,14 +775,11 @@ def invoice_edit_draft(
         if not events:
             return invoice
         before = {"version": state.version, "total": str(state.total_amount)}
-        invoice, state, _ids = _append_and_project(
-            company=company,
-            invoice_id=invoice.pk,
-            stream_id=invoice.stream_id,
-            state=state,
-            events=events,
+        invoice, state, _ids = _append_to(
+            invoice,
+            state,
+            events,
             metadata=actor_metadata(actor, _system_job(system_job)),
-            original_id=invoice.original_id,
         )
         audit_record(
             action="invoice.edited",
@@ -833,12 +845,10 @@ def invoice_approve(*, actor, invoice, expected_version=None, system_job: str = 
             seller=_seller(company),
         )
         lines_changed = lines != state.lines
-        invoice, state, _ids = _append_and_project(
-            company=company,
-            invoice_id=invoice.pk,
-            stream_id=invoice.stream_id,
-            state=state,
-            events=events,
+        invoice, state, _ids = _append_to(
+            invoice,
+            state,
+            events,
             metadata=actor_metadata(actor, job),
             lines_changed=lines_changed,
         )
@@ -956,14 +966,11 @@ def invoice_payment_record(
             journal_entry_id=entry.pk,
         )
         before = {"status": state.status, "amount_paid": str(state.amount_paid)}
-        invoice, state, _ids = _append_and_project(
-            company=company,
-            invoice_id=invoice.pk,
-            stream_id=invoice.stream_id,
-            state=state,
-            events=events,
+        invoice, state, _ids = _append_to(
+            invoice,
+            state,
+            events,
             metadata=actor_metadata(actor, job),
-            original_id=invoice.original_id,
         )
         audit_record(
             action="invoice.payment_recorded",
@@ -1015,14 +1022,11 @@ def invoice_void(
         )
         events[0][1]["reversed_amount"] = str(state.amount_due)
         before = {"status": state.status}
-        invoice, state, _ids = _append_and_project(
-            company=company,
-            invoice_id=invoice.pk,
-            stream_id=invoice.stream_id,
-            state=state,
-            events=events,
+        invoice, state, _ids = _append_to(
+            invoice,
+            state,
+            events,
             metadata=actor_metadata(actor, job),
-            original_id=invoice.original_id,
         )
         audit_record(
             action="invoice.voided",
@@ -1099,14 +1103,11 @@ def _note_issue(
         )
         metadata = actor_metadata(actor, job)
         before = {"status": state.status, "amount_due": str(state.amount_due)}
-        original, state, _ids = _append_and_project(
-            company=company,
-            invoice_id=original.pk,
-            stream_id=original.stream_id,
-            state=state,
-            events=original_events,
+        original, state, _ids = _append_to(
+            original,
+            state,
+            original_events,
             metadata=metadata,
-            original_id=original.original_id,
         )
         note, note_state, _ids = _append_and_project(
             company=company,
@@ -1219,14 +1220,11 @@ def invoice_mark_overdue(
         if not events:
             return invoice
         before = {"status": state.status}
-        invoice, state, _ids = _append_and_project(
-            company=company,
-            invoice_id=invoice.pk,
-            stream_id=invoice.stream_id,
-            state=state,
-            events=events,
+        invoice, state, _ids = _append_to(
+            invoice,
+            state,
+            events,
             metadata=actor_metadata(actor, system_job),
-            original_id=invoice.original_id,
         )
         if events[0][0] == "MarkedOverdue":
             audit_record(
@@ -1258,14 +1256,11 @@ def invoice_reminder_record(
         invoice, state = _load(invoice)
         if state.last_reminder_on == today:
             return invoice
-        invoice, state, _ids = _append_and_project(
-            company=invoice.company,
-            invoice_id=invoice.pk,
-            stream_id=invoice.stream_id,
-            state=state,
-            events=[("ReminderSent", {"date": today.isoformat(), "to": to})],
+        invoice, state, _ids = _append_to(
+            invoice,
+            state,
+            [("ReminderSent", {"date": today.isoformat(), "to": to})],
             metadata=actor_metadata(None, system_job),
-            original_id=invoice.original_id,
         )
         return invoice
 
