@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "payroll.apps.PayrollConfig",
     "invoicing.apps.InvoicingConfig",
     "banking.apps.BankingConfig",
+    "accounting.integrations.apps.IntegrationsConfig",
 ]
 AUTH_USER_MODEL = "core.User"
 
@@ -324,6 +325,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # Later modules add their own queues here (payroll runs on "payroll").
 CELERY_TASK_ROUTES: dict[str, dict[str, str]] = {
     "payroll.tasks.*": {"queue": "payroll"},
+    "accounting.integrations.tasks.*": {"queue": "integrations"},
 }
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 
@@ -420,3 +422,77 @@ PAYROLL_AUTO_RUN_TIME_ZONE = env.str("PAYROLL_AUTO_RUN_TIME_ZONE", default="UTC"
 PAYROLL_WORKWEEK_START = env.int("PAYROLL_WORKWEEK_START", default=0)
 # A failed run is retried three times after 1x, 2x and 4x this many seconds.
 PAYROLL_RETRY_BACKOFF_SECONDS = env.int("PAYROLL_RETRY_BACKOFF_SECONDS", default=60)
+
+# ---------------------------------------------------------------------------------------------
+# Integrations
+# ---------------------------------------------------------------------------------------------
+# The shared HTTP client (one httpx pool per process and system): pool size, keep-alive, and
+# timeouts in seconds (connect, and read/write/pool).
+ACCOUNTING_POOL_MAX_CONNECTIONS = env.int("ACCOUNTING_POOL_MAX_CONNECTIONS", default=20)
+ACCOUNTING_POOL_MAX_KEEPALIVE = env.int("ACCOUNTING_POOL_MAX_KEEPALIVE", default=10)
+ACCOUNTING_POOL_TIMEOUT = env.float("ACCOUNTING_POOL_TIMEOUT", default=30.0)
+ACCOUNTING_CONNECT_TIMEOUT = env.float("ACCOUNTING_CONNECT_TIMEOUT", default=10.0)
+# Retries of 5xx, 429, timeouts and network errors: exponential backoff with full jitter, in
+# milliseconds, honouring Retry-After.
+RETRY_MAX_ATTEMPTS = env.int("RETRY_MAX_ATTEMPTS", default=5)
+RETRY_INITIAL_DELAY = env.int("RETRY_INITIAL_DELAY", default=1000)
+RETRY_MAX_DELAY = env.int("RETRY_MAX_DELAY", default=30000)
+# Fernet keys for connection credentials, comma-separated, newest first. Required in
+# production; local and test settings derive a development key from SECRET_KEY.
+CREDENTIAL_ENCRYPTION_KEY = env.str("CREDENTIAL_ENCRYPTION_KEY", default="")
+# OAuth2 apps per system (a connection's settings may override the endpoints for tests).
+INTEGRATIONS_OAUTH = {
+    "zoho_books": {
+        "client_id": env.str("ZOHO_CLIENT_ID", default=""),
+        "client_secret": env.str("ZOHO_CLIENT_SECRET", default=""),
+        # {region}: com, eu, in, com.au, jp, ca (the connection's settings["region"]).
+        "authorize_url": env.str(
+            "ZOHO_AUTHORIZE_URL", default="https://accounts.zoho.{region}/oauth/v2/auth"
+        ),
+        "token_url": env.str(
+            "ZOHO_TOKEN_URL", default="https://accounts.zoho.{region}/oauth/v2/token"
+        ),
+        "scope": env.str("ZOHO_SCOPE", default="ZohoBooks.fullaccess.all"),
+    },
+    "quickbooks": {
+        "client_id": env.str("QUICKBOOKS_CLIENT_ID", default=""),
+        "client_secret": env.str("QUICKBOOKS_CLIENT_SECRET", default=""),
+        "authorize_url": env.str(
+            "QUICKBOOKS_AUTHORIZE_URL", default="https://appcenter.intuit.com/connect/oauth2"
+        ),
+        "token_url": env.str(
+            "QUICKBOOKS_TOKEN_URL",
+            default="https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer",
+        ),
+        "scope": env.str("QUICKBOOKS_SCOPE", default="com.intuit.quickbooks.accounting"),
+    },
+    "xero": {
+        "client_id": env.str("XERO_CLIENT_ID", default=""),
+        "client_secret": env.str("XERO_CLIENT_SECRET", default=""),
+        "authorize_url": env.str(
+            "XERO_AUTHORIZE_URL", default="https://login.xero.com/identity/connect/authorize"
+        ),
+        "token_url": env.str("XERO_TOKEN_URL", default="https://identity.xero.com/connect/token"),
+        "scope": env.str(
+            "XERO_SCOPE",
+            default="openid profile email accounting.transactions accounting.contacts "
+            "accounting.settings offline_access",
+        ),
+    },
+}
+# Where the OAuth provider sends the user back ({system} is filled in); empty: built from the
+# request by the connect endpoint.
+INTEGRATIONS_OAUTH_REDIRECT_URI = env.str("INTEGRATIONS_OAUTH_REDIRECT_URI", default="")
+# Requests per minute, burst, and requests in flight per connection (0 = unlimited).
+INTEGRATIONS_RATE_LIMITS = {
+    "zoho_books": {"rate_per_minute": 100, "burst": 10, "max_concurrent": 0},
+    "quickbooks": {"rate_per_minute": 500, "burst": 10, "max_concurrent": 10},
+    "xero": {"rate_per_minute": 60, "burst": 5, "max_concurrent": 5},
+    "tally": {"rate_per_minute": 0, "burst": 0, "max_concurrent": 0},
+    "busy": {"rate_per_minute": 0, "burst": 0, "max_concurrent": 0},
+}
+# A connection failing this many syncs in a row is disabled and its owners are alerted.
+INTEGRATIONS_MAX_CONSECUTIVE_FAILURES = env.int("INTEGRATIONS_MAX_CONSECUTIVE_FAILURES", default=5)
+# Sync runs (and their resolved errors) older than these are archived, then deleted.
+INTEGRATIONS_ARCHIVE_AFTER_DAYS = env.int("INTEGRATIONS_ARCHIVE_AFTER_DAYS", default=365)
+INTEGRATIONS_DELETE_AFTER_DAYS = env.int("INTEGRATIONS_DELETE_AFTER_DAYS", default=730)

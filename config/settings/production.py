@@ -9,6 +9,8 @@ _REQUIRED = {
     "SECRET_KEY": "a long random string, e.g. from secrets.token_urlsafe(64)",
     "DATABASE_URL": "a PostgreSQL URL, postgres://USER:PASSWORD@HOST:5432/NAME",
     "REDIS_URL": "a Redis URL, redis://HOST:6379/0",
+    "CREDENTIAL_ENCRYPTION_KEY": "Fernet keys, comma-separated, newest first "
+    "(Fernet.generate_key())",
 }
 _missing = [name for name in _REQUIRED if not env.str(name, default="")]
 if _missing:

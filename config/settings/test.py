@@ -1,5 +1,8 @@
 """Tests: SQLite and local memory by default; PostgreSQL and Redis when CI sets their URLs."""
 
+import base64
+import hashlib
+
 from .base import *  # noqa: F403
 from .base import REST_FRAMEWORK, env
 
@@ -23,3 +26,10 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 HEALTH_SHOW_ERRORS = True
+# Integrations: without a configured key, a development Fernet key derived from SECRET_KEY
+# (production has no such fallback and refuses to start without CREDENTIAL_ENCRYPTION_KEY).
+CREDENTIAL_ENCRYPTION_KEY = env.str("CREDENTIAL_ENCRYPTION_KEY", default="") or (
+    base64.urlsafe_b64encode(
+        hashlib.sha256(b"kontor-credentials:" + SECRET_KEY.encode()).digest()
+    ).decode()
+)

@@ -6,13 +6,17 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+CREDENTIAL_KEY = "a" * 43 + "="  # a well-formed Fernet key (32 bytes, url-safe base64)
 STRONG_KEY = "k" * 10 + "ontor-production-secret-with-many-distinct-characters-0123456789"
 
 
 def _run_production(args, **env_overrides):
     env = {
-        k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL")
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "CREDENTIAL_ENCRYPTION_KEY")
     }
+    env.setdefault("CREDENTIAL_ENCRYPTION_KEY", CREDENTIAL_KEY)
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings.production",
         DJANGO_READ_DOT_ENV_FILE="false",
@@ -44,6 +48,18 @@ def test_production_refuses_to_start_without_a_database():
     result = _run_production(["check"], SECRET_KEY=STRONG_KEY, REDIS_URL="redis://localhost/0")
     assert result.returncode == 1
     assert "DATABASE_URL is not set" in result.stderr
+
+
+def test_production_refuses_to_start_without_credential_key():
+    result = _run_production(
+        ["check"],
+        SECRET_KEY=STRONG_KEY,
+        DATABASE_URL="postgres://u@localhost/db",
+        REDIS_URL="redis://localhost:6379/0",
+        CREDENTIAL_ENCRYPTION_KEY="",
+    )
+    assert result.returncode == 1
+    assert "CREDENTIAL_ENCRYPTION_KEY is not set" in result.stderr
 
 
 def test_production_passes_check_deploy():

@@ -1,0 +1,42 @@
+"""Fixtures for the integration hub tests.
+
+`books` and `sales` come from the invoicing fixtures (companies A and B with ledgers, VAT rates,
+parties). `connection` is a Zoho-style connection of company A with planted credentials.
+`fast_retries` shrinks the HTTP retry delays so tests never wait.
+"""
+
+import pytest
+
+from accounting.integrations.models import IntegrationConnection
+from tests.invoicing.conftest import books, sales  # noqa: F401  (fixtures reused)
+
+PLANTED_SECRET = "s3cr3t-PLANTED-7f1c9e2ab84d"
+
+
+def connection_make(company, *, system="zoho_books", name="Books", credentials=None, **kw):
+    connection = IntegrationConnection(company=company, system=system, name=name, **kw)
+    connection.set_credentials(
+        credentials
+        if credentials is not None
+        else {
+            "client_id": "client-1",
+            "client_secret": PLANTED_SECRET,
+            "access_token": "access-" + PLANTED_SECRET,
+            "refresh_token": "refresh-" + PLANTED_SECRET,
+        }
+    )
+    connection.save()
+    return connection
+
+
+@pytest.fixture
+def connection(tenants):
+    return connection_make(tenants.a, settings={"region": "com", "organization_id": "60001"})
+
+
+@pytest.fixture
+def fast_retries(settings):
+    settings.RETRY_MAX_ATTEMPTS = 3
+    settings.RETRY_INITIAL_DELAY = 1
+    settings.RETRY_MAX_DELAY = 5
+    return settings
