@@ -337,3 +337,55 @@ class AccountMapping(models.Model):
 
     def __str__(self) -> str:
         return f"{self.external_code} {self.external_name}".strip()
+
+
+class WebhookEvent(models.Model):
+    """One change announced by a webhook (accounting/integrations/webhooks.py), stored once per
+    (connection, event_id) however often the sender redelivers it, and processed by the
+    `webhook_process` task, which re-fetches the entity through the connector."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Received"
+        PROCESSING = "processing", "Processing"
+        PROCESSED = "processed", "Processed"
+        FAILED = "failed", "Failed"
+        IGNORED = "ignored", "Ignored"
+
+    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="+")
+    connection = models.ForeignKey(
+        IntegrationConnection, on_delete=models.CASCADE, related_name="webhook_events"
+    )
+    system = models.CharField(max_length=20, choices=System.choices)
+    event_id = models.CharField(
+        max_length=64, help_text="sha256 of what identifies the change (stable on redelivery)."
+    )
+    entity = models.CharField(max_length=30)
+    external_id = models.CharField(max_length=255)
+    operation = models.CharField(max_length=20, blank=True)
+    occurred_at = models.CharField(max_length=50, blank=True, help_text="The sender's timestamp.")
+    payload = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RECEIVED)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "received_at"], name="integrations_webhook_status"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "event_id"], name="integrations_webhook_event_once"
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    status__in=["received", "processing", "processed", "failed", "ignored"]
+                ),
+                name="integrations_webhook_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.system} {self.entity} {self.external_id} {self.operation}".strip()
