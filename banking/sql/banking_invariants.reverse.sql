@@ -1,0 +1,10 @@
+DROP TRIGGER IF EXISTS banking_match_check_update ON banking_reconciliationmatch;
+DROP TRIGGER IF EXISTS banking_match_check_insert ON banking_reconciliationmatch;
+DROP FUNCTION IF EXISTS banking_match_check();
+DROP TRIGGER IF EXISTS banking_daily_balance_post ON banking_banktransaction;
+DROP FUNCTION IF EXISTS banking_daily_balance_add_posted();
+DROP TRIGGER IF EXISTS banking_daily_balance_insert ON banking_banktransaction;
+DROP FUNCTION IF EXISTS banking_daily_balance_add_inserted();
+DROP TRIGGER IF EXISTS banking_txn_posted_kept ON banking_banktransaction;
+DROP TRIGGER IF EXISTS banking_txn_posted_fixed ON banking_banktransaction;
+DROP FUNCTION IF EXISTS banking_txn_refuse_posted_change();
