@@ -496,3 +496,13 @@ INTEGRATIONS_MAX_CONSECUTIVE_FAILURES = env.int("INTEGRATIONS_MAX_CONSECUTIVE_FA
 # Sync runs (and their resolved errors) older than these are archived, then deleted.
 INTEGRATIONS_ARCHIVE_AFTER_DAYS = env.int("INTEGRATIONS_ARCHIVE_AFTER_DAYS", default=365)
 INTEGRATIONS_DELETE_AFTER_DAYS = env.int("INTEGRATIONS_DELETE_AFTER_DAYS", default=730)
+
+# --- Banking ---
+# Company defaults (a company may override each in its BankingSettings row). Decimal strings:
+# money is never a float.
+# A reconciliation whose variance (statement − adjusted book balance) exceeds this stays open.
+BANKING_RECONCILIATION_THRESHOLD = env.str("BANKING_RECONCILIATION_THRESHOLD", default="1000.00")
+# A variance above this raises an alert (email after commit, log line, metric).
+BANKING_VARIANCE_ALERT_THRESHOLD = env.str("BANKING_VARIANCE_ALERT_THRESHOLD", default="5000.00")
+# Match suggestions at or above this confidence (0..1) are accepted automatically.
+BANKING_AUTO_ACCEPT_CONFIDENCE = env.str("BANKING_AUTO_ACCEPT_CONFIDENCE", default="0.95")
