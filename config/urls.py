@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
+from accounting.integrations.api.webhook_views import WebhookView
 from config.api_router import router
 from core.api.views import MeView
 
@@ -14,6 +15,11 @@ api_v1 = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("accounting/reports/", include("accounting.api.urls")),
     path("invoicing/reports/", include("invoicing.api.report_urls")),
+    path(
+        "accounting/integrations/<str:system>/webhooks/<int:connection_id>",
+        WebhookView.as_view(),
+        name="integrations-webhook",
+    ),
     path("", include(router.urls)),
 ]
 
