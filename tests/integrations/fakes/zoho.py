@@ -206,6 +206,9 @@ class FakeZohoBooks:
             ]
         }
 
+    def accounts_by_code(self, code: str) -> dict:
+        return next(a for a in self.accounts.values() if a["account_code"] == code)
+
     def touch(self, kind: str, record_id: str, **changes) -> dict:
         """Edit a record on the Zoho side (as a user there would): new last_modified_time."""
         with self.lock:
@@ -382,6 +385,8 @@ class FakeZohoBooks:
             return self._list(kind, query)
         if len(parts) == 2 and method == "GET":
             return self._get(kind, parts[1])
+        if kind == "contacts" and len(parts) == 1 and method == "POST":
+            return self._create_contact(body)
         if kind in DOCUMENTS and len(parts) == 1 and method == "POST":
             return self._save(kind, None, query, body)
         if kind in DOCUMENTS and len(parts) == 2 and method == "PUT":
@@ -413,12 +418,13 @@ class FakeZohoBooks:
         since = query.get("last_modified_time")
         if since:
             records = [r for r in records if _parse(r["last_modified_time"]) >= _parse(since)]
-        if query.get("contact_name"):
-            records = [r for r in records if r.get("contact_name") == query["contact_name"]]
+        for name, value in query.items():
+            if name not in _LIST_PARAMS:  # a search by field, e.g. contact_name, invoice_number
+                records = [r for r in records if str(r.get(name, "")) == value]
         if query.get("sort_column") == "last_modified_time":
             records.sort(key=lambda r: (_parse(r["last_modified_time"]), r[_id_field(kind)]))
         chunk = records[(page - 1) * per_page : page * per_page]
-        key = "accounts" if kind == "chartofaccounts" else kind
+        key = kind  # the list is named after its path: "contacts", "chartofaccounts", ...
         return _json(
             200,
             {
@@ -445,6 +451,20 @@ class FakeZohoBooks:
             else {"contacts": "contact"}.get(kind, "account")
         )
         return _json(200, {"code": 0, "message": "success", key: record})
+
+    def _create_contact(self, body):
+        if not isinstance(body, dict) or not body.get("contact_name"):
+            return _json(400, {"code": 4, "message": "Invalid value passed for contact_name"})
+        if any(c["contact_name"] == body["contact_name"] for c in self.contacts.values()):
+            return _json(
+                400,
+                {
+                    "code": 3062,
+                    "message": f'The contact "{body["contact_name"]}" already exists.',
+                },
+            )
+        contact = self.add_contact(body.pop("contact_name"), **body)
+        return _json(201, {"code": 0, "message": "The contact has been added.", "contact": contact})
 
     def _save(self, kind, record_id, query, body):
         key, id_field, number_field = DOCUMENTS[kind]
@@ -512,6 +532,17 @@ class FakeZohoBooks:
             if debit != credit or not debit:
                 return {"code": 13011, "message": "The journal entry is not balanced."}
         return None
+
+
+_LIST_PARAMS = {
+    "organization_id",
+    "page",
+    "per_page",
+    "sort_column",
+    "sort_order",
+    "last_modified_time",
+    "filter_by",
+}
 
 
 def _id_field(kind: str) -> str:

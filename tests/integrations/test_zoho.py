@@ -1,0 +1,524 @@
+"""The Zoho Books connector against the fake Zoho Books server (real HTTP on loopback)."""
+
+import time
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from accounting.integrations.connectors.base import (
+    AuthFailure,
+    ConflictFailure,
+    InvoicePayload,
+    JournalPayload,
+    LinePayload,
+    MalformedReply,
+    NetworkFailure,
+    NotFound,
+    PaymentPayload,
+    ServerFailure,
+    ValidationFailure,
+)
+from accounting.integrations.connectors.zoho import REGIONS, ZohoBooksConnector, region_hosts
+from accounting.integrations.http import http_client_for
+from accounting.integrations.models import ExternalRef, IntegrationConnection
+from tests.integrations.conftest import connection_make
+from tests.integrations.fakes import loopback_server  # noqa: F401  (fixture)
+from tests.integrations.fakes.zoho import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    ORGANIZATION_ID,
+    REFRESH_TOKEN,
+    FakeZohoBooks,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def zoho(loopback_server):  # noqa: F811
+    fake = FakeZohoBooks()
+    fake.server_url = loopback_server(fake).url
+    return fake
+
+
+@pytest.fixture
+def zoho_connection(tenants, zoho):
+    return connection_make(
+        tenants.a,
+        system="zoho_books",
+        name="Zoho",
+        settings={
+            "region": "in",
+            "organization_id": ORGANIZATION_ID,
+            "base_url": zoho.server_url,
+            "oauth": {
+                "token_url": zoho.server_url + "/oauth/v2/token",
+                "authorize_url": zoho.server_url + "/oauth/v2/auth",
+            },
+            "tax_account_code": "2100",
+            # Fast enough for tests, still on the limiter's path.
+            "rate_limit": {"rate_per_minute": 60000, "burst": 1000},
+        },
+        credentials={
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "access_token": zoho.issue_access_token(),
+            "refresh_token": REFRESH_TOKEN,
+            "expires_at": time.time() + 3600,
+        },
+    )
+
+
+class Sleeps(list):
+    """The injected sleep: records each wait instead of waiting."""
+
+    def __call__(self, seconds):
+        self.append(seconds)
+
+
+def connector_for(connection, sleeps=None, **options):
+    options.setdefault("max_attempts", 3)
+    options.setdefault("initial_delay_ms", 100)
+    options.setdefault("max_delay_ms", 10_000)
+    options.setdefault("rand", lambda: 1.0)  # the backoff's upper bound, so waits are exact
+    http = http_client_for(connection, sleep=sleeps if sleeps is not None else Sleeps(), **options)
+    return ZohoBooksConnector(connection, http=http)
+
+
+def all_contacts(connector, since=None):
+    pages, cursor = [], None
+    while True:
+        page = connector.fetch_contacts(cursor=cursor, since=since)
+        pages.append(page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            return pages
+
+
+def invoice_payload(
+    number="INV-0001", *, contact_id, amount="1000.00", tax="150.00", kind="invoice"
+):
+    return InvoicePayload(
+        local_id="41",
+        number=number,
+        kind=kind,
+        date=date(2026, 1, 10),
+        due_date=date(2026, 2, 9) if kind == "invoice" else None,
+        contact_external_id=contact_id,
+        contact_name="",
+        currency="BDT",
+        lines=[
+            LinePayload(
+                description="Consulting, January",
+                account_code="4000",
+                account_name="Sales",
+                amount=Decimal(amount),
+                tax_amount=Decimal(tax),
+                quantity=Decimal("2"),
+                unit_price=Decimal(amount) / 2,
+            )
+        ],
+        total=Decimal(amount) + Decimal(tax),
+        tax_total=Decimal(tax),
+        reference="SO-77",
+    )
+
+
+def ref_for(connection, result, entity="invoice"):
+    return ExternalRef(
+        company=connection.company,
+        connection=connection,
+        entity=entity,
+        local_type="invoicing.invoice",
+        local_id="41",
+        external_id=result.external_id,
+        external_version=result.version,
+    )
+
+
+# --- regions and requests ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "region, api, accounts",
+    [
+        ("com", "https://www.zohoapis.com/books/v3", "https://accounts.zoho.com"),
+        ("eu", "https://www.zohoapis.eu/books/v3", "https://accounts.zoho.eu"),
+        ("in", "https://www.zohoapis.in/books/v3", "https://accounts.zoho.in"),
+        ("com.au", "https://www.zohoapis.com.au/books/v3", "https://accounts.zoho.com.au"),
+        ("jp", "https://www.zohoapis.jp/books/v3", "https://accounts.zoho.jp"),
+        ("ca", "https://www.zohoapis.ca/books/v3", "https://accounts.zohocloud.ca"),
+    ],
+)
+def test_each_data_centre_has_its_api_and_accounts_host(region, api, accounts):
+    assert region_hosts({"region": region}) == (api, accounts)
+
+
+def test_all_six_regions_known_and_an_unknown_one_refused():
+    assert set(REGIONS) == {"com", "eu", "in", "com.au", "jp", "ca"}
+    with pytest.raises(ValidationFailure):
+        region_hosts({"region": "mars"})
+
+
+def test_import_1000_contacts_over_5_pages_with_organization_id_and_zoho_token(
+    zoho, zoho_connection
+):
+    zoho.add_contacts(1000)
+    pages = all_contacts(connector_for(zoho_connection))
+
+    assert [len(p) for p in pages] == [200, 200, 200, 200, 200]
+    ids = {c.external_id for page in pages for c in page}
+    assert len(ids) == 1000
+    first = pages[0][0]
+    assert first.name == "Customer 00001"
+    assert first.email == "customer1@example.com"
+    assert first.kind == "customer"
+    assert first.version.endswith("+0530")  # Zoho's last_modified_time is the version
+    calls = zoho.calls("/books/v3/contacts")
+    assert [c.query["page"] for c in calls] == ["1", "2", "3", "4", "5"]
+    assert all(c.query["per_page"] == "200" for c in calls)
+    assert all(c.query["organization_id"] == ORGANIZATION_ID for c in zoho.requests)
+    assert all(c.headers["authorization"].startswith("Zoho-oauthtoken ") for c in calls)
+
+
+def test_chart_of_accounts_import(zoho, zoho_connection):
+    chart = zoho.seed_chart()
+    page = connector_for(zoho_connection).fetch_accounts()
+    assert page.next_cursor is None
+    by_code = {a.code: a for a in page.items}
+    assert set(by_code) == set(chart)
+    assert by_code["4000"].name == "Sales"
+    assert by_code["4000"].type == "income"
+    assert by_code["4000"].external_id == chart["4000"]["account_id"]
+
+
+def test_test_connection_reports_success_latency_and_version(zoho, zoho_connection):
+    result = connector_for(zoho_connection).test_connection()
+    assert result["success"] is True
+    assert result["version"] == "Zoho Books API v3"
+    assert isinstance(result["latency_ms"], int)
+    assert "Kontor Fake Org" in result["message"]
+
+
+def test_test_connection_with_a_wrong_organisation_fails_without_raising(zoho, zoho_connection):
+    zoho_connection.settings["organization_id"] = "999"
+    result = connector_for(zoho_connection).test_connection()
+    assert result["success"] is False
+    assert result["message"]
+
+
+# --- OAuth -------------------------------------------------------------------------------------
+
+
+def test_expired_token_401_refreshes_once_and_stores_the_new_access_token(zoho, zoho_connection):
+    old_token = zoho_connection.credentials["access_token"]
+    zoho.add_contacts(3)
+    zoho.expire_access_tokens()
+
+    page = connector_for(zoho_connection).fetch_contacts()
+
+    assert len(page.items) == 3
+    assert zoho.tokens.refreshes == 1
+    assert [c.status for c in zoho.calls("/books/v3/contacts")] == [401, 200]
+    stored = IntegrationConnection.objects.get(pk=zoho_connection.pk).credentials
+    assert stored["access_token"] != old_token
+    assert stored["access_token"] in zoho.tokens.access
+    assert stored["refresh_token"] == REFRESH_TOKEN  # Zoho does not rotate refresh tokens
+
+
+def test_revoked_refresh_token_marks_the_connection_for_reauthorisation(zoho, zoho_connection):
+    zoho.expire_access_tokens()
+    zoho.revoke_refresh_tokens()
+
+    with pytest.raises(AuthFailure) as caught:
+        connector_for(zoho_connection).fetch_contacts()
+
+    assert caught.value.category == "auth"
+    assert IntegrationConnection.objects.get(pk=zoho_connection.pk).needs_reauth is True
+
+
+# --- retries -----------------------------------------------------------------------------------
+
+
+def test_429_with_retry_after_waits_what_zoho_asked(zoho, zoho_connection):
+    zoho.add_contacts(2)
+    zoho.fail(429, path="/contacts", retry_after="7")
+    sleeps = Sleeps()
+
+    page = connector_for(zoho_connection, sleeps).fetch_contacts()
+
+    assert len(page.items) == 2
+    assert sleeps == [7.0]
+
+
+def test_429_without_retry_after_backs_off_exponentially(zoho, zoho_connection):
+    zoho.add_contacts(2)
+    zoho.fail(429, path="/contacts", times=2)
+    sleeps = Sleeps()
+
+    page = connector_for(zoho_connection, sleeps).fetch_contacts()
+
+    assert len(page.items) == 2
+    assert sleeps == [0.1, 0.2]  # 100 ms, then 200 ms (jitter pinned at its upper bound)
+
+
+def test_500_is_retried_until_it_succeeds(zoho, zoho_connection):
+    zoho.add_contacts(2)
+    zoho.fail(500, path="/contacts", times=2)
+    sleeps = Sleeps()
+
+    assert len(connector_for(zoho_connection, sleeps).fetch_contacts().items) == 2
+    assert len(sleeps) == 2
+    assert [c.status for c in zoho.calls("/books/v3/contacts")] == [500, 500, 200]
+
+
+def test_500_that_persists_ends_as_a_retryable_server_failure(zoho, zoho_connection):
+    zoho.fail(500, path="/contacts", times=99)
+    with pytest.raises(ServerFailure) as caught:
+        connector_for(zoho_connection).fetch_contacts()
+    assert caught.value.retryable is True
+    assert len(zoho.calls("/books/v3/contacts")) == 3  # max_attempts
+
+
+def test_timeout_becomes_a_network_failure(zoho, zoho_connection):
+    zoho.fail("slow", path="/contacts", delay=1.0, times=99)
+    with pytest.raises(NetworkFailure) as caught:
+        connector_for(zoho_connection, timeout=0.2).fetch_contacts()
+    assert caught.value.category == "network"
+    assert caught.value.retryable is True
+
+
+def test_malformed_json_is_a_server_error_not_retried(zoho, zoho_connection):
+    zoho.fail("malformed", path="/contacts", times=99)
+    sleeps = Sleeps()
+    with pytest.raises(MalformedReply) as caught:
+        connector_for(zoho_connection, sleeps).fetch_contacts()
+    assert caught.value.category == "server"
+    assert caught.value.retryable is False
+    assert len(zoho.calls("/books/v3/contacts")) == 1
+    assert sleeps == []
+
+
+def test_paging_that_fails_on_page_3_fails_there_and_resumes_from_it(zoho, zoho_connection):
+    zoho.add_contacts(1000)
+    zoho.fail(500, path="/contacts", page=3, times=3)
+    connector = connector_for(zoho_connection)
+    first = connector.fetch_contacts()
+    second = connector.fetch_contacts(cursor=first.next_cursor)
+    with pytest.raises(ServerFailure):
+        connector.fetch_contacts(cursor=second.next_cursor)
+    # The switch is used up: asking for page 3 again goes on from where it broke off.
+    third = connector.fetch_contacts(cursor=second.next_cursor)
+    assert [c.name for c in third.items][:1] == ["Customer 00401"]
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+def test_code_1002_is_not_found(zoho, zoho_connection):
+    with pytest.raises(NotFound) as caught:
+        connector_for(zoho_connection).fetch_contact("460000000099999")
+    assert caught.value.category == "not_found"
+    assert caught.value.detail["code"] == 1002
+    assert caught.value.external_id == "460000000099999"
+
+
+def test_fetch_contact_by_id(zoho, zoho_connection):
+    contact = zoho.add_contact(
+        "Meghna Traders",
+        email="ap@meghna.example",
+        phone="+8801711000000",
+        tax_reg_no="000123456-0101",
+        billing_address={"address": "12 Motijheel", "city": "Dhaka", "country": "Bangladesh"},
+    )
+    fetched = connector_for(zoho_connection).fetch_contact(contact["contact_id"])
+    assert fetched.name == "Meghna Traders"
+    assert fetched.tax_id == "000123456-0101"
+    assert fetched.address == "12 Motijheel, Dhaka, Bangladesh"
+    assert fetched.version == contact["last_modified_time"]
+
+
+# --- export ------------------------------------------------------------------------------------
+
+
+def test_export_invoice_twice_updates_the_one_remote_invoice(zoho, zoho_connection):
+    zoho.seed_chart()
+    customer = zoho.add_contact("Meghna Traders")
+    connector = connector_for(zoho_connection)
+
+    first = connector.push_invoice(invoice_payload(contact_id=customer["contact_id"]), ref=None)
+    second = connector.push_invoice(
+        invoice_payload(contact_id=customer["contact_id"], amount="1200.00", tax="180.00"),
+        ref=ref_for(zoho_connection, first),
+    )
+
+    assert second.external_id == first.external_id
+    assert second.version != first.version
+    assert len(zoho.documents["invoices"]) == 1
+    invoice = zoho.documents["invoices"][first.external_id]
+    assert invoice["invoice_number"] == "INV-0001"
+    assert invoice["total"] == 1380.0  # 2 x 600.00 + VAT 180.00 as its own line
+    assert [c.method for c in zoho.calls("/books/v3/invoices")] == ["POST", "GET", "PUT"]
+    post = zoho.calls("/books/v3/invoices", "POST")[0]
+    assert post.query["ignore_auto_number_generation"] == "true"
+    assert post.body["line_items"][0]["rate"] == 500.0
+    assert post.body["line_items"][1]["account_id"] == zoho.accounts_by_code("2100")["account_id"]
+
+
+def test_invoice_changed_in_zoho_is_a_conflict_and_not_overwritten(zoho, zoho_connection):
+    zoho.seed_chart()
+    customer = zoho.add_contact("Meghna Traders")
+    connector = connector_for(zoho_connection)
+    first = connector.push_invoice(invoice_payload(contact_id=customer["contact_id"]), ref=None)
+    zoho.touch("invoices", first.external_id, notes="edited in Zoho")
+
+    with pytest.raises(ConflictFailure) as caught:
+        connector.push_invoice(
+            invoice_payload(contact_id=customer["contact_id"], amount="5.00", tax="0"),
+            ref=ref_for(zoho_connection, first),
+        )
+
+    assert caught.value.category == "conflict"
+    assert caught.value.retryable is False
+    assert zoho.calls("/books/v3/invoices", "PUT") == []
+    assert zoho.documents["invoices"][first.external_id]["notes"] == "edited in Zoho"
+    assert zoho.documents["invoices"][first.external_id]["total"] == 1150.0
+
+
+def test_update_of_an_invoice_deleted_in_zoho_is_not_found(zoho, zoho_connection):
+    zoho.seed_chart()
+    customer = zoho.add_contact("Meghna Traders")
+    connector = connector_for(zoho_connection)
+    first = connector.push_invoice(invoice_payload(contact_id=customer["contact_id"]), ref=None)
+    del zoho.documents["invoices"][first.external_id]
+    with pytest.raises(NotFound):
+        connector.push_invoice(
+            invoice_payload(contact_id=customer["contact_id"]), ref=ref_for(zoho_connection, first)
+        )
+
+
+def test_credit_note_export_and_contact_created_by_name(zoho, zoho_connection):
+    zoho.seed_chart()
+    payload = invoice_payload("CN-0001", contact_id="", kind="credit_note", tax="0")
+    payload = InvoicePayload(**{**payload.__dict__, "contact_name": "New Customer Ltd"})
+    result = connector_for(zoho_connection).push_invoice(payload, ref=None)
+    note = zoho.documents["creditnotes"][result.external_id]
+    assert note["creditnote_number"] == "CN-0001"
+    assert zoho.contacts[note["customer_id"]]["contact_name"] == "New Customer Ltd"
+
+
+def test_vat_without_a_tax_account_is_a_validation_failure(zoho, zoho_connection):
+    zoho.seed_chart()
+    customer = zoho.add_contact("Meghna Traders")
+    del zoho_connection.settings["tax_account_code"]
+    with pytest.raises(ValidationFailure) as caught:
+        connector_for(zoho_connection).push_invoice(
+            invoice_payload(contact_id=customer["contact_id"]), ref=None
+        )
+    assert "tax_account_code" in caught.value.suggested_fix
+    assert zoho.documents["invoices"] == {}
+
+
+def test_payment_export_applies_to_the_invoice(zoho, zoho_connection):
+    zoho.seed_chart()
+    customer = zoho.add_contact("Meghna Traders")
+    connector = connector_for(zoho_connection)
+    invoice = connector.push_invoice(invoice_payload(contact_id=customer["contact_id"]), ref=None)
+    result = connector.push_payment(
+        PaymentPayload(
+            local_id="9",
+            invoice_external_id=invoice.external_id,
+            invoice_number="INV-0001",
+            date=date(2026, 1, 20),
+            amount=Decimal("1150.00"),
+            account_code="1100",
+            account_name="Bank Account",
+            reference="BANK-REF-1",
+        ),
+        ref=None,
+    )
+    payment = zoho.documents["customerpayments"][result.external_id]
+    assert payment["customer_id"] == customer["contact_id"]
+    assert payment["amount"] == 1150.0
+    assert payment["account_id"] == zoho.accounts_by_code("1100")["account_id"]
+    assert payment["invoices"] == [{"invoice_id": invoice.external_id, "amount_applied": 1150.0}]
+
+
+def test_journal_export_sends_debits_and_credits_on_mapped_accounts(zoho, zoho_connection):
+    zoho.seed_chart()
+    journal = JournalPayload(
+        local_id="5",
+        reference="JE-2026-0005",
+        date=date(2026, 1, 31),
+        memo="Office supplies paid from petty cash",
+        lines=[
+            LinePayload("Paper", "5000", "Office Supplies", Decimal("250.50"), debit=True),
+            LinePayload("Paper", "1000", "Petty Cash", Decimal("250.50"), debit=False),
+        ],
+    )
+    result = connector_for(zoho_connection).push_journal(journal, ref=None)
+    saved = zoho.documents["journals"][result.external_id]
+    assert [(li["debit_or_credit"], li["amount"]) for li in saved["line_items"]] == [
+        ("debit", 250.5),
+        ("credit", 250.5),
+    ]
+    assert saved["line_items"][0]["account_id"] == zoho.accounts_by_code("5000")["account_id"]
+    assert saved["reference_number"] == "JE-2026-0005"
+
+
+def test_unknown_account_is_a_validation_failure_naming_it(zoho, zoho_connection):
+    zoho.seed_chart()
+    journal = JournalPayload(
+        local_id="6",
+        reference="JE-6",
+        date=date(2026, 1, 31),
+        memo="",
+        lines=[
+            LinePayload("x", "9999", "Nowhere", Decimal("1.00"), debit=True),
+            LinePayload("x", "1000", "Petty Cash", Decimal("1.00"), debit=False),
+        ],
+    )
+    with pytest.raises(ValidationFailure) as caught:
+        connector_for(zoho_connection).push_journal(journal, ref=None)
+    assert "9999" in caught.value.message
+
+
+def test_find_by_reference_finds_an_invoice_pushed_before(zoho, zoho_connection):
+    zoho.seed_chart()
+    customer = zoho.add_contact("Meghna Traders")
+    connector = connector_for(zoho_connection)
+    pushed = connector.push_invoice(invoice_payload(contact_id=customer["contact_id"]), ref=None)
+    found = connector.find_by_reference("invoices", "41", "INV-0001")
+    assert found is not None
+    assert found.external_id == pushed.external_id
+    assert connector.find_by_reference("invoices", "42", "INV-0404") is None
+
+
+# --- incremental -------------------------------------------------------------------------------
+
+
+def test_changes_since_the_cursor_by_last_modified_time(zoho, zoho_connection):
+    contacts = zoho.add_contacts(5)
+    connector = connector_for(zoho_connection)
+    changes, cursor = connector.fetch_changes(since=None)
+    assert {c.external_id for c in changes} == {c["contact_id"] for c in contacts}
+    assert all(c.operation == "create" for c in changes)
+
+    zoho.touch("contacts", contacts[1]["contact_id"], email="new@example.com")
+    newcomer = zoho.add_contact("Late Customer")
+    changes, new_cursor = connector.fetch_changes(since=cursor)
+
+    by_id = {c.external_id: c for c in changes}
+    assert by_id[contacts[1]["contact_id"]].operation == "update"
+    assert by_id[newcomer["contact_id"]].operation == "create"
+    # Zoho filters "modified at or after": the record stamped exactly at the cursor comes again
+    # (harmless: the engine compares versions); the older ones do not.
+    assert set(by_id) - {contacts[4]["contact_id"]} == {
+        contacts[1]["contact_id"],
+        newcomer["contact_id"],
+    }
+    assert cursor == "2026-01-05T09:00:05+05:30"
+    assert new_cursor == "2026-01-05T09:00:07+05:30"
+    contact_calls = zoho.calls("/books/v3/contacts")
+    assert contact_calls[-1].query["last_modified_time"] == "2026-01-05T09:00:05+0530"
