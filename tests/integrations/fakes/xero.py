@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 import time
 import uuid
@@ -27,6 +28,7 @@ from urllib.parse import parse_qs
 from tests.integrations.fakes import Request, reply
 
 API = "/api.xro/2.0"
+_WHERE = re.compile(r'(\w+)\s*==\s*"((?:[^"\\]|\\.)*)"')
 PAGE_SIZE = 100
 
 _COLLECTIONS = {
@@ -383,9 +385,9 @@ class FakeXero:
         if since:
             cutoff = _parse_since(since)
             rows = [row for row in rows if _ms(row["UpdatedDateUTC"]) > cutoff]
-        where = query.get("where", "")
-        if name == "Invoices" and 'Type=="ACCREC"' in where.replace(" ", ""):
-            rows = [row for row in rows if row.get("Type") == "ACCREC"]
+        # `where` as Xero filters: `Field=="value"` clauses joined by AND (all this fake needs).
+        for field_name, value in _WHERE.findall(query.get("where", "")):
+            rows = [row for row in rows if str(row.get(field_name, "")) == value]
         if "page" in query and name in ("Contacts", "Invoices", "CreditNotes", "Payments"):
             page = max(int(query["page"]), 1)
             rows = rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
