@@ -457,13 +457,17 @@ class TallyConnector(Connector):
         return f"kontor-{self.connection.company_id}-{entity}-{local_id}"
 
     # --- transport -------------------------------------------------------------------------
-    def _post(self, body: bytes, *, entity: str = "") -> ET.Element:
+    def _post(self, body: bytes, *, entity: str = "", reads_only: bool) -> ET.Element:
+        """POST an envelope to the XML server. Exports only read, so the shared client may
+        retry them after a timeout or a 5xx; an import is retried only where it certainly did
+        not arrive (a lost reply is settled by the REMOTEID lookup before the next attempt)."""
         response = self.http.request(
             "POST",
-            "/",
+            f"{self.base_url(self.connection)}/",
             content=body,
             headers={"Content-Type": "text/xml; charset=utf-8"},
             entity=entity,
+            idempotent=True if reads_only else None,
         )
         if response.status_code >= 400:
             # The shared client retried what was retryable; whatever is left is not XML.
@@ -477,7 +481,9 @@ class TallyConnector(Connector):
 
     def _collection(self, name: str, **kwargs) -> list[ET.Element]:
         entity = kwargs.pop("entity", "")
-        root = self._post(collection_request(name, company=self.company, **kwargs), entity=entity)
+        root = self._post(
+            collection_request(name, company=self.company, **kwargs), entity=entity, reads_only=True
+        )
         _check_status(root)
         collection = root.find("BODY/DATA/COLLECTION")
         if collection is None:
@@ -538,7 +544,7 @@ class TallyConnector(Connector):
 
     # --- masters ---------------------------------------------------------------------------
     def fetch_accounts(self, *, cursor: str | None = None, since: str | None = None):
-        root = self._post(list_of_accounts_request(self.company), entity=ACCOUNTS)
+        root = self._post(list_of_accounts_request(self.company), entity=ACCOUNTS, reads_only=True)
         _check_status(root)
         messages = root.findall("BODY/IMPORTDATA/REQUESTDATA/TALLYMESSAGE")
         if not messages and root.find("BODY/IMPORTDATA") is None:
@@ -804,7 +810,7 @@ class TallyConnector(Connector):
                 )
         action = "Alter" if current is not None else "Create"
         body = voucher_request(company=self.company, remote_id=remote_id, action=action, **voucher)
-        root = self._post(body, entity=entity)
+        root = self._post(body, entity=entity, reads_only=False)
         result = parse_import_result(root)
         if result.errors or result.exceptions or result.line_errors:
             message = "; ".join(result.line_errors) or (

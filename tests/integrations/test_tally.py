@@ -1,0 +1,597 @@
+"""The Tally connector against the fake Tally XML server (real HTTP on loopback).
+
+Figures: invoice INV-1 is one widget line of 1,000.00 with 15% VAT (150.00): in Tally the party
+Acme Ltd is debited 1,150.00 (AMOUNT -1150.00, ISDEEMEDPOSITIVE Yes), Sales credited 1,000.00 and
+Output VAT credited 150.00; the three amounts sum to zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from defusedxml.ElementTree import fromstring
+
+from accounting.integrations.connectors import connector_for
+from accounting.integrations.connectors.base import (
+    ConflictFailure,
+    InvoicePayload,
+    JournalPayload,
+    LinePayload,
+    MalformedReply,
+    NetworkFailure,
+    NotFound,
+    PaymentPayload,
+    ServerFailure,
+    ValidationFailure,
+)
+from accounting.integrations.connectors.tally import (
+    TallyConnector,
+    decode_reply,
+    parse_import_result,
+    parse_reply,
+)
+from accounting.integrations.http import http_client_for
+from accounting.integrations.models import ExternalRef
+from tests.integrations.conftest import connection_make
+from tests.integrations.fakes import loopback_server  # noqa: F401  (fixture)
+from tests.integrations.fakes.tally import FakeTally
+
+D = Decimal
+
+
+@dataclass
+class TallySetup:
+    fake: FakeTally
+    server: object
+    connection: object
+    connector: TallyConnector
+    sleeps: list
+
+    def connector_with_timeout(self, seconds: float) -> TallyConnector:
+        http = http_client_for(self.connection, sleep=self.sleeps.append, timeout=seconds)
+        return connector_for(self.connection, http=http)
+
+    def last_import(self):
+        bodies = [r.body for r in self.fake.log.entries if b"Import Data" in r.body]
+        return fromstring(bodies[-1])
+
+
+@pytest.fixture
+def tally(tenants, loopback_server, fast_retries):  # noqa: F811
+    fake = FakeTally(company="Alpha Traders")
+    fake.add_ledger(
+        "Acme Ltd", "Sundry Debtors", email="ap@acme.test", address=["12 Motijheel", "Dhaka"]
+    )
+    fake.add_group("Dhaka Vendors", "Sundry Creditors")
+    fake.add_ledger("Paper Mills", "Dhaka Vendors", gstin="000123456-0101")
+    fake.add_ledger("Sales", "Sales Accounts")
+    fake.add_ledger("Output VAT", "Duties & Taxes")
+    fake.add_ledger("Dhaka Bank", "Bank Accounts")
+    fake.add_ledger("Rent", "Indirect Expenses")
+    server = loopback_server(fake)
+    connection = connection_make(
+        tenants.a,
+        system="tally",
+        name="Tally",
+        credentials={},
+        settings={"host": "127.0.0.1", "port": server.port, "company": "Alpha Traders"},
+    )
+    sleeps: list[float] = []
+    connector = connector_for(
+        connection, http=http_client_for(connection, sleep=sleeps.append, timeout=5)
+    )
+    return TallySetup(fake, server, connection, connector, sleeps)
+
+
+def invoice(
+    local_id="11", number="INV-1", ledger="Sales", kind="invoice", amount="1000.00", vat="150.00"
+):
+    return InvoicePayload(
+        local_id=local_id,
+        number=number,
+        kind=kind,
+        date=date(2026, 1, 5),
+        due_date=date(2026, 2, 4),
+        contact_external_id="",
+        contact_name="Acme Ltd",
+        currency="BDT",
+        lines=[LinePayload("Widget", "4000", ledger, D(amount), D(vat))],
+        total=D(amount) + D(vat),
+        tax_total=D(vat),
+    )
+
+
+def ref_for(setup, result, local_id="11", entity="invoice"):
+    return ExternalRef.objects.create(
+        company=setup.connection.company,
+        connection=setup.connection,
+        entity=entity,
+        local_type="invoicing.invoice",
+        local_id=local_id,
+        external_id=result.external_id,
+        external_version=result.version,
+    )
+
+
+# --- connection test and masters --------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_connection_test_reports_version_and_latency(tally):
+    result = tally.connector.test_connection()
+
+    assert result["success"] is True
+    assert result["version"] == "TallyPrime 6.0"
+    assert 0 <= result["latency_ms"] < 5000
+    assert "Alpha Traders" in result["message"]
+    # the newer request form: VERSION 1 / TALLYREQUEST Export / TYPE Collection / ID
+    sent = fromstring(tally.fake.log.entries[-1].body)
+    assert sent.findtext("HEADER/VERSION") == "1"
+    assert sent.findtext("HEADER/TALLYREQUEST") == "Export"
+    assert sent.findtext("HEADER/TYPE") == "Collection"
+
+
+@pytest.mark.django_db
+def test_connection_test_names_a_company_that_is_not_open(tally):
+    tally.connection.settings["company"] = "Gamma Ltd"
+
+    result = tally.connector.test_connection()
+
+    assert result["success"] is False
+    assert "Gamma Ltd" in result["message"]
+
+
+@pytest.mark.django_db
+def test_connection_test_when_tally_is_not_running(tally, settings):
+    tally.server.stop()
+
+    result = tally.connector.test_connection()
+
+    assert result["success"] is False
+    assert "could not connect" in result["message"]
+
+
+@pytest.mark.django_db
+def test_default_address_is_port_9000():
+    connection = type("C", (), {"settings": {"host": "tally.office.lan"}})()
+    assert TallyConnector.base_url(connection) == "http://tally.office.lan:9000"
+
+
+@pytest.mark.django_db
+def test_chart_of_accounts_with_parent_groups_uses_the_classic_request(tally):
+    page = tally.connector.fetch_accounts()
+
+    by_name = {a.name: a for a in page.items}
+    assert page.next_cursor is None
+    assert by_name["Sales"].parent_id == "Sales Accounts"
+    assert by_name["Sales"].type == "Sales Accounts"
+    # a ledger under a sub-group of Sundry Creditors is classified by its primary group
+    assert by_name["Paper Mills"].parent_id == "Dhaka Vendors"
+    assert by_name["Paper Mills"].type == "Current Liabilities"
+    assert by_name["Output VAT"].type == "Current Liabilities"
+    assert by_name["Dhaka Bank"].external_id == tally.fake.ledgers["Dhaka Bank"]["guid"]
+    sent = fromstring(tally.fake.log.entries[-1].body)
+    assert sent.findtext("HEADER/TALLYREQUEST") == "Export Data"
+    assert sent.findtext("BODY/EXPORTDATA/REQUESTDESC/REPORTNAME") == "List of Accounts"
+
+
+@pytest.mark.django_db
+def test_contacts_are_the_debtor_and_creditor_ledgers_page_by_page(tally):
+    tally.connection.settings["page_size"] = 3
+    for n in range(5):
+        tally.fake.add_ledger(f"Customer {n}", "Sundry Debtors")
+
+    contacts, cursor, pages = [], None, 0
+    while True:
+        page = tally.connector.fetch_contacts(cursor=cursor)
+        contacts += page.items
+        pages += 1
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+
+    names = [c.name for c in contacts]
+    assert sorted(names) == sorted(
+        ["Acme Ltd", "Paper Mills"] + [f"Customer {n}" for n in range(5)]
+    )
+    assert len(names) == len(set(names))
+    assert pages == 5  # AlterIDs 1..14 in windows of 3
+    acme = next(c for c in contacts if c.name == "Acme Ltd")
+    assert (acme.kind, acme.email, acme.address) == (
+        "customer",
+        "ap@acme.test",
+        "12 Motijheel, Dhaka",
+    )
+    mills = next(c for c in contacts if c.name == "Paper Mills")
+    assert (mills.kind, mills.tax_id) == ("vendor", "000123456-0101")
+
+
+@pytest.mark.django_db
+def test_fetch_one_contact_by_guid(tally):
+    guid = tally.fake.ledgers["Acme Ltd"]["guid"]
+
+    assert tally.connector.fetch_contact(guid).name == "Acme Ltd"
+    with pytest.raises(NotFound):
+        tally.connector.fetch_contact("no-such-guid")
+
+
+# --- exports ----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_sales_invoice_becomes_a_balanced_sales_voucher(tally):
+    result = tally.connector.push_invoice(invoice(), ref=None)
+
+    company_id = tally.connection.company_id
+    assert result.external_id == f"kontor-{company_id}-invoice-11"
+    (voucher,) = tally.fake.vouchers
+    assert voucher.vch_type == "Sales"
+    assert voucher.party == "Acme Ltd"
+    assert voucher.date == "20260105"
+    assert voucher.entries == [
+        ("Acme Ltd", D("-1150.00")),
+        ("Sales", D("1000.00")),
+        ("Output VAT", D("150.00")),
+    ]
+    assert result.version == str(voucher.alter_id)
+    sent = tally.last_import().find("BODY/IMPORTDATA/REQUESTDATA/TALLYMESSAGE/VOUCHER")
+    assert sent.get("ACTION") == "Create"
+    assert sent.get("REMOTEID") == result.external_id
+    party_line = sent.findall("ALLLEDGERENTRIES.LIST")[0]
+    assert party_line.findtext("ISDEEMEDPOSITIVE") == "Yes"
+    assert party_line.findtext("AMOUNT") == "-1150.00"
+    assert party_line.findtext("BILLALLOCATIONS.LIST/BILLTYPE") == "New Ref"
+    assert sum(D(e.findtext("AMOUNT")) for e in sent.findall("ALLLEDGERENTRIES.LIST")) == 0
+
+
+@pytest.mark.django_db
+def test_credit_note_reverses_the_sides(tally):
+    tally.connector.push_invoice(
+        invoice(local_id="12", number="CN-1", kind="credit_note", amount="200", vat="30"), ref=None
+    )
+
+    (voucher,) = tally.fake.vouchers
+    assert voucher.vch_type == "Credit Note"
+    assert voucher.entries == [
+        ("Acme Ltd", D("230.00")),
+        ("Sales", D("-200.00")),
+        ("Output VAT", D("-30.00")),
+    ]
+
+
+@pytest.mark.django_db
+def test_payment_is_a_receipt_against_the_invoice_party(tally):
+    sale = tally.connector.push_invoice(invoice(), ref=None)
+    payment = PaymentPayload(
+        local_id="5",
+        invoice_external_id=sale.external_id,
+        invoice_number="INV-1",
+        date=date(2026, 1, 20),
+        amount=D("1150.00"),
+        account_code="1200",
+        account_name="Dhaka Bank",
+        reference="RCPT-1",
+    )
+
+    tally.connector.push_payment(payment, ref=None)
+
+    receipt = tally.fake.vouchers[-1]
+    assert receipt.vch_type == "Receipt"
+    assert receipt.entries == [("Dhaka Bank", D("-1150.00")), ("Acme Ltd", D("1150.00"))]
+    bill = tally.last_import().find(".//ALLLEDGERENTRIES.LIST/BILLALLOCATIONS.LIST")
+    assert (bill.findtext("NAME"), bill.findtext("BILLTYPE")) == ("INV-1", "Agst Ref")
+
+
+@pytest.mark.django_db
+def test_payment_before_its_invoice_is_a_retryable_not_found(tally):
+    payment = PaymentPayload(
+        "5", "kontor-1-invoice-999", "INV-9", date(2026, 1, 20), D("10"), "1200", "Dhaka Bank"
+    )
+
+    with pytest.raises(NotFound) as caught:
+        tally.connector.push_payment(payment, ref=None)
+
+    assert caught.value.retryable is True
+    assert tally.fake.vouchers == []
+
+
+@pytest.mark.django_db
+def test_journal_entry_is_a_journal_voucher(tally):
+    journal = JournalPayload(
+        local_id="3",
+        reference="JE-2026-0003",
+        date=date(2026, 1, 31),
+        memo="January rent",
+        lines=[
+            LinePayload("Rent", "6100", "Rent", D("25000.00"), debit=True),
+            LinePayload("Bank", "1200", "Dhaka Bank", D("25000.00"), debit=False),
+        ],
+    )
+
+    tally.connector.push_journal(journal, ref=None)
+
+    (voucher,) = tally.fake.vouchers
+    assert (voucher.vch_type, voucher.number, voucher.narration) == (
+        "Journal",
+        "JE-2026-0003",
+        "January rent",
+    )
+    assert voucher.entries == [("Rent", D("-25000.00")), ("Dhaka Bank", D("25000.00"))]
+
+
+@pytest.mark.django_db
+def test_unbalanced_journal_is_refused_before_sending(tally):
+    journal = JournalPayload(
+        "4",
+        "JE-4",
+        date(2026, 1, 31),
+        "",
+        [
+            LinePayload("Rent", "", "Rent", D("10"), debit=True),
+            LinePayload("Bank", "", "Dhaka Bank", D("9")),
+        ],
+    )
+    sent_before = len(tally.fake.log)
+
+    with pytest.raises(ValidationFailure):
+        tally.connector.push_journal(journal, ref=None)
+
+    assert len(tally.fake.log) == sent_before
+
+
+@pytest.mark.django_db
+def test_re_export_alters_the_voucher_never_duplicates(tally):
+    first = tally.connector.push_invoice(invoice(), ref=None)
+    ref = ref_for(tally, first)
+
+    second = tally.connector.push_invoice(invoice(amount="2000.00", vat="300.00"), ref=ref)
+
+    assert len(tally.fake.vouchers) == 1
+    assert second.external_id == first.external_id
+    assert int(second.version) > int(first.version)
+    assert tally.fake.vouchers[0].entries[0] == ("Acme Ltd", D("-2300.00"))
+    sent = tally.last_import().find(".//VOUCHER")
+    assert sent.get("ACTION") == "Alter"
+
+
+@pytest.mark.django_db
+def test_voucher_changed_in_tally_since_export_is_a_conflict(tally):
+    first = tally.connector.push_invoice(invoice(), ref=None)
+    ref = ref_for(tally, first)
+    tally.fake.alter_voucher(first.external_id, narration="edited by the accountant")
+
+    with pytest.raises(ConflictFailure) as caught:
+        tally.connector.push_invoice(invoice(amount="2000.00", vat="300.00"), ref=ref)
+
+    assert caught.value.category == "conflict"
+    assert tally.fake.vouchers[0].narration == "edited by the accountant"
+    assert tally.fake.vouchers[0].entries[0] == ("Acme Ltd", D("-1150.00"))
+
+
+@pytest.mark.django_db
+def test_voucher_deleted_in_tally_is_not_found(tally):
+    first = tally.connector.push_invoice(invoice(), ref=None)
+    ref = ref_for(tally, first)
+    tally.fake.vouchers.clear()
+
+    with pytest.raises(NotFound):
+        tally.connector.push_invoice(invoice(), ref=ref)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("shape", ["envelope", "response"])
+def test_lineerror_for_an_unknown_ledger_fails_that_voucher_only(tally, shape):
+    tally.fake.import_shape = shape
+
+    with pytest.raises(ValidationFailure) as caught:
+        tally.connector.push_invoice(
+            invoice(local_id="21", number="INV-21", ledger="Sales 5%"), ref=None
+        )
+    tally.connector.push_invoice(invoice(local_id="22", number="INV-22"), ref=None)
+
+    failure = caught.value
+    assert failure.category == "validation"
+    assert "Ledger 'Sales 5%' does not exist" in failure.message
+    assert "INV-21" in failure.message
+    assert "map the Kontor account" in failure.suggested_fix
+    assert failure.external_id.endswith("-invoice-21")
+    assert [v.number for v in tally.fake.vouchers] == ["INV-22"]
+
+
+# --- the wire: retries, timeouts, malformed and encoded replies --------------------------------
+
+
+@pytest.mark.django_db
+def test_export_5xx_then_success_is_retried(tally):
+    tally.fake.add_fault("500", when=lambda info: info["kind"] == "list_of_accounts", times=2)
+
+    page = tally.connector.fetch_accounts()
+
+    assert "Sales" in {a.name for a in page.items}
+    assert len(tally.sleeps) == 2  # two backoffs, three attempts
+
+
+@pytest.mark.django_db
+def test_export_5xx_every_time_is_a_server_failure(tally):
+    tally.fake.add_fault("500", when=lambda info: info["kind"] == "list_of_accounts", times=99)
+
+    with pytest.raises(ServerFailure) as caught:
+        tally.connector.fetch_accounts()
+
+    assert caught.value.retryable is True
+    assert caught.value.detail["attempts"] == 3
+
+
+@pytest.mark.django_db
+def test_import_500_is_not_blindly_repeated_and_the_retry_creates_once(tally):
+    tally.fake.add_fault("500", when=lambda info: info["kind"] == "import")
+
+    with pytest.raises(ServerFailure):
+        tally.connector.push_invoice(invoice(), ref=None)
+    tally.connector.push_invoice(invoice(), ref=None)
+
+    assert len(tally.fake.vouchers) == 1
+
+
+@pytest.mark.django_db
+def test_export_timeout_is_retried(tally):
+    tally.fake.add_fault("sleep:1.0", when=lambda info: info["kind"] == "list_of_accounts")
+    connector = tally.connector_with_timeout(0.3)
+
+    assert connector.fetch_accounts().items
+    assert len(tally.sleeps) == 1
+
+
+@pytest.mark.django_db
+def test_timeouts_every_time_are_a_network_failure(tally):
+    tally.fake.add_fault("sleep:1.0", when=lambda info: info["kind"] == "collection", times=3)
+    connector = tally.connector_with_timeout(0.2)
+
+    with pytest.raises(NetworkFailure) as caught:
+        connector.fetch_contacts()
+
+    assert caught.value.retryable is True
+
+
+@pytest.mark.django_db
+def test_lost_import_reply_then_retry_alters_instead_of_duplicating(tally):
+    # Tally saves the voucher, but the reply arrives after the client gave up.
+    tally.fake.add_fault("sleep_after:1.0", when=lambda info: info["kind"] == "import")
+    connector = tally.connector_with_timeout(0.3)
+
+    with pytest.raises(NetworkFailure):
+        connector.push_invoice(invoice(), ref=None)
+    assert len(tally.fake.vouchers) == 1
+    found = tally.connector.find_by_reference("invoice", "11", "INV-1")
+    result = tally.connector.push_invoice(invoice(), ref=None)
+
+    assert found is not None and found.external_id == result.external_id
+    assert len(tally.fake.vouchers) == 1
+    assert tally.last_import().find(".//VOUCHER").get("ACTION") == "Alter"
+
+
+@pytest.mark.django_db
+def test_malformed_reply_is_a_malformed_reply_failure(tally):
+    tally.fake.add_fault("malformed", when=lambda info: info["kind"] == "list_of_accounts")
+
+    with pytest.raises(MalformedReply) as caught:
+        tally.connector.fetch_accounts()
+
+    assert caught.value.category == "server"
+    assert caught.value.retryable is False
+
+
+@pytest.mark.django_db
+def test_utf16_replies_are_decoded(tally):
+    tally.fake.encoding = "utf-16"
+    tally.fake.add_ledger("Café Dhaka ঢাকা", "Sundry Debtors")
+
+    contacts = tally.connector.fetch_contacts().items
+    result = tally.connector.push_invoice(invoice(), ref=None)
+
+    assert "Café Dhaka ঢাকা" in {c.name for c in contacts}
+    assert result.version == str(tally.fake.vouchers[0].alter_id)
+
+
+@pytest.mark.django_db
+def test_control_characters_in_replies_are_stripped(tally):
+    tally.fake.add_fault("garbage", when=lambda info: info["kind"] == "list_of_accounts")
+
+    assert "Sales" in {a.name for a in tally.connector.fetch_accounts().items}
+
+
+# --- incremental sync and paging ---------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_alterid_incremental_sync_returns_only_what_changed(tally):
+    sale = tally.connector.push_invoice(invoice(), ref=None)
+    changes, cursor = tally.connector.fetch_changes(since=None)
+    assert {c.external_id for c in changes} >= {
+        sale.external_id,
+        tally.fake.ledgers["Acme Ltd"]["guid"],
+    }
+    assert cursor == str(tally.fake.alter_id)
+
+    tally.fake.alter_ledger("Paper Mills", email="sales@mills.test")
+    tally.fake.alter_voucher(sale.external_id, narration="fixed")
+    tally.fake.add_ledger("Interest", "Indirect Incomes")
+    changes, new_cursor = tally.connector.fetch_changes(since=cursor)
+
+    assert [(c.entity, c.external_id) for c in changes] == [
+        ("contact", tally.fake.ledgers["Paper Mills"]["guid"]),
+        ("invoice", sale.external_id),
+        ("account", tally.fake.ledgers["Interest"]["guid"]),
+    ]
+    assert new_cursor == str(tally.fake.alter_id)
+    assert tally.connector.fetch_changes(since=new_cursor) == ([], new_cursor)
+
+
+@pytest.mark.django_db
+def test_paged_export_failing_halfway_resumes_from_the_cursor_without_duplicates(tally):
+    tally.connection.settings["page_size"] = 4
+    for n in range(6):
+        tally.fake.add_ledger(f"Customer {n}", "Sundry Debtors")
+    # every attempt at the second window fails
+    tally.fake.add_fault(
+        "500", when=lambda info: info["type"] == "ledger" and info["after"] == 4, times=3
+    )
+
+    first = tally.connector.fetch_contacts()
+    with pytest.raises(ServerFailure):
+        tally.connector.fetch_contacts(cursor=first.next_cursor)
+    # the next run resumes at the failed page
+    names = [c.name for c in first.items]
+    cursor = first.next_cursor
+    while cursor:
+        page = tally.connector.fetch_contacts(cursor=cursor)
+        names += [c.name for c in page.items]
+        cursor = page.next_cursor
+
+    assert sorted(names) == sorted(
+        ["Acme Ltd", "Paper Mills"] + [f"Customer {n}" for n in range(6)]
+    )
+    assert len(names) == len(set(names))
+
+
+# --- parsing ----------------------------------------------------------------------------------
+
+
+def test_decode_by_bom_declaration_and_charset():
+    text = "<ENVELOPE><NAME>Café</NAME></ENVELOPE>"
+    assert decode_reply(b"\xff\xfe" + text.encode("utf-16-le")) == text
+    assert decode_reply(b"\xfe\xff" + text.encode("utf-16-be")) == text
+    assert decode_reply(text.encode("utf-16-le"), "text/xml; charset=utf-16") == text
+    declared = '<?xml version="1.0" encoding="UTF-16"?>' + text
+    assert parse_reply(declared.encode("utf-16-le")).findtext("NAME") == "Café"
+    assert decode_reply(text.encode("utf-8")) == text
+
+
+def test_import_result_in_both_shapes():
+    envelope = parse_reply(
+        b"<ENVELOPE><HEADER><VERSION>1</VERSION><STATUS>1</STATUS></HEADER><BODY><DESC/><DATA>"
+        b"<IMPORTRESULT><CREATED>0</CREATED><ALTERED>0</ALTERED><ERRORS>1</ERRORS>"
+        b"<LINEERROR>Ledger 'X' does not exist!</LINEERROR></IMPORTRESULT></DATA></BODY></ENVELOPE>"
+    )
+    bare = parse_reply(
+        b"<RESPONSE><CREATED>1</CREATED><ALTERED>0</ALTERED><LASTVCHID>42</LASTVCHID>"
+        b"<ERRORS>0</ERRORS><EXCEPTIONS>0</EXCEPTIONS></RESPONSE>"
+    )
+
+    assert parse_import_result(envelope).errors == 1
+    assert parse_import_result(envelope).line_errors == ["Ledger 'X' does not exist!"]
+    assert (parse_import_result(bare).created, parse_import_result(bare).last_voucher_id) == (
+        1,
+        "42",
+    )
+
+
+def test_entity_expansion_is_refused():
+    bomb = (
+        b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]><x>&b;</x>'
+    )
+    with pytest.raises(MalformedReply):
+        parse_reply(bomb)
