@@ -445,13 +445,12 @@ INTEGRATIONS_OAUTH = {
     "zoho_books": {
         "client_id": env.str("ZOHO_CLIENT_ID", default=""),
         "client_secret": env.str("ZOHO_CLIENT_SECRET", default=""),
-        # {region}: com, eu, in, com.au, jp, ca (the connection's settings["region"]).
+        # {domain}: zoho.com, zoho.eu, zoho.in, zoho.com.au, zoho.jp, zohocloud.ca, from the
+        # connection's settings["region"] (com, eu, in, com.au, jp, ca).
         "authorize_url": env.str(
-            "ZOHO_AUTHORIZE_URL", default="https://accounts.zoho.{region}/oauth/v2/auth"
+            "ZOHO_AUTHORIZE_URL", default="https://accounts.{domain}/oauth/v2/auth"
         ),
-        "token_url": env.str(
-            "ZOHO_TOKEN_URL", default="https://accounts.zoho.{region}/oauth/v2/token"
-        ),
+        "token_url": env.str("ZOHO_TOKEN_URL", default="https://accounts.{domain}/oauth/v2/token"),
         "scope": env.str("ZOHO_SCOPE", default="ZohoBooks.fullaccess.all"),
     },
     "quickbooks": {
