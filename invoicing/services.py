@@ -874,7 +874,7 @@ def invoice_approve(*, actor, invoice, expected_version=None, system_job: str = 
 PAYMENT_ACCOUNT_ROLES = ("bank", "petty_cash", "cash_in_transit", "bank_clearing")
 
 
-def _payment_account(company: Company, account) -> tuple[dict, str]:
+def _payment_account(company: Company, account, *, vouched: bool = False) -> tuple[dict, str]:
     if account in (None, ""):
         from accounting.services import account_for_role
 
@@ -895,9 +895,12 @@ def _payment_account(company: Company, account) -> tuple[dict, str]:
             code="invalid_account",
             fields={"account": ["Unknown account."]},
         )
-    if not AccountRole.objects.filter(
-        company=company, account=found, role__in=PAYMENT_ACCOUNT_ROLES
-    ).exists():
+    if (
+        not vouched
+        and not AccountRole.objects.filter(
+            company=company, account=found, role__in=PAYMENT_ACCOUNT_ROLES
+        ).exists()
+    ):
         raise ValidationFailed(
             f"Account {found.code} {found.name} is not a bank or cash account; money received "
             "is booked to an account mapped to the role bank, petty cash, cash in transit or "
@@ -920,11 +923,16 @@ def invoice_payment_record(
     reference: str = "",
     expected_version=None,
     system_job: str = "",
+    account_vouched: bool = False,
 ) -> Invoice:
     """Record money received (partial allowed; more than due is refused). `vds_withheld` is
     VAT the withholding buyer deducted at source (it settles the receivable against the VDS
     receivable). The bank side is the company's `bank` role unless `account` (id, code or
-    Account) is given."""
+    Account) is given; that account must hold a bank, petty cash, cash in transit or bank
+    clearing role, unless the caller passes `account_vouched=True` because it knows the account
+    is a money account by other means (banking settles invoices to the ledger account of one
+    of the company's bank accounts, which need not hold a role). A vouched account must still
+    be in the company's chart; invoicing does not import banking to check it."""
     job = _system_job(system_job)
     with transaction.atomic():
         invoice, state = _load(invoice)
@@ -939,7 +947,9 @@ def invoice_payment_record(
                 code="invalid_date",
                 fields={"date": [f"On or after {state.issue_date}."]},
             )
-        bank_line, account_code = _payment_account(company, account) if paid else ({}, "")
+        bank_line, account_code = (
+            _payment_account(company, account, vouched=account_vouched) if paid else ({}, "")
+        )
         lines = []
         if paid:
             lines.append({**bank_line, "debit": str(paid)})
