@@ -337,7 +337,8 @@ class FakeQuickBooks:
     def _stamp(self) -> str:
         # The reply's "time" on the fake clock, so a CDC cursor taken from it lines up with
         # the LastUpdatedTime of later edits.
-        return self._clock.isoformat(timespec="milliseconds")
+        # Half a second after the last change, as a real server answers after it happened.
+        return (self._clock + timedelta(milliseconds=500)).isoformat(timespec="milliseconds")
 
     def _fault(self, status, code, message, detail, fault_type):
         payload = {

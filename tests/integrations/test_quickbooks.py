@@ -1,0 +1,487 @@
+"""The QuickBooks Online connector against the fake QuickBooks server (real HTTP on loopback)."""
+
+import time
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from accounting.integrations.connectors.base import (
+    AuthFailure,
+    ConflictFailure,
+    InvoicePayload,
+    JournalPayload,
+    LinePayload,
+    MalformedReply,
+    NetworkFailure,
+    NotFound,
+    PaymentPayload,
+    RateLimited,
+    ServerFailure,
+    ValidationFailure,
+)
+from accounting.integrations.connectors.quickbooks import QuickBooksConnector, api_base_url
+from accounting.integrations.http import http_client_for
+from accounting.integrations.models import ExternalRef, IntegrationConnection
+from tests.integrations.conftest import connection_make
+from tests.integrations.fakes import loopback_server  # noqa: F401  (fixture)
+from tests.integrations.fakes.quickbooks import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    REALM_ID,
+    REFRESH_TOKEN,
+    FakeQuickBooks,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def qbo(loopback_server):  # noqa: F811
+    fake = FakeQuickBooks()
+    fake.server_url = loopback_server(fake).url
+    return fake
+
+
+@pytest.fixture
+def qbo_connection(tenants, qbo):
+    return connection_make(
+        tenants.a,
+        system="quickbooks",
+        name="QuickBooks",
+        settings={
+            "realm_id": REALM_ID,
+            "environment": "sandbox",
+            "base_url": qbo.server_url,
+            "page_size": 200,
+            "oauth": {
+                "token_url": qbo.server_url + "/oauth2/v1/tokens/bearer",
+                "authorize_url": qbo.server_url + "/connect/oauth2",
+            },
+            "rate_limit": {"rate_per_minute": 60000, "burst": 1000, "max_concurrent": 10},
+        },
+        credentials={
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "access_token": qbo.issue_access_token(),
+            "refresh_token": REFRESH_TOKEN,
+            "expires_at": time.time() + 3600,
+        },
+    )
+
+
+class Sleeps(list):
+    def __call__(self, seconds):
+        self.append(seconds)
+
+
+def connector_for(connection, sleeps=None, **options):
+    options.setdefault("max_attempts", 3)
+    options.setdefault("initial_delay_ms", 100)
+    options.setdefault("max_delay_ms", 10_000)
+    options.setdefault("rand", lambda: 1.0)
+    http = http_client_for(connection, sleep=sleeps if sleeps is not None else Sleeps(), **options)
+    return QuickBooksConnector(connection, http=http)
+
+
+def invoice_payload(number="INV-0001", *, customer_id, amount="1000.00", tax="150.00"):
+    return InvoicePayload(
+        local_id="41",
+        number=number,
+        kind="invoice",
+        date=date(2026, 1, 10),
+        due_date=date(2026, 2, 9),
+        contact_external_id=customer_id,
+        contact_name="",
+        currency="USD",
+        lines=[
+            LinePayload(
+                description="Consulting, January",
+                account_code="4000",
+                account_name="Sales",
+                amount=Decimal(amount),
+                quantity=Decimal("4"),
+                unit_price=Decimal(amount) / 4,
+            )
+        ],
+        total=Decimal(amount) + Decimal(tax),
+        tax_total=Decimal(tax),
+        reference="SO-77",
+    )
+
+
+def ref_for(connection, result, entity="invoice"):
+    return ExternalRef(
+        company=connection.company,
+        connection=connection,
+        entity=entity,
+        local_type="invoicing.invoice",
+        local_id="41",
+        external_id=result.external_id,
+        external_version=result.version,
+    )
+
+
+def api_calls(qbo):
+    return [r for r in qbo.requests if r.path.startswith("/v3/")]
+
+
+# --- base URL and requests ---------------------------------------------------------------------
+
+
+def test_base_url_per_environment_and_override():
+    assert (
+        api_base_url({"realm_id": "123", "environment": "production"})
+        == "https://quickbooks.api.intuit.com/v3/company/123"
+    )
+    assert (
+        api_base_url({"realm_id": "123", "environment": "sandbox"})
+        == "https://sandbox-quickbooks.api.intuit.com/v3/company/123"
+    )
+    assert (
+        api_base_url({"realm_id": "123", "base_url": "http://127.0.0.1:9/"})
+        == "http://127.0.0.1:9/v3/company/123"
+    )
+    with pytest.raises(ValidationFailure):
+        api_base_url({"environment": "production"})
+
+
+def test_import_1000_customers_with_startposition_paging_and_minorversion(qbo, qbo_connection):
+    qbo.add_customers(1000)
+    connector = connector_for(qbo_connection)
+    pages, cursor = [], None
+    while True:
+        page = connector.fetch_contacts(cursor=cursor)
+        pages.append(page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+
+    # QuickBooks gives no total: the page after the last full one comes back empty.
+    assert [len(p) for p in pages] == [200, 200, 200, 200, 200, 0]
+    assert len({c.external_id for page in pages for c in page}) == 1000
+    statements = [c.query["query"] for c in qbo.calls("/query")]
+    assert statements[0] == "SELECT * FROM Customer ORDERBY Id STARTPOSITION 1 MAXRESULTS 200"
+    assert [s.split("STARTPOSITION ")[1].split()[0] for s in statements] == [
+        "1",
+        "201",
+        "401",
+        "601",
+        "801",
+        "1001",
+    ]
+    assert all(c.query.get("minorversion") == "75" for c in api_calls(qbo))
+    assert all(c.headers["authorization"].startswith("Bearer ") for c in api_calls(qbo))
+    first = pages[0][0]
+    assert first.name == "Customer 00001"
+    assert first.email == "customer1@example.com"
+    assert first.phone == "+8801710000001"
+    assert first.version == "0"  # the SyncToken
+
+
+def test_accounts_import(qbo, qbo_connection):
+    chart = qbo.seed_chart()
+    page = connector_for(qbo_connection).fetch_accounts()
+    by_code = {a.code: a for a in page.items}
+    assert set(by_code) == set(chart)
+    assert by_code["1100"].type == "Bank"
+    assert by_code["1100"].external_id == chart["1100"]["Id"]
+
+
+def test_test_connection(qbo, qbo_connection):
+    result = connector_for(qbo_connection).test_connection()
+    assert result["success"] is True
+    assert result["version"] == "QuickBooks Online API v3 (minorversion 75)"
+    assert "Kontor Fake Company" in result["message"]
+
+
+# --- OAuth -------------------------------------------------------------------------------------
+
+
+def test_401_refreshes_and_stores_the_rotated_refresh_token(qbo, qbo_connection):
+    qbo.add_customers(2)
+    qbo.expire_access_tokens()
+
+    page = connector_for(qbo_connection).fetch_contacts()
+
+    assert len(page.items) == 2
+    assert qbo.tokens.refreshes == 1
+    assert [c.status for c in qbo.calls("/query")] == [401, 200]
+    stored = IntegrationConnection.objects.get(pk=qbo_connection.pk).credentials
+    assert stored["refresh_token"] == qbo.tokens.refresh  # the newest one
+    assert stored["refresh_token"] != REFRESH_TOKEN  # the old one is dead now
+    assert stored["access_token"] in qbo.tokens.access
+
+
+def test_second_refresh_uses_the_rotated_token(qbo, qbo_connection):
+    qbo.expire_access_tokens()
+    connector_for(qbo_connection).fetch_contacts()
+    qbo.expire_access_tokens()
+    connection = IntegrationConnection.objects.get(pk=qbo_connection.pk)
+    connector_for(connection).fetch_contacts()
+    assert qbo.tokens.refreshes == 2
+
+
+def test_invalid_grant_needs_reauthorisation(qbo, qbo_connection):
+    qbo.expire_access_tokens()
+    qbo.revoke_refresh_token()
+    with pytest.raises(AuthFailure):
+        connector_for(qbo_connection).fetch_contacts()
+    assert IntegrationConnection.objects.get(pk=qbo_connection.pk).needs_reauth is True
+
+
+# --- retries -----------------------------------------------------------------------------------
+
+
+def test_429_with_retry_after_is_honoured(qbo, qbo_connection):
+    qbo.add_customers(2)
+    qbo.fail(429, path="/query", retry_after="4")
+    sleeps = Sleeps()
+    assert len(connector_for(qbo_connection, sleeps).fetch_contacts().items) == 2
+    assert sleeps == [4.0]
+
+
+def test_429_without_retry_after_backs_off(qbo, qbo_connection):
+    qbo.add_customers(2)
+    qbo.fail(429, path="/query", times=2)
+    sleeps = Sleeps()
+    assert len(connector_for(qbo_connection, sleeps).fetch_contacts().items) == 2
+    assert sleeps == [0.1, 0.2]
+
+
+def test_429_that_persists_is_rate_limited(qbo, qbo_connection):
+    qbo.fail(429, path="/query", times=99)
+    with pytest.raises(RateLimited) as caught:
+        connector_for(qbo_connection).fetch_contacts()
+    assert caught.value.category == "rate_limit"
+    assert caught.value.retryable is True
+
+
+def test_500_on_a_query_is_retried(qbo, qbo_connection):
+    qbo.add_customers(2)
+    qbo.fail(500, path="/query", times=2)
+    assert len(connector_for(qbo_connection).fetch_contacts().items) == 2
+    assert [c.status for c in qbo.calls("/query")] == [500, 500, 200]
+
+
+def test_500_on_a_create_is_not_repeated_blindly(qbo, qbo_connection):
+    """A POST that failed with 500 may have created the invoice: the client raises (retryable)
+    and the engine looks the invoice up by its number before pushing again."""
+    customer = qbo.add_customer("Meghna Traders")
+    qbo.fail(500, path="/invoice", method="POST")
+    connector = connector_for(qbo_connection)
+    with pytest.raises(ServerFailure) as caught:
+        connector.push_invoice(invoice_payload(customer_id=customer["Id"]), ref=None)
+    assert caught.value.retryable is True
+    assert len(qbo.calls("/invoice", "POST")) == 1
+    assert connector.find_by_reference("invoices", "41", "INV-0001") is None
+
+
+def test_timeout_is_a_network_failure(qbo, qbo_connection):
+    qbo.fail("slow", path="/query", delay=1.0, times=99)
+    with pytest.raises(NetworkFailure):
+        connector_for(qbo_connection, timeout=0.2).fetch_contacts()
+
+
+def test_malformed_reply_is_not_retried(qbo, qbo_connection):
+    qbo.fail("malformed", path="/query", times=99)
+    sleeps = Sleeps()
+    with pytest.raises(MalformedReply) as caught:
+        connector_for(qbo_connection, sleeps).fetch_contacts()
+    assert caught.value.retryable is False
+    assert len(qbo.calls("/query")) == 1
+    assert sleeps == []
+
+
+def test_paging_that_fails_at_startposition_401(qbo, qbo_connection):
+    qbo.add_customers(1000)
+    qbo.fail(500, path="/query", start=401, times=3)
+    connector = connector_for(qbo_connection)
+    cursor = connector.fetch_contacts().next_cursor
+    cursor = connector.fetch_contacts(cursor=cursor).next_cursor
+    assert cursor == "401"
+    with pytest.raises(ServerFailure):
+        connector.fetch_contacts(cursor=cursor)
+    assert connector.fetch_contacts(cursor=cursor).items[0].name == "Customer 00401"
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+def test_object_not_found_610(qbo, qbo_connection):
+    with pytest.raises(NotFound) as caught:
+        connector_for(qbo_connection).fetch_contact("4040")
+    assert caught.value.detail["code"] == "610"
+    assert caught.value.category == "not_found"
+
+
+def test_fetch_contact(qbo, qbo_connection):
+    customer = qbo.add_customer(
+        "Meghna Traders",
+        PrimaryEmailAddr={"Address": "ap@meghna.example"},
+        BillAddr={"Line1": "12 Motijheel", "City": "Dhaka", "Country": "BD"},
+    )
+    contact = connector_for(qbo_connection).fetch_contact(customer["Id"])
+    assert contact.name == "Meghna Traders"
+    assert contact.address == "12 Motijheel, Dhaka, BD"
+
+
+# --- export ------------------------------------------------------------------------------------
+
+
+def test_export_invoice_twice_updates_with_the_synctoken(qbo, qbo_connection):
+    customer = qbo.add_customer("Meghna Traders")
+    connector = connector_for(qbo_connection)
+
+    first = connector.push_invoice(invoice_payload(customer_id=customer["Id"]), ref=None)
+    second = connector.push_invoice(
+        invoice_payload(customer_id=customer["Id"], amount="1200.00"),
+        ref=ref_for(qbo_connection, first),
+    )
+
+    assert (first.version, second.version) == ("0", "1")
+    assert second.external_id == first.external_id
+    assert len(qbo.store["Invoice"]) == 1
+    invoice = qbo.store["Invoice"][first.external_id]
+    assert invoice["DocNumber"] == "INV-0001"
+    assert invoice["TotalAmt"] == 1350.0  # 1,200.00 + VAT 150.00
+    update = qbo.calls("/invoice", "POST")[1].body
+    assert (update["Id"], update["SyncToken"]) == (first.external_id, "0")
+    line = update["Line"][0]
+    assert line["DetailType"] == "SalesItemLineDetail"
+    assert line["SalesItemLineDetail"] == {"ItemRef": {"value": "1"}, "Qty": 4, "UnitPrice": 300}
+
+
+def test_stale_synctoken_5010_is_a_conflict_and_nothing_is_overwritten(qbo, qbo_connection):
+    customer = qbo.add_customer("Meghna Traders")
+    connector = connector_for(qbo_connection)
+    first = connector.push_invoice(invoice_payload(customer_id=customer["Id"]), ref=None)
+    qbo.edit("Invoice", first.external_id, PrivateNote="changed in QuickBooks")
+
+    with pytest.raises(ConflictFailure) as caught:
+        connector.push_invoice(
+            invoice_payload(customer_id=customer["Id"], amount="1.00"),
+            ref=ref_for(qbo_connection, first),
+        )
+
+    assert caught.value.detail["code"] == "5010"
+    assert caught.value.retryable is False
+    invoice = qbo.store["Invoice"][first.external_id]
+    assert invoice["SyncToken"] == "1"
+    assert invoice["PrivateNote"] == "changed in QuickBooks"
+    assert invoice["TotalAmt"] == 1150.0
+    assert len(qbo.calls("/invoice", "POST")) == 2  # one create, one refused update, no retry
+
+
+def test_customer_found_or_created_by_display_name(qbo, qbo_connection):
+    existing = qbo.add_customer("O'Brien & Sons")
+    connector = connector_for(qbo_connection)
+    payload = invoice_payload(customer_id="")
+    named = InvoicePayload(**{**payload.__dict__, "contact_name": "O'Brien & Sons"})
+    result = connector.push_invoice(named, ref=None)
+    assert qbo.store["Invoice"][result.external_id]["CustomerRef"]["value"] == existing["Id"]
+
+    fresh = InvoicePayload(**{**payload.__dict__, "number": "INV-2", "contact_name": "New Co"})
+    result = connector.push_invoice(fresh, ref=None)
+    customer_id = qbo.store["Invoice"][result.external_id]["CustomerRef"]["value"]
+    assert qbo.store["Customer"][customer_id]["DisplayName"] == "New Co"
+
+
+def test_payment_links_the_invoice_and_deposits_to_the_mapped_account(qbo, qbo_connection):
+    chart = qbo.seed_chart()
+    customer = qbo.add_customer("Meghna Traders")
+    connector = connector_for(qbo_connection)
+    invoice = connector.push_invoice(invoice_payload(customer_id=customer["Id"]), ref=None)
+    result = connector.push_payment(
+        PaymentPayload(
+            local_id="9",
+            invoice_external_id=invoice.external_id,
+            invoice_number="INV-0001",
+            date=date(2026, 1, 20),
+            amount=Decimal("1150.00"),
+            account_code="1100",
+            account_name="Checking",
+        ),
+        ref=None,
+    )
+    payment = qbo.store["Payment"][result.external_id]
+    assert payment["TotalAmt"] == 1150.0
+    assert payment["CustomerRef"]["value"] == customer["Id"]
+    assert payment["DepositToAccountRef"] == {"value": chart["1100"]["Id"]}
+    assert payment["Line"][0]["LinkedTxn"] == [{"TxnId": invoice.external_id, "TxnType": "Invoice"}]
+
+
+def test_journal_entry_lines_post_debit_and_credit_to_account_refs(qbo, qbo_connection):
+    chart = qbo.seed_chart()
+    journal = JournalPayload(
+        local_id="5",
+        reference="JE-2026-0005",
+        date=date(2026, 1, 31),
+        memo="Office supplies",
+        lines=[
+            LinePayload("Paper", "5000", "Office Supplies", Decimal("250.50"), debit=True),
+            LinePayload("Paper", "1100", "Checking", Decimal("250.50"), debit=False),
+        ],
+    )
+    result = connector_for(qbo_connection).push_journal(journal, ref=None)
+    saved = qbo.store["JournalEntry"][result.external_id]
+    details = [line["JournalEntryLineDetail"] for line in saved["Line"]]
+    assert [(d["PostingType"], d["AccountRef"]["value"]) for d in details] == [
+        ("Debit", chart["5000"]["Id"]),
+        ("Credit", chart["1100"]["Id"]),
+    ]
+    assert [line["Amount"] for line in saved["Line"]] == [250.5, 250.5]
+
+
+def test_unbalanced_journal_is_refused_as_validation(qbo, qbo_connection):
+    qbo.seed_chart()
+    journal = JournalPayload(
+        local_id="6",
+        reference="JE-6",
+        date=date(2026, 1, 31),
+        memo="",
+        lines=[
+            LinePayload("x", "5000", "Office Supplies", Decimal("10.00"), debit=True),
+            LinePayload("x", "1100", "Checking", Decimal("9.99"), debit=False),
+        ],
+    )
+    with pytest.raises(ValidationFailure) as caught:
+        connector_for(qbo_connection).push_journal(journal, ref=None)
+    assert caught.value.detail["code"] == "6000"
+
+
+def test_find_by_reference_uses_the_docnumber(qbo, qbo_connection):
+    customer = qbo.add_customer("Meghna Traders")
+    connector = connector_for(qbo_connection)
+    pushed = connector.push_invoice(invoice_payload(customer_id=customer["Id"]), ref=None)
+    found = connector.find_by_reference("invoices", "41", "INV-0001")
+    assert (found.external_id, found.version) == (pushed.external_id, "0")
+
+
+# --- change data capture -----------------------------------------------------------------------
+
+
+def test_cdc_reports_creates_updates_and_deletes_since_the_cursor(qbo, qbo_connection):
+    customers = qbo.add_customers(3)
+    connector = connector_for(qbo_connection)
+    changes, cursor = connector.fetch_changes(since="2026-01-05T00:00:00-08:00")
+    assert {(c.entity, c.external_id, c.operation) for c in changes} == {
+        ("contacts", c["Id"], "create") for c in customers
+    }
+    assert cursor == "2026-01-05T09:00:04.500000-08:00"  # the reply's server time
+
+    qbo.edit("Customer", customers[0]["Id"], DisplayName="Renamed Ltd")
+    qbo.remove("Customer", customers[1]["Id"])
+    invoice = connector.push_invoice(invoice_payload(customer_id=customers[2]["Id"]), ref=None)
+    changes, new_cursor = connector.fetch_changes(since=cursor)
+
+    assert {(c.entity, c.external_id, c.operation, c.version) for c in changes} == {
+        ("contacts", customers[0]["Id"], "update", "1"),
+        ("contacts", customers[1]["Id"], "delete", ""),
+        ("invoices", invoice.external_id, "create", "0"),
+    }
+    assert new_cursor > cursor
+    cdc = qbo.calls("/cdc")[-1]
+    assert cdc.query["entities"] == "Customer,Account,Invoice,CreditMemo,Payment,JournalEntry"
+    assert cdc.query["changedSince"] == cursor
+    assert cdc.query["minorversion"] == "75"
