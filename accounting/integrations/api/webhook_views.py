@@ -45,42 +45,42 @@ class WebhookThrottle(SimpleRateThrottle):
         }
 
 
-@extend_schema(
-    operation_id="integrations_webhook_receive",
-    tags=["integrations"],
-    summary="Receive a webhook from QuickBooks Online, Xero or Zoho Books",
-    description=(
-        "Authenticated by the sender's signature, not by a token: QuickBooks `intuit-signature` "
-        "and Xero `x-xero-signature` are base64(HMAC-SHA256(webhook key, raw body)); Zoho Books "
-        "sends the shared secret in `X-Kontor-Webhook-Secret`. The key is the connection's "
-        "`webhook_key` credential. Events are stored once per change and processed "
-        "asynchronously; Xero's intent-to-receive request (no events) answers 200 when "
-        "correctly signed. Every reply has an empty body."
-    ),
-    auth=[],
-    parameters=[
-        OpenApiParameter(
-            "system",
-            OpenApiTypes.STR,
-            OpenApiParameter.PATH,
-            description="quickbooks, xero or zoho_books",
-        ),
-        OpenApiParameter("connection_id", OpenApiTypes.INT, OpenApiParameter.PATH),
-    ],
-    request={"application/json": OpenApiTypes.OBJECT},
-    responses={
-        200: OpenApiResponse(description="Stored (or a repeat, or Xero's handshake)."),
-        400: OpenApiResponse(description="Authentic but not in the sender's format."),
-        401: OpenApiResponse(description="Wrong signature or secret, or unknown connection."),
-        429: OpenApiResponse(description="Too many deliveries for this connection."),
-    },
-)
 class WebhookView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes = [WebhookThrottle]
     parser_classes: list = []  # the raw body is what is signed: never parsed by DRF
 
+    @extend_schema(
+        operation_id="integrations_webhook_receive",
+        tags=["integrations"],
+        summary="Receive a webhook from QuickBooks Online, Xero or Zoho Books",
+        description=(
+            "Authenticated by the sender's signature, not by a token: QuickBooks "
+            "`intuit-signature` and Xero `x-xero-signature` are base64(HMAC-SHA256(webhook key, "
+            "raw body)); Zoho Books sends the shared secret in `X-Kontor-Webhook-Secret`. The key "
+            "is the connection's `webhook_key` credential. Events are stored once per change and "
+            "processed asynchronously; Xero's intent-to-receive request (no events) answers 200 "
+            "when correctly signed. Every reply has an empty body."
+        ),
+        auth=[],
+        parameters=[
+            OpenApiParameter(
+                "system",
+                OpenApiTypes.STR,
+                OpenApiParameter.PATH,
+                description="quickbooks, xero or zoho_books",
+            ),
+            OpenApiParameter("connection_id", OpenApiTypes.INT, OpenApiParameter.PATH),
+        ],
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses={
+            200: OpenApiResponse(description="Stored (or a repeat, or Xero's handshake)."),
+            400: OpenApiResponse(description="Authentic but not in the sender's format."),
+            401: OpenApiResponse(description="Wrong signature or secret, or unknown connection."),
+            429: OpenApiResponse(description="Too many deliveries for this connection."),
+        },
+    )
     def post(self, request, system: str, connection_id: int):
         try:
             receipt = webhook_receive(
