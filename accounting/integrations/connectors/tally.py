@@ -103,7 +103,7 @@ _MISSING_LEDGER = re.compile(r"ledger\s+'([^']*)'\s+does not exist", re.I)
 # ---------------------------------------------------------------------------------------------
 
 
-def decode_reply(content: bytes, content_type: str = "") -> str:
+def decode_reply(content: bytes, content_type: str = "", *, source: str = "Tally") -> str:
     """Bytes of a Tally reply as text: BOM first, then the declared charset, then UTF-8."""
     if content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         encoding = "utf-16"
@@ -124,7 +124,7 @@ def decode_reply(content: bytes, content_type: str = "") -> str:
         return content.decode(encoding)
     except (LookupError, UnicodeDecodeError) as exc:
         raise MalformedReply(
-            f"Tally's reply could not be decoded as {encoding}: {exc}",
+            f"{source}'s reply could not be decoded as {encoding}: {exc}",
             detail={"body": content[:200].decode("latin-1")},
         ) from exc
 
@@ -142,13 +142,14 @@ def clean_xml(text: str) -> str:
     return _CONTROL_REFS.sub(_drop_control_ref, text)
 
 
-def parse_reply(content: bytes, content_type: str = "") -> ET.Element:
-    text = clean_xml(decode_reply(content, content_type))
+def parse_reply(content: bytes, content_type: str = "", *, source: str = "Tally") -> ET.Element:
+    """Decode, strip control characters, parse safely (shared with the Busy connector)."""
+    text = clean_xml(decode_reply(content, content_type, source=source))
     try:
         return fromstring(text)
     except (ET.ParseError, DefusedXmlException, ValueError) as exc:
         raise MalformedReply(
-            f"Tally's reply is not well-formed XML: {exc}", detail={"body": text[:500]}
+            f"{source}'s reply is not well-formed XML: {exc}", detail={"body": text[:500]}
         ) from exc
 
 
