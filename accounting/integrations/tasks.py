@@ -1,5 +1,177 @@
-"""Celery tasks of the integration hub (filled in with the sync engine)."""
+"""Celery tasks of the integration hub (queue "integrations", see CELERY_TASK_ROUTES).
+
+Tasks take ids, re-read their rows, and are safe to run twice: a sync already running for the
+same connection and entity is skipped (the engine's lock), and the engine skips records that
+are already in sync.
+
+Schedules (declared on migrate with update_or_create, editable in the admin afterwards):
+- retry of due sync errors every 5 minutes (each error's `next_retry_at` backs off
+  exponentially; an error past its max_retries is no longer retryable);
+- contact import daily at midnight UTC;
+- invoice sync (invoices, credit notes and payments, in the connection's direction) every 6
+  hours: the connector contract has no invoice import, so "invoice import" is this exchange;
+- connections with an hourly / 6-hourly / daily frequency synced when due (checked hourly);
+- retention of sync logs daily.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from accounting.integrations.models import Frequency, IntegrationConnection
+
+logger = logging.getLogger(__name__)
+
+QUEUE = "integrations"
+PREFIX = "accounting.integrations.tasks."
+SYNC_TASK = PREFIX + "integrations_sync"
+RETRY_DUE_TASK = PREFIX + "integrations_retry_due"
+CONTACTS_TASK = PREFIX + "integrations_import_contacts"
+INVOICES_TASK = PREFIX + "integrations_sync_invoices"
+SCHEDULED_TASK = PREFIX + "integrations_sync_scheduled"
+RETENTION_TASK = PREFIX + "integrations_retention"
+
+SCHEDULES = {
+    "integrations: retry due sync errors": (RETRY_DUE_TASK, {"every": timedelta(minutes=5)}),
+    "integrations: import contacts": (CONTACTS_TASK, {"cron": "0 0 * * *"}),
+    "integrations: sync invoices": (INVOICES_TASK, {"every": timedelta(hours=6)}),
+    "integrations: scheduled syncs": (SCHEDULED_TASK, {"every": timedelta(hours=1)}),
+    "integrations: sync log retention": (RETENTION_TASK, {"cron": "30 3 * * *"}),
+}
+FREQUENCY_EVERY = {
+    Frequency.HOURLY: timedelta(hours=1),
+    Frequency.EVERY_6_HOURS: timedelta(hours=6),
+    Frequency.DAILY: timedelta(days=1),
+}
+INVOICE_ENTITIES = ("invoices", "credit_notes", "payments")
 
 
 def declare_schedules() -> None:
-    return None
+    from core.schedules import periodic_task_declare
+
+    descriptions = {
+        RETRY_DUE_TASK: "Re-runs the syncs of sync errors whose next retry is due.",
+        CONTACTS_TASK: "Imports contacts of every enabled connection that syncs contacts.",
+        INVOICES_TASK: "Exports approved invoices, credit notes and payments not yet synced.",
+        SCHEDULED_TASK: "Syncs connections whose hourly/6-hourly/daily frequency is due.",
+        RETENTION_TASK: "Archives sync runs after a year and deletes them after two.",
+    }
+    for name, (task, when) in SCHEDULES.items():
+        periodic_task_declare(
+            name=name, task=task, queue=QUEUE, description=descriptions[task], **when
+        )
+
+
+def _direction_for(entity: str) -> str:
+    from accounting.integrations.sync import IMPORT_ENTITIES
+
+    return "import" if entity in IMPORT_ENTITIES else "export"
+
+
+def _pairs(connection: IntegrationConnection, entities) -> list[tuple[str, str]]:
+    pairs = []
+    for entity in entities:
+        direction = _direction_for(entity)
+        if entity in connection.entities and connection.direction in (direction, "bidirectional"):
+            pairs.append((entity, direction))
+    return pairs
+
+
+@shared_task(name=SYNC_TASK, ignore_result=True)
+def integrations_sync(
+    connection_id: int,
+    entity: str,
+    direction: str,
+    triggered_by_id: int | None = None,
+    sync_type: str | None = None,
+) -> dict:
+    from accounting.integrations.sync import sync_run
+    from core.errors import DomainError
+
+    connection = (
+        IntegrationConnection.objects.select_related("company").filter(pk=connection_id).first()
+    )
+    if connection is None:
+        return {"status": "missing"}
+    user = get_user_model().objects.filter(pk=triggered_by_id).first() if triggered_by_id else None
+    try:
+        run = sync_run(
+            connection=connection,
+            entity=entity,
+            direction=direction,
+            triggered_by=user,
+            sync_type=sync_type,
+        )
+    except DomainError as exc:  # already running, or not allowed any more
+        logger.info(
+            "Sync %s/%s of connection %s skipped: %s", entity, direction, connection_id, exc
+        )
+        return {"status": "skipped", "reason": exc.code}
+    return {"status": run.status, "run_id": run.pk}
+
+
+def _queue_for(connections, entities, *, sync_type=None) -> int:
+    queued = 0
+    for connection in connections:
+        for entity, direction in _pairs(connection, entities):
+            integrations_sync.delay(connection.pk, entity, direction, None, sync_type)
+            queued += 1
+    return queued
+
+
+def _enabled():
+    return IntegrationConnection.objects.filter(enabled=True, needs_reauth=False)
+
+
+@shared_task(name=RETRY_DUE_TASK, ignore_result=True)
+def integrations_retry_due() -> int:
+    """Every 5 minutes: one sync per (connection, entity) that has due errors."""
+    from accounting.integrations.services import queue_size_measure, sync_errors_due
+
+    due = set(
+        sync_errors_due()
+        .filter(connection__enabled=True, connection__needs_reauth=False)
+        .exclude(entity="")
+        .values_list("connection_id", "entity")
+    )
+    for connection_id, entity in sorted(due):
+        integrations_sync.delay(connection_id, entity, _direction_for(entity), None, "retry")
+    queue_size_measure()
+    return len(due)
+
+
+@shared_task(name=CONTACTS_TASK, ignore_result=True)
+def integrations_import_contacts() -> int:
+    return _queue_for(_enabled(), ("contacts",))
+
+
+@shared_task(name=INVOICES_TASK, ignore_result=True)
+def integrations_sync_invoices() -> int:
+    return _queue_for(_enabled(), INVOICE_ENTITIES)
+
+
+@shared_task(name=SCHEDULED_TASK, ignore_result=True)
+def integrations_sync_scheduled() -> int:
+    now = timezone.now()
+    queued = 0
+    for connection in _enabled().exclude(frequency=Frequency.MANUAL):
+        every = FREQUENCY_EVERY.get(connection.frequency)
+        if every is None:
+            continue
+        # A little slack so an hourly beat does not drift past an hourly connection.
+        if connection.last_sync_at and connection.last_sync_at > now - every + timedelta(minutes=5):
+            continue
+        queued += _queue_for([connection], connection.entities)
+    return queued
+
+
+@shared_task(name=RETENTION_TASK, ignore_result=True)
+def integrations_retention() -> dict:
+    from accounting.integrations.services import sync_logs_retain
+
+    return sync_logs_retain()

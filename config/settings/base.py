@@ -325,7 +325,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # Later modules add their own queues here (payroll runs on "payroll").
 CELERY_TASK_ROUTES: dict[str, dict[str, str]] = {
     "payroll.tasks.*": {"queue": "payroll"},
-    "accounting.integrations.tasks.*": {"queue": "integrations"},
+    "accounting.integrations.*": {"queue": "integrations"},
 }
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 

@@ -40,3 +40,16 @@ def fast_retries(settings):
     settings.RETRY_INITIAL_DELAY = 1
     settings.RETRY_MAX_DELAY = 5
     return settings
+
+
+@pytest.fixture
+def remote():
+    """Connections of system zoho_books talk to an in-memory remote during the test."""
+    from accounting.integrations.connectors import register
+    from tests.integrations.memory_connector import MemoryConnector, Remote
+
+    state = Remote()
+    MemoryConnector.remote = state
+    register("zoho_books", MemoryConnector)
+    yield state
+    register("zoho_books", None)
