@@ -139,6 +139,9 @@ class QuickBooksConnector(Connector):
         self._api_base = ""
         self.page_size = min(int(settings.get("page_size") or MAX_RESULTS), MAX_RESULTS)
         self._chart: list[dict] | None = None
+        self._mapped: tuple[dict[str, str], dict[str, str]] | None = None
+        self._latest: dict[str, datetime] = {}
+        self._since: dict[str, str] = {}
         self._item_id: str | None = settings.get("item_id")
 
     @property
@@ -251,10 +254,12 @@ class QuickBooksConnector(Connector):
 
     def fetch_accounts(self, *, cursor=None, since=None) -> Page[ExternalAccount]:
         rows, next_cursor = self._page("Account", cursor=cursor, since=since, entity=ACCOUNTS)
+        self._note(ACCOUNTS, since, rows)
         return Page(items=[_account(row) for row in rows], next_cursor=next_cursor)
 
     def fetch_contacts(self, *, cursor=None, since=None) -> Page[ExternalContact]:
         rows, next_cursor = self._page("Customer", cursor=cursor, since=since, entity=CONTACTS)
+        self._note(CONTACTS, since, rows)
         return Page(items=[_contact(row) for row in rows], next_cursor=next_cursor)
 
     def fetch_contact(self, external_id: str) -> ExternalContact:
@@ -304,16 +309,32 @@ class QuickBooksConnector(Connector):
         return changes, _iso(server_time) if isinstance(server_time, str) else changed_since
 
     def find_by_reference(self, entity: str, local_id: str, number: str = ""):
-        names = {INVOICES: "Invoice", CREDIT_NOTES: "CreditMemo", JOURNALS: "JournalEntry"}
+        """A record pushed before whose reply was lost, found by its DocNumber (invoices,
+        credit memos, journal entries; payments have no searchable number: None)."""
+        names = {
+            "invoice": "Invoice",
+            "credit_note": "CreditMemo",
+            "journal": "JournalEntry",
+            INVOICES: "Invoice",
+            CREDIT_NOTES: "CreditMemo",
+            JOURNALS: "JournalEntry",
+        }
         if entity not in names or not number:
             return None
-        rows = self._query(
-            f"SELECT * FROM {names[entity]} WHERE DocNumber = {_quote(number[:DOC_NUMBER_MAX])}",  # noqa: S608
-            entity=entity,
-        )
+        statement = f"SELECT * FROM {names[entity]} WHERE DocNumber = "  # noqa: S608
+        rows = self._query(statement + _quote(number[:DOC_NUMBER_MAX]), entity=entity)
         if not rows:
             return None
         return PushResult(external_id=str(rows[0]["Id"]), version=str(rows[0]["SyncToken"]))
+
+    def import_since(self, entity: str, versions: list[str], started_iso: str) -> str:
+        """The next import's cursor (the engine's hook; our versions are SyncTokens, not
+        times): the latest `MetaData.LastUpdatedTime` this import saw, on QuickBooks' clock;
+        the cursor it started from when nothing came back; the run's start on a first, empty
+        import."""
+        if entity in self._latest:
+            return self._latest[entity].isoformat()
+        return self._since.get(entity) or started_iso
 
     def push_invoice(self, invoice: InvoicePayload, *, ref) -> PushResult:
         name = "Invoice" if invoice.kind == "invoice" else "CreditMemo"
@@ -395,6 +416,16 @@ class QuickBooksConnector(Connector):
         return self._save("JournalEntry", JOURNALS, body, ref)
 
     # --- helpers -----------------------------------------------------------------------------
+    def _note(self, entity: str, since, rows: list[dict]) -> None:
+        """Remember, for `import_since`, where this import started and the latest change seen."""
+        self._since[entity] = _iso(since) if since else ""
+        for row in rows:
+            updated = (row.get("MetaData") or {}).get("LastUpdatedTime")
+            if updated:
+                moment = datetime.fromisoformat(updated)
+                latest = self._latest.get(entity)
+                self._latest[entity] = moment if latest is None or moment > latest else latest
+
     def _save(self, name: str, entity: str, body: dict, ref) -> PushResult:
         """Create, or update with the SyncToken we stored when we last pushed: if QuickBooks
         has a newer one it answers 5010 and we raise a conflict instead of overwriting."""
@@ -450,17 +481,16 @@ class QuickBooksConnector(Connector):
         return self._item_id
 
     def _account_id(self, code: str, name: str) -> str:
-        """A Kontor account (by code) as a QuickBooks account id: the connection's account
-        mapping first, then the QuickBooks chart by account number, then by name."""
-        from accounting.integrations.models import AccountMapping
-
-        mapped = (
-            AccountMapping.objects.filter(connection=self.connection, account__code=code)
-            .values_list("external_id", flat=True)
-            .first()
-        )
-        if mapped:
-            return mapped
+        """The QuickBooks account id for a line's account. The sync engine sends the
+        QuickBooks number and name of a mapped account (else the Kontor code and name): look it
+        up in the imported chart (AccountMapping) by number, then by name, then in QuickBooks'
+        chart itself."""
+        if self._mapped is None:
+            self._mapped = _mappings(self.connection)
+        by_code, by_name = self._mapped
+        account_id = (code and by_code.get(code)) or (name and by_name.get(name))
+        if account_id:
+            return account_id
         if self._chart is None:
             self._chart = self._all("Account", entity=ACCOUNTS)
         for field_name, wanted in (("AcctNum", code), ("Name", name)):
@@ -472,6 +502,23 @@ class QuickBooksConnector(Connector):
             suggested_fix="Import the QuickBooks chart of accounts and map this account.",
             detail={"account_code": code},
         )
+
+
+def _mappings(connection) -> tuple[dict[str, str], dict[str, str]]:
+    """The connection's imported chart: external code -> id and external name -> id (read
+    once per connector, not per line)."""
+    from accounting.integrations.models import AccountMapping
+
+    by_code: dict[str, str] = {}
+    by_name: dict[str, str] = {}
+    rows = AccountMapping.objects.filter(connection=connection).order_by("id")
+    for external_id, code, name in rows.values_list(
+        "external_id", "external_code", "external_name"
+    ):
+        if code:
+            by_code.setdefault(code, external_id)
+        by_name.setdefault(name, external_id)
+    return by_code, by_name
 
 
 def _failure(status: int, fault: dict, response: httpx.Response, *, external_id: str):

@@ -140,6 +140,9 @@ class ZohoBooksConnector(Connector):
         self.organization_id = str(settings.get("organization_id") or "")
         self._api_base = ""
         self._chart: list[dict] | None = None
+        self._mapped: tuple[dict[str, str], dict[str, str]] | None = None
+        self._latest: dict[str, datetime] = {}
+        self._since: dict[str, str] = {}
 
     @property
     def api_base(self) -> str:
@@ -248,6 +251,7 @@ class ZohoBooksConnector(Connector):
             params |= {"last_modified_time": zoho_timestamp(since)}
         reply = self._call("GET", "/chartofaccounts", params=params, entity=ACCOUNTS)
         items = [_account(row) for row in reply.get("chartofaccounts") or []]
+        self._note(ACCOUNTS, since, [a.version for a in items])
         more = (reply.get("page_context") or {}).get("has_more_page")
         return Page(items=items, next_cursor=str(page + 1) if more else None)
 
@@ -262,6 +266,7 @@ class ZohoBooksConnector(Connector):
             params["last_modified_time"] = zoho_timestamp(since)
         reply = self._call("GET", "/contacts", params=params, entity=CONTACTS)
         items = [_contact(row) for row in reply.get("contacts") or []]
+        self._note(CONTACTS, since, [c.version for c in items])
         more = (reply.get("page_context") or {}).get("has_more_page")
         return Page(items=items, next_cursor=str(page + 1) if more else None)
 
@@ -298,22 +303,30 @@ class ZohoBooksConnector(Connector):
         return changes, (latest.isoformat() if latest else (since or ""))
 
     def find_by_reference(self, entity: str, local_id: str, number: str = ""):
-        if not number:
+        """A record pushed before whose reply was lost, found by its number (invoices, credit
+        notes) or reference number (payments, journals)."""
+        searches = {
+            "invoice": ("invoices", "invoice_id", "invoice_number"),
+            "credit_note": ("creditnotes", "creditnote_id", "creditnote_number"),
+            "payment": ("customerpayments", "payment_id", "reference_number"),
+            "journal": ("journals", "journal_id", "reference_number"),
+        }
+        singular = _SINGULAR.get(entity, entity)
+        if not number or singular not in searches:
             return None
-        if entity in (INVOICES, CREDIT_NOTES):
-            kind = "invoice" if entity == INVOICES else "credit_note"
-            path, _key, id_field, number_field = _DOCUMENTS[kind]
-            params = {number_field: number}
-        elif entity == JOURNALS:
-            path, id_field, params = "journals", "journal_id", {"reference_number": number}
-        else:
-            return None
-        reply = self._call("GET", f"/{path}", params=params, entity=entity)
+        path, id_field, number_field = searches[singular]
+        reply = self._call("GET", f"/{path}", params={number_field: number}, entity=entity)
         rows = reply.get(path) or []
         if not rows:
             return None
         row = rows[0]
         return PushResult(external_id=str(row[id_field]), version=row.get("last_modified_time", ""))
+
+    def import_since(self, entity: str, versions: list[str], started_iso: str) -> str:
+        """The next import's cursor (the engine's hook): the latest `last_modified_time` this
+        import saw, on Zoho's clock, so our clock's skew cannot skip a change; the cursor it
+        started from when nothing came back; the run's start on a first, empty import."""
+        return _cursor_after(self._latest.get(entity), self._since.get(entity), started_iso)
 
     def push_invoice(self, invoice: InvoicePayload, *, ref) -> PushResult:
         path, key, id_field, number_field = _DOCUMENTS[invoice.kind]
@@ -379,6 +392,15 @@ class ZohoBooksConnector(Connector):
         return self._save("journals", "journal", "journal_id", JOURNALS, body, ref)
 
     # --- helpers -----------------------------------------------------------------------------
+    def _note(self, entity: str, since, versions: list[str]) -> None:
+        """Remember, for `import_since`, where this import started and the latest change seen."""
+        self._since[entity] = zoho_timestamp(since) if since else ""
+        for version in versions:
+            if version:
+                moment = parse_zoho_time(version)
+                latest = self._latest.get(entity)
+                self._latest[entity] = moment if latest is None or moment > latest else latest
+
     def _save(self, path, key, id_field, entity, body, ref, *, number=False) -> PushResult:
         """Create, or update the record `ref` points at, unless it changed in Zoho since we
         last pushed it (then a conflict: never overwritten)."""
@@ -444,17 +466,15 @@ class ZohoBooksConnector(Connector):
         }
 
     def _account_id(self, code: str, name: str) -> str:
-        """A Kontor account (by code) as a Zoho account id: the connection's account mapping
-        first, then the Zoho chart by code, then by name."""
-        from accounting.integrations.models import AccountMapping
-
-        mapped = (
-            AccountMapping.objects.filter(connection=self.connection, account__code=code)
-            .values_list("external_id", flat=True)
-            .first()
-        )
-        if mapped:
-            return mapped
+        """The Zoho account id for a line's account. The sync engine sends the Zoho code and
+        name of a mapped account (else the Kontor code and name): look it up in the imported
+        chart (AccountMapping) by code, then by name, then in Zoho's chart itself."""
+        if self._mapped is None:
+            self._mapped = _mappings(self.connection)
+        by_code, by_name = self._mapped
+        account_id = (code and by_code.get(code)) or (name and by_name.get(name))
+        if account_id:
+            return account_id
         if self._chart is None:
             self._chart = list(self._pages("/chartofaccounts", "chartofaccounts", {}, ACCOUNTS))
         for field_name, wanted in (("account_code", code), ("account_name", name)):
@@ -466,6 +486,39 @@ class ZohoBooksConnector(Connector):
             suggested_fix="Import the Zoho chart of accounts and map this account.",
             detail={"account_code": code},
         )
+
+
+_SINGULAR = {
+    INVOICES: "invoice",
+    CREDIT_NOTES: "credit_note",
+    PAYMENTS: "payment",
+    JOURNALS: "journal",
+}
+
+
+def _cursor_after(latest: datetime | None, since: str, started_iso: str) -> str:
+    if latest is not None:
+        return latest.isoformat()
+    if since:
+        return parse_zoho_time(since).isoformat()
+    return started_iso
+
+
+def _mappings(connection) -> tuple[dict[str, str], dict[str, str]]:
+    """The connection's imported chart: external code -> id and external name -> id (read
+    once per connector, not per line)."""
+    from accounting.integrations.models import AccountMapping
+
+    by_code: dict[str, str] = {}
+    by_name: dict[str, str] = {}
+    rows = AccountMapping.objects.filter(connection=connection).order_by("id")
+    for external_id, code, name in rows.values_list(
+        "external_id", "external_code", "external_name"
+    ):
+        if code:
+            by_code.setdefault(code, external_id)
+        by_name.setdefault(name, external_id)
+    return by_code, by_name
 
 
 def _failure(status: int, payload: dict, response: httpx.Response, *, external_id: str):
