@@ -301,3 +301,206 @@ def webhook_receive(*, system: str, connection_id: int, headers, body: bytes) ->
         for event_id in stored:
             transaction.on_commit(lambda pk=event_id: webhook_process.delay(pk))
     return WebhookReceipt(stored=stored, duplicates=len(events) - len(stored), handshake=False)
+
+
+# ------------------------------------------------------------------------------ processing
+@dataclass(frozen=True)
+class ProcessOutcome:
+    status: str  # processed, ignored, failed, skipped (already taken by another run)
+    retry_after: float | None = None  # set when the task should try again later
+
+
+def _backoff_seconds(attempts: int) -> float:
+    return float(min(30 * 2 ** max(attempts - 1, 0), 3600))
+
+
+def _finish(event, status: str, note: str = "") -> ProcessOutcome:
+    from django.utils import timezone
+
+    from accounting.integrations.models import WebhookEvent
+
+    WebhookEvent.objects.filter(pk=event.pk).update(
+        status=status, error=note[:2000], processed_at=timezone.now()
+    )
+    return ProcessOutcome(status)
+
+
+def webhook_event_process(*, event_id: int) -> ProcessOutcome:
+    """Claim one stored event (received/failed -> processing; a second run finds it taken and
+    does nothing), re-fetch what it names through the connector and bring local rows up to date
+    through the sync engine. Retryable failures (network, 5xx, rate limit) leave the event
+    `failed` with a retry time for the task; others leave it `failed` for good."""
+    from django.db.models import F
+
+    from accounting.integrations.connectors.base import SyncFailure
+    from accounting.integrations.models import WebhookEvent
+
+    status = WebhookEvent.Status
+    claimed = WebhookEvent.objects.filter(
+        pk=event_id, status__in=[status.RECEIVED, status.FAILED]
+    ).update(status=status.PROCESSING, attempts=F("attempts") + 1)
+    if not claimed:
+        return ProcessOutcome("skipped")
+    event = WebhookEvent.objects.select_related("connection", "connection__company").get(
+        pk=event_id
+    )
+    connection = event.connection
+    if not connection.enabled or connection.needs_reauth:
+        return _finish(event, status.IGNORED, "The connection is disabled or needs reconnecting.")
+    try:
+        outcome, note = _apply(event, connection)
+    except SyncFailure as failure:
+        _finish(event, status.FAILED, failure.message)
+        retry = None
+        if failure.retryable:
+            retry = failure.retry_after or _backoff_seconds(event.attempts)
+        return ProcessOutcome("failed", retry_after=retry)
+    except Exception as exc:
+        _finish(event, status.FAILED, f"Unexpected error: {type(exc).__name__}")
+        raise
+    return _finish(event, outcome, note)
+
+
+def _apply(event, connection) -> tuple[str, str]:
+    """Re-fetch what the event names and apply it; returns (status, note)."""
+    from accounting.integrations.connectors import connector_for
+    from accounting.integrations.connectors.base import NotFound
+
+    if event.entity not in ("contact", "invoice", "credit_note"):
+        return "ignored", f"{event.entity} changes are not imported."
+    connector = connector_for(connection)
+    if event.entity == "contact":
+        if event.operation in ("delete", "merge"):
+            return "ignored", "Contacts deleted remotely are kept in Kontor."
+        try:
+            contact = connector.fetch_contact(event.external_id)
+        except NotFound:
+            return "ignored", "The contact no longer exists remotely."
+        run = _engine_run(connection, "contacts", connector, contact=contact)
+        return _run_outcome(run)
+    fetch = getattr(connector, "fetch_invoice", None)
+    if fetch is None or event.entity == "credit_note":
+        return "ignored", f"The {connection.system} connector cannot re-fetch a {event.entity}."
+    try:
+        remote = fetch(event.external_id)
+    except NotFound:
+        return "ignored", "The invoice no longer exists remotely."
+    run = _engine_run(connection, "invoices", connector, invoice=remote)
+    return _run_outcome(run)
+
+
+def _run_outcome(run) -> tuple[str, str]:
+    if run.status in ("succeeded", "partial") and not run.records_failed:
+        return "processed", f"Sync run {run.pk}."
+    if run.records_processed == 0 and not run.error_summary:
+        return "processed", f"Sync run {run.pk}: nothing to change."
+    return "processed", f"Sync run {run.pk}: {run.error_summary}"
+
+
+class _OneContact:
+    """The connector as the sync engine sees it for a webhook: the contacts "page" is the one
+    contact just re-fetched by id, and the incremental cursor stays where the scheduled import
+    left it (the engine's `import_since` hook), so a webhook never skips other changes."""
+
+    def __init__(self, connector, contact, cursor):
+        self.supports = connector.supports
+        self.system = connector.system
+        self._contact = contact
+        self._cursor = cursor
+
+    def fetch_contacts(self, *, cursor=None, since=None):
+        from accounting.integrations.connectors.base import Page
+
+        return Page(items=[self._contact], next_cursor=None)
+
+    def import_since(self, entity, versions, started_iso):
+        return self._cursor
+
+
+def _engine_run(connection, entity: str, connector, *, contact=None, invoice=None):
+    """One SyncRun of type webhook through the sync engine's own per-record code (party
+    create/update with ExternalRef, conflict detection, SyncError bookkeeping), under the same
+    per-connection-and-entity lock as scheduled runs so the two never overlap."""
+    import time as clock
+
+    from django.utils import timezone
+
+    from accounting.integrations import sync
+    from accounting.integrations.connectors.base import SyncFailure
+    from accounting.integrations.models import IntegrationConnection, SyncRun, SyncStatus, SyncType
+    from core.locks import lock_acquire, lock_release
+
+    lock_name = f"integrations:sync:{connection.pk}:{entity}"
+    lock_token = lock_acquire(lock_name, ttl_seconds=sync.RUN_LOCK_TTL_SECONDS)
+    if lock_token is None:
+        raise SyncFailure(
+            f"A {entity} sync of this connection is running; the webhook waits for it.",
+            retryable=True,
+            retry_after=60,
+        )
+    try:
+        started = clock.monotonic()
+        connection.cursors = (
+            IntegrationConnection.objects.filter(pk=connection.pk)
+            .values_list("cursors", flat=True)
+            .get()
+        )
+        run = SyncRun.objects.create(
+            company=connection.company,
+            connection=connection,
+            sync_type=SyncType.WEBHOOK,
+            entity=entity,
+            status=SyncStatus.RUNNING,
+            started_at=timezone.now(),
+        )
+        ctx = sync.RunContext(
+            connection=connection,
+            run=run,
+            connector=None,
+            entity=entity,
+            sync_type=SyncType.WEBHOOK,
+        )
+        try:
+            if contact is not None:
+                cursor = (connection.cursors or {}).get("contacts")
+                ctx.connector = _OneContact(connector, contact, cursor)
+                sync._import_contacts(ctx)
+            else:
+                ctx.connector = connector
+                _invoice_check(ctx, invoice)
+        except sync._Stop:
+            pass
+        except SyncFailure as failure:
+            ctx.fatal = failure
+            ctx.error_record(failure)
+        return sync._finish(ctx, started)
+    finally:
+        lock_release(lock_name, lock_token)
+
+
+def _invoice_check(ctx, remote) -> None:
+    """Kontor is the source of the invoices it exports: a change made in the other system is
+    never copied back silently. If the remote version moved past what we exported, record a
+    conflict for someone to look at; an echo of our own export (same version) is nothing."""
+    from accounting.integrations.connectors.base import ConflictFailure
+    from accounting.integrations.models import ExternalRef
+
+    ref = ExternalRef.objects.filter(
+        connection=ctx.connection, entity="invoice", external_id=remote.external_id
+    ).first()
+    if ref is None:
+        return  # not one of ours: Kontor does not import invoices
+    if remote.version and remote.version != ref.external_version:
+        ctx.record_failure(
+            ConflictFailure(
+                "The invoice changed in "
+                f"{ctx.connection.get_system_display()} after Kontor exported it.",
+                external_id=remote.external_id,
+                detail={"ours": ref.external_version, "theirs": remote.version},
+            ),
+            external_id=remote.external_id,
+            local_type=ref.local_type,
+            local_id=ref.local_id,
+        )
+        return
+    ctx.succeeded()

@@ -22,6 +22,7 @@ from accounting.integrations.webhooks import (
     signature_matches,
 )
 from tests.integrations.conftest import connection_make
+from tests.integrations.fakes import loopback_server  # noqa: F401  (fixture)
 
 XERO_KEY = "xero-webhook-key-Zm9vYmFy"
 QBO_TOKEN = "qbo-verifier-token-1234"
@@ -387,3 +388,208 @@ def test_zoho_authentic_but_unknown_body_is_400(zoho, queued):
     body = b'{"estimate": {"estimate_id": "1"}}'
     assert post(zoho, body, {"X-Kontor-Webhook-Secret": ZOHO_SECRET}).status_code == 400
     assert WebhookEvent.objects.count() == 0
+
+
+# --------------------------------------------------------------------------- processing
+@pytest.fixture
+def live_xero(books, loopback_server, fast_retries, monkeypatch):  # noqa: F811
+    """A Xero connection of company A on the fake Xero, with webhook_process run through
+    Celery's eager apply whenever it is queued."""
+    from accounting.integrations import webhook_tasks
+    from tests.integrations.fakes.xero import FakeXero
+
+    fake = FakeXero(tenant_id=TENANT)
+    server = loopback_server(fake)
+    tokens = fake.issue_tokens()
+    connection = connection_make(
+        books.a,
+        system="xero",
+        name="Xero live",
+        settings={
+            "tenant_id": TENANT,
+            "base_url": server.url,
+            "oauth": {"token_url": f"{server.url}/connect/token"},
+            "rate_limit": {"rate_per_minute": 0, "max_concurrent": 0},
+        },
+        credentials={
+            "client_id": fake.client_id,
+            "client_secret": fake.client_secret,
+            "access_token": tokens["access_token"],
+            "refresh_token": tokens["refresh_token"],
+            "expires_at": time.time() + 1800,
+            "webhook_key": XERO_KEY,
+        },
+    )
+    ran = []
+
+    def run_eagerly(pk):
+        ran.append(pk)
+        return webhook_tasks.webhook_process.apply(args=(pk,))
+
+    monkeypatch.setattr(webhook_tasks.webhook_process, "delay", run_eagerly)
+    return fake, connection, ran
+
+
+def deliver(connection, *events, capture):
+    body = xero_body(*events)
+    with capture(execute=True):
+        response = post(connection, body, {"x-xero-signature": sign(XERO_KEY, body)})
+    assert response.status_code == 200
+    return response
+
+
+@pytest.mark.django_db
+def test_contact_webhook_refetches_the_contact_and_updates_the_party(
+    live_xero, django_capture_on_commit_callbacks
+):
+    from accounting.integrations.models import ExternalRef, SyncRun
+    from invoicing.models import Party
+
+    fake, connection, ran = live_xero
+    contact = fake.add_contact("Meghna Traders", EmailAddress="ap@meghna.example")
+    connection.cursors = {"contacts": "2026-11-01T00:00:00+00:00"}
+    connection.save(update_fields=["cursors"])
+
+    deliver(
+        connection, xero_event(contact["ContactID"]), capture=django_capture_on_commit_callbacks
+    )
+
+    event = WebhookEvent.objects.get()
+    assert ran == [event.pk]
+    assert event.status == WebhookEvent.Status.PROCESSED
+    assert event.attempts == 1
+    # Re-fetched by id from Xero, with the tenant header; the webhook body was not trusted.
+    fetched = fake.api_requests(f"Contacts/{contact['ContactID']}")
+    assert len(fetched) == 1
+    assert fetched[0]["headers"]["xero-tenant-id"] == TENANT
+    ref = ExternalRef.objects.get(connection=connection, external_id=contact["ContactID"])
+    party = Party.objects.get(pk=ref.local_id)
+    assert (party.company_id, party.name, party.email) == (
+        connection.company_id,
+        "Meghna Traders",
+        "ap@meghna.example",
+    )
+    run = SyncRun.objects.get(connection=connection)
+    assert (run.sync_type, run.entity, run.status, run.records_succeeded) == (
+        "webhook",
+        "contacts",
+        "succeeded",
+        1,
+    )
+    connection.refresh_from_db()
+    assert connection.cursors["contacts"] == "2026-11-01T00:00:00+00:00"  # untouched
+
+    # Renamed in Xero: the next event updates the same party, no second one.
+    fake.update_contact(contact["ContactID"], Name="Meghna Traders Ltd")
+    deliver(
+        connection,
+        xero_event(contact["ContactID"], when="2026-11-21T11:00:00.000"),
+        capture=django_capture_on_commit_callbacks,
+    )
+    party.refresh_from_db()
+    assert party.name == "Meghna Traders Ltd"
+    assert Party.objects.filter(company=connection.company, name__startswith="Meghna").count() == 1
+
+
+@pytest.mark.django_db
+def test_processing_twice_does_the_work_once(live_xero, django_capture_on_commit_callbacks):
+    from accounting.integrations.webhook_tasks import webhook_process
+
+    fake, connection, ran = live_xero
+    contact = fake.add_contact("Karnaphuli Ltd")
+    deliver(
+        connection, xero_event(contact["ContactID"]), capture=django_capture_on_commit_callbacks
+    )
+    event = WebhookEvent.objects.get()
+    assert webhook_process.apply(args=(event.pk,)).get() == "skipped"  # a redelivered task
+    assert len(fake.api_requests("Contacts/")) == 1
+
+
+@pytest.mark.django_db
+def test_invoice_changed_in_xero_after_export_becomes_a_conflict(
+    live_xero, django_capture_on_commit_callbacks
+):
+    from accounting.integrations.connectors import connector_for
+    from accounting.integrations.models import ExternalRef, SyncError
+    from tests.integrations.test_xero import invoice_payload
+
+    fake, connection, ran = live_xero
+    fake.add_account("200", "Sales")
+    contact = fake.add_contact("Dhaka Retail Ltd")
+    pushed = connector_for(connection).push_invoice(invoice_payload(contact["ContactID"]), ref=None)
+    ExternalRef.objects.create(
+        company=connection.company,
+        connection=connection,
+        entity="invoice",
+        local_type="invoicing.invoice",
+        local_id="42",
+        external_id=pushed.external_id,
+        external_version=pushed.version,
+    )
+    # Our own export echoed back by Xero: same version, nothing to do.
+    deliver(
+        connection,
+        xero_event(pushed.external_id, category="INVOICE"),
+        capture=django_capture_on_commit_callbacks,
+    )
+    assert SyncError.objects.count() == 0
+    # Someone edits it in Xero: a conflict error, and Kontor's invoice is left alone.
+    fake.touch("invoices", pushed.external_id, Reference="edited in Xero")
+    deliver(
+        connection,
+        xero_event(pushed.external_id, category="INVOICE", when="2026-11-21T12:00:00.000"),
+        capture=django_capture_on_commit_callbacks,
+    )
+    error = SyncError.objects.get()
+    assert (error.category, error.external_id, error.local_id, error.retryable) == (
+        "conflict",
+        pushed.external_id,
+        "42",
+        False,
+    )
+    assert list(WebhookEvent.objects.values_list("status", flat=True)) == ["processed"] * 2
+
+
+@pytest.mark.django_db
+def test_remote_failure_leaves_the_event_failed_for_a_retry(live_xero):
+    from accounting.integrations.webhooks import webhook_event_process
+
+    fake, connection, ran = live_xero
+    contact = fake.add_contact("Surma Foods")
+    event = WebhookEvent.objects.create(
+        company=connection.company,
+        connection=connection,
+        system="xero",
+        event_id="x1",
+        entity="contact",
+        external_id=contact["ContactID"],
+        operation="update",
+    )
+    fake.fail(500, times=10)
+    outcome = webhook_event_process(event_id=event.pk)
+    event.refresh_from_db()
+    assert (outcome.status, event.status, event.attempts) == ("failed", "failed", 1)
+    assert outcome.retry_after and outcome.retry_after > 0
+    fake.failures.clear()
+    assert webhook_event_process(event_id=event.pk).status == "processed"
+    event.refresh_from_db()
+    assert (event.status, event.attempts) == ("processed", 2)
+
+
+@pytest.mark.django_db
+def test_events_of_a_disabled_connection_are_ignored(live_xero):
+    from accounting.integrations.webhooks import webhook_event_process
+
+    fake, connection, ran = live_xero
+    connection.enabled = False
+    connection.save(update_fields=["enabled"])
+    event = WebhookEvent.objects.create(
+        company=connection.company,
+        connection=connection,
+        system="xero",
+        event_id="x2",
+        entity="contact",
+        external_id="whatever",
+    )
+    assert webhook_event_process(event_id=event.pk).status == "ignored"
+    assert fake.api_requests() == []
