@@ -287,10 +287,18 @@ class BankTransaction(models.Model):
         ]
         indexes = [
             # Cash position, dimensional analysis, the reconciliation's book side: one account
-            # and a date range, answered from the index alone on PostgreSQL.
+            # and a date range, answered from the index alone on PostgreSQL (an index-only
+            # scan; SQLite builds it without the included columns).
             models.Index(
                 fields=["bank_account", "date"],
-                include=["amount", "direction", "posting_status"],
+                include=[
+                    "amount",
+                    "direction",
+                    "posting_status",
+                    "cost_center",
+                    "project",
+                    "department",
+                ],
                 name="banking_txn_account_date",
             ),
             models.Index(fields=["company", "posting_status"], name="banking_txn_company_status"),

@@ -305,6 +305,8 @@ def tenant_object(model, company):
     for every model an API endpoint serves: a new endpoint needs its model added here."""
     if model is Company:
         return company
+    from tests.banking.makers import _banking_makers  # lazy: it imports this module
+
     makers = {
         Membership: lambda: MembershipFactory(company=company),
         AuditEvent: lambda: AuditEventFactory(company=company),
@@ -322,6 +324,7 @@ def tenant_object(model, company):
         Invoice: lambda: draft_invoice_for(company),
         RecurringInvoice: lambda: recurring_invoice_for(company),
         **_payroll_makers(company),
+        **_banking_makers(company),
     }
     if model not in makers:
         raise LookupError(
