@@ -1,7 +1,7 @@
 """The Zoho Books connector against the fake Zoho Books server (real HTTP on loopback)."""
 
 import time
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -21,7 +21,9 @@ from accounting.integrations.connectors.base import (
 )
 from accounting.integrations.connectors.zoho import REGIONS, ZohoBooksConnector, region_hosts
 from accounting.integrations.http import http_client_for
-from accounting.integrations.models import ExternalRef, IntegrationConnection
+from accounting.integrations.models import ExternalRef, IntegrationConnection, SyncError
+from accounting.integrations.sync import sync_run
+from invoicing.models import Party
 from tests.integrations.conftest import connection_make
 from tests.integrations.fakes import loopback_server  # noqa: F401  (fixture)
 from tests.integrations.fakes.zoho import (
@@ -522,3 +524,132 @@ def test_changes_since_the_cursor_by_last_modified_time(zoho, zoho_connection):
     assert new_cursor == "2026-01-05T09:00:07+05:30"
     contact_calls = zoho.calls("/books/v3/contacts")
     assert contact_calls[-1].query["last_modified_time"] == "2026-01-05T09:00:05+0530"
+
+
+# --- end to end through the sync engine --------------------------------------------------------
+
+
+def imported_parties(company):
+    return Party.objects.filter(company=company, name__startswith="Customer ")
+
+
+@pytest.fixture
+def books_zoho(books, zoho, zoho_connection, fast_retries):
+    """Company A with its ledger, the Zoho connection, a Zoho chart holding Kontor's sales
+    account code, and HTTP retries that do not wait."""
+    zoho.seed_chart()
+    zoho.add_account("4100", "Sales revenue", "income")
+    return zoho_connection
+
+
+def test_engine_imports_1000_contacts_into_parties_once(zoho, books_zoho):
+    zoho.add_contacts(1000)
+
+    run = sync_run(connection=books_zoho, entity="contacts", direction="import")
+
+    assert (run.status, run.records_processed, run.records_succeeded) == ("succeeded", 1000, 1000)
+    assert imported_parties(books_zoho.company).count() == 1000
+    assert ExternalRef.objects.filter(connection=books_zoho, entity="contact").count() == 1000
+    party = Party.objects.get(company=books_zoho.company, name="Customer 00007")
+    assert (party.email, party.phone) == ("customer7@example.com", "+8801710000007")
+    assert len(zoho.calls("/books/v3/contacts")) == 5
+    books_zoho.refresh_from_db()
+    # The latest last_modified_time seen: 9 chart accounts, then 1,000 contacts, a second apart.
+    assert books_zoho.cursors["contacts"] == "2026-01-05T09:16:49+05:30"
+
+    again = sync_run(connection=books_zoho, entity="contacts", direction="import")
+    assert (again.status, again.records_processed) == ("succeeded", 0)
+    assert zoho.calls("/books/v3/contacts")[-1].query["last_modified_time"] == (
+        "2026-01-05T09:16:49+0530"
+    )
+    assert imported_parties(books_zoho.company).count() == 1000
+
+
+def test_engine_page_3_failing_ends_partial_and_the_rerun_duplicates_nothing(zoho, books_zoho):
+    zoho.add_contacts(1000)
+    zoho.fail(500, path="/contacts", page=3, times=3)  # every attempt at page 3
+
+    run = sync_run(connection=books_zoho, entity="contacts", direction="import")
+
+    assert (run.status, run.records_succeeded, run.records_failed) == ("partial", 400, 0)
+    assert imported_parties(books_zoho.company).count() == 400
+    error = SyncError.objects.get(connection=books_zoho)
+    assert (error.category, error.retryable, error.resolution) == ("server", True, "open")
+    books_zoho.refresh_from_db()
+    assert "contacts" not in books_zoho.cursors  # no cursor from an incomplete import
+
+    rerun = sync_run(connection=books_zoho, entity="contacts", direction="import")
+
+    assert (rerun.status, rerun.records_succeeded) == ("succeeded", 600)
+    assert imported_parties(books_zoho.company).count() == 1000
+    assert ExternalRef.objects.filter(connection=books_zoho, entity="contact").count() == 1000
+    error.refresh_from_db()
+    assert error.resolution == "resolved"
+
+
+def test_engine_long_retry_after_stops_the_run_with_a_rate_limit_error(zoho, books_zoho):
+    zoho.add_contacts(3)
+    zoho.fail(429, path="/contacts", retry_after="120")
+
+    run = sync_run(connection=books_zoho, entity="contacts", direction="import")
+
+    assert run.status == "failed"
+    error = SyncError.objects.get(connection=books_zoho)
+    assert (error.category, error.retryable) == ("rate_limit", True)
+    assert error.next_retry_at >= run.started_at + timedelta(seconds=120)
+    assert len(zoho.calls("/books/v3/contacts")) == 1  # not slept through in the worker
+
+
+def test_engine_exports_an_invoice_twice_as_one_zoho_invoice(zoho, books_zoho, sales):
+    sync_run(connection=books_zoho, entity="accounts", direction="import")
+    invoice = sales.approved(sales.line(quantity="2", unit_price="100.00"))
+
+    first = sync_run(connection=books_zoho, entity="invoices", direction="export")
+    ref = ExternalRef.objects.get(connection=books_zoho, local_type="invoicing.invoice")
+    ExternalRef.objects.filter(pk=ref.pk).update(last_synced_hash="changed-locally")
+    second = sync_run(connection=books_zoho, entity="invoices", direction="export")
+
+    assert (first.status, first.records_succeeded) == ("succeeded", 1)
+    assert (second.status, second.records_succeeded) == ("succeeded", 1)
+    [(external_id, remote)] = zoho.documents["invoices"].items()
+    assert remote["invoice_number"] == invoice.number
+    assert remote["total"] == 230.0  # 2 x 100.00 + VAT 30.00
+    assert zoho.contacts[remote["customer_id"]]["contact_name"] == "Dhaka Retail Ltd"
+    sales_line, vat_line = remote["line_items"]
+    assert sales_line["account_id"] == zoho.accounts_by_code("4100")["account_id"]
+    assert vat_line["account_id"] == zoho.accounts_by_code("2100")["account_id"]
+    assert [c.method for c in zoho.calls(f"/books/v3/invoices/{external_id}")] == ["GET", "PUT"]
+    ref.refresh_from_db()
+    assert (ref.external_id, ref.external_version) == (external_id, remote["last_modified_time"])
+
+
+def test_engine_zoho_edit_since_our_export_is_a_conflict_not_an_overwrite(zoho, books_zoho, sales):
+    sync_run(connection=books_zoho, entity="accounts", direction="import")
+    sales.approved()
+    sync_run(connection=books_zoho, entity="invoices", direction="export")
+    ref = ExternalRef.objects.get(connection=books_zoho, local_type="invoicing.invoice")
+    zoho.touch("invoices", ref.external_id, notes="edited in Zoho")
+    ExternalRef.objects.filter(pk=ref.pk).update(last_synced_hash="changed-locally")
+
+    run = sync_run(connection=books_zoho, entity="invoices", direction="export")
+
+    assert (run.status, run.records_failed) == ("failed", 1)
+    error = SyncError.objects.get(connection=books_zoho)
+    assert (error.category, error.retryable) == ("conflict", False)
+    assert zoho.calls("/books/v3/invoices", "PUT") == []
+    assert zoho.documents["invoices"][ref.external_id]["notes"] == "edited in Zoho"
+
+
+def test_engine_invoice_deleted_in_zoho_is_a_not_found_error(zoho, books_zoho, sales):
+    sync_run(connection=books_zoho, entity="accounts", direction="import")
+    sales.approved()
+    sync_run(connection=books_zoho, entity="invoices", direction="export")
+    ref = ExternalRef.objects.get(connection=books_zoho, local_type="invoicing.invoice")
+    del zoho.documents["invoices"][ref.external_id]
+    ExternalRef.objects.filter(pk=ref.pk).update(last_synced_hash="changed-locally")
+
+    sync_run(connection=books_zoho, entity="invoices", direction="export")
+
+    error = SyncError.objects.get(connection=books_zoho)
+    assert error.category == "not_found"
+    assert error.detail["code"] == 1002
