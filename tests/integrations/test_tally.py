@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from defusedxml.ElementTree import fromstring
@@ -33,8 +34,10 @@ from accounting.integrations.connectors.tally import (
     parse_import_result,
     parse_reply,
 )
-from accounting.integrations.http import http_client_for
-from accounting.integrations.models import ExternalRef
+from accounting.integrations.http import http_client_for, pools_close
+from accounting.integrations.models import AccountMapping, ExternalRef, SyncError
+from accounting.integrations.sync import sync_run
+from invoicing.models import Party
 from tests.integrations.conftest import connection_make
 from tests.integrations.fakes import loopback_server  # noqa: F401  (fixture)
 from tests.integrations.fakes.tally import FakeTally
@@ -397,7 +400,7 @@ def test_lineerror_for_an_unknown_ledger_fails_that_voucher_only(tally, shape):
     assert "Ledger 'Sales 5%' does not exist" in failure.message
     assert "INV-21" in failure.message
     assert "map the Kontor account" in failure.suggested_fix
-    assert failure.external_id.endswith("-invoice-21")
+    assert failure.detail["remote_id"].endswith("-invoice-21")
     assert [v.number for v in tally.fake.vouchers] == ["INV-22"]
 
 
@@ -595,3 +598,164 @@ def test_entity_expansion_is_refused():
     )
     with pytest.raises(MalformedReply):
         parse_reply(bomb)
+
+
+# --- through the sync engine -----------------------------------------------------------------
+
+
+@pytest.fixture
+def engine(sales, loopback_server, fast_retries):  # noqa: F811
+    """Company A's books and sales parties, and a Tally holding the matching masters: the
+    customer Dhaka Retail Ltd (not Padma Bank PLC), "Sales revenue" and "Output VAT"."""
+    fake = FakeTally(company="Alpha Traders")
+    fake.add_ledger("Dhaka Retail Ltd", "Sundry Debtors")
+    fake.add_ledger("Sales revenue", "Sales Accounts")
+    fake.add_ledger("Output VAT", "Duties & Taxes")
+    server = loopback_server(fake)
+    connection = connection_make(
+        sales.company,
+        system="tally",
+        name="Tally",
+        credentials={},
+        settings={"host": "127.0.0.1", "port": server.port, "company": "Alpha Traders"},
+        entities=["accounts", "contacts", "invoices"],
+    )
+    run = sync_run(connection=connection, entity="accounts", direction="import")
+    assert run.status == "succeeded"
+    assert (
+        AccountMapping.objects.get(
+            connection=connection, external_name="Sales revenue"
+        ).account.code
+        == "4100"
+    )
+    return SimpleNamespace(fake=fake, server=server, connection=connection, sales=sales)
+
+
+@pytest.fixture
+def short_timeout(settings):
+    """The pooled client is built once per process and system: rebuild it with a short read
+    timeout for this test and with the normal one afterwards."""
+    pools_close()
+    settings.ACCOUNTING_POOL_TIMEOUT = 0.4
+    yield
+    pools_close()
+
+
+@pytest.mark.django_db
+def test_engine_export_one_voucher_rejected_run_is_partial_with_one_validation_error(engine):
+    sales = engine.sales
+    good = [sales.approved(), sales.approved()]
+    bad = sales.approved(customer=sales.withholding)  # Padma Bank PLC has no Tally ledger
+
+    run = sync_run(connection=engine.connection, entity="invoices", direction="export")
+
+    assert (run.status, run.records_succeeded, run.records_failed) == ("partial", 2, 1)
+    error = SyncError.objects.get(connection=engine.connection)
+    assert (error.category, error.local_id, error.resolution) == ("validation", str(bad.pk), "open")
+    assert "Ledger 'Padma Bank PLC' does not exist" in error.message
+    assert "map the Kontor account" in error.suggested_fix
+    assert [v.number for v in engine.fake.vouchers] == [i.number for i in good]
+    # 100.00 + 15% VAT each: Dr party 115.00, Cr Sales revenue 100.00, Cr Output VAT 15.00
+    assert engine.fake.vouchers[0].entries == [
+        ("Dhaka Retail Ltd", D("-115.00")),
+        ("Sales revenue", D("100.00")),
+        ("Output VAT", D("15.00")),
+    ]
+
+    # the ledger is created in Tally; the next run exports only the failed invoice
+    engine.fake.add_ledger("Padma Bank PLC", "Sundry Debtors")
+    again = sync_run(connection=engine.connection, entity="invoices", direction="export")
+
+    assert (again.status, again.records_succeeded, again.records_failed) == ("succeeded", 1, 0)
+    assert len(engine.fake.vouchers) == 3
+    error.refresh_from_db()
+    assert error.resolution == "resolved"
+    refs = ExternalRef.objects.filter(connection=engine.connection, entity="invoice")
+    assert sorted(r.external_id for r in refs) == sorted(v.remote_id for v in engine.fake.vouchers)
+
+
+@pytest.mark.django_db
+def test_engine_re_export_of_a_changed_invoice_alters_it(engine):
+    invoice = engine.sales.approved()
+    sync_run(connection=engine.connection, entity="invoices", direction="export")
+    ref = ExternalRef.objects.get(connection=engine.connection, entity="invoice")
+    ExternalRef.objects.filter(pk=ref.pk).update(last_synced_hash="stale")  # as if edited
+
+    run = sync_run(connection=engine.connection, entity="invoices", direction="export")
+
+    assert (run.status, run.records_succeeded) == ("succeeded", 1)
+    assert len(engine.fake.vouchers) == 1
+    assert engine.fake.vouchers[0].number == invoice.number
+    ref.refresh_from_db()
+    assert ref.external_version == str(engine.fake.vouchers[0].alter_id)
+
+
+@pytest.mark.django_db
+def test_engine_lost_reply_then_retry_duplicates_nothing(engine, short_timeout):
+    invoices = [engine.sales.approved(), engine.sales.approved()]
+    engine.fake.add_fault("sleep_after:1.0", when=lambda info: info["kind"] == "import")
+
+    run = sync_run(connection=engine.connection, entity="invoices", direction="export")
+
+    assert run.status == "failed"  # a network failure stops the run
+    assert SyncError.objects.get(connection=engine.connection).category == "network"
+    assert len(engine.fake.vouchers) == 1  # Tally did save the first voucher
+
+    again = sync_run(connection=engine.connection, entity="invoices", direction="export")
+
+    assert (again.status, again.records_succeeded) == ("succeeded", 2)
+    assert sorted(v.number for v in engine.fake.vouchers) == sorted(i.number for i in invoices)
+
+
+@pytest.mark.django_db
+def test_engine_contacts_paging_failing_halfway_is_partial_and_the_rerun_duplicates_nothing(engine):
+    engine.connection.settings["page_size"] = 3
+    engine.connection.save()
+    for n in range(4):
+        engine.fake.add_ledger(f"Customer {n}", "Sundry Debtors")  # AlterIDs 6..9
+    engine.fake.add_fault(
+        "500", when=lambda info: info["type"] == "ledger" and info["after"] == 6, times=3
+    )
+
+    run = sync_run(connection=engine.connection, entity="contacts", direction="import")
+
+    assert run.status == "partial"
+    assert run.records_succeeded == 2  # window (3, 6]: Dhaka Retail Ltd's ledger and Customer 0
+    error = SyncError.objects.get(connection=engine.connection)
+    assert (error.category, error.retryable) == ("server", True)
+    engine.connection.refresh_from_db()
+    assert engine.connection.cursors.get("contacts") is None
+
+    again = sync_run(connection=engine.connection, entity="contacts", direction="import")
+
+    assert again.status == "succeeded"
+    imported = Party.objects.filter(company=engine.connection.company, name__startswith="Customer ")
+    assert sorted(imported.values_list("name", flat=True)) == [f"Customer {n}" for n in range(4)]
+    assert ExternalRef.objects.filter(connection=engine.connection, entity="contact").count() == 5
+
+
+@pytest.mark.django_db
+def test_engine_alterid_incremental_import_takes_only_changed_contacts(engine):
+    engine.fake.encoding = "utf-16"
+    engine.fake.add_ledger("Karnaphuli Traders", "Sundry Debtors", email="a@karna.test")
+    first = sync_run(connection=engine.connection, entity="contacts", direction="import")
+    assert (first.status, first.records_succeeded) == ("succeeded", 2)
+    engine.connection.refresh_from_db()
+    cursor = engine.connection.cursors["contacts"]
+    assert cursor == str(engine.fake.alter_id)
+
+    engine.fake.alter_ledger("Karnaphuli Traders", email="accounts@karna.test")
+    second = sync_run(connection=engine.connection, entity="contacts", direction="import")
+
+    assert (second.status, second.records_processed) == ("succeeded", 1)
+    assert Party.objects.get(
+        company=engine.connection.company, name="Karnaphuli Traders"
+    ).email == ("accounts@karna.test")
+    windows = [
+        fromstring(r.body.decode("utf-8"))
+        for r in engine.fake.log.entries
+        if b"KontorParties" in r.body
+    ]
+    assert f"$AlterID > {cursor}" in [s.text for s in windows[-1].iter("SYSTEM")]
+    engine.connection.refresh_from_db()
+    assert engine.connection.cursors["contacts"] == str(engine.fake.alter_id)

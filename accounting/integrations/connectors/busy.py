@@ -240,6 +240,13 @@ class BusyConnector(Connector):
         }
 
     # --- masters ---------------------------------------------------------------------------
+    def import_since(self, entity: str, versions: list[str], started_iso: str) -> str:
+        """The engine's cursor after a complete import: the bridge's version counter, kept where
+        it was when nothing changed (never a timestamp: the bridge's `since` is a number)."""
+        previous = str((self.connection.cursors or {}).get(entity) or "")
+        numbers = [int(v) for v in [previous, *versions] if str(v).strip().isdigit()]
+        return str(max(numbers, default=0))
+
     def _masters(self, kind: str, *, cursor: str | None, since: str | None) -> tuple[list, bool]:
         page = int(cursor or 1)
         params = {
@@ -247,7 +254,7 @@ class BusyConnector(Connector):
             "page": page,
             "per_page": int(self._settings.get("page_size") or DEFAULT_PAGE_SIZE),
         }
-        if since:
+        if since and str(since).isdigit():
             params["since"] = since
         response = self._request("GET", "/masters", params=params, entity=kind)
         if response.status_code == 404:
@@ -351,7 +358,7 @@ class BusyConnector(Connector):
             raise NotFound(
                 f"Invoice {payment.invoice_number} is not in Busy, so the receipt has no party",
                 retryable=True,
-                external_id=payment.invoice_external_id,
+                detail={"invoice_remote_id": payment.invoice_external_id},
                 suggested_fix="Export the invoice first; the payment is retried after it.",
             )
         amount = Decimal(payment.amount)
@@ -409,8 +416,8 @@ class BusyConnector(Connector):
             current = _text(self._xml(response), "Version")
             raise ConflictFailure(
                 f"Voucher {voucher['number']} was changed in Busy after Kontor exported it",
-                external_id=kontor_id,
                 detail={
+                    "remote_id": kontor_id,
                     "local_version": getattr(ref, "external_version", ""),
                     "remote_version": current,
                 },
@@ -419,14 +426,13 @@ class BusyConnector(Connector):
             message = _text(self._xml(response), "Error") or "Busy refused the voucher"
             raise ValidationFailure(
                 f"Busy rejected voucher {voucher['number']}: {message}",
-                external_id=kontor_id,
                 suggested_fix=(
                     "Create the account in Busy, or map the Kontor account to an existing Busy "
                     "account (the name must match exactly), then retry."
                     if "account" in message.lower()
                     else ""
                 ),
-                detail={"status": response.status_code},
+                detail={"remote_id": kontor_id, "status": response.status_code},
             )
         if response.status_code != 200:
             raise self._unexpected(response)

@@ -161,6 +161,7 @@ def _text(element: ET.Element | None, path: str) -> str:
 
 
 def _int(value: str) -> int:
+    """Tally's numbers come padded (" 42"); anything else (an old timestamp cursor) is 0."""
     try:
         return int(value.strip() or 0)
     except ValueError:
@@ -432,6 +433,11 @@ class TallyConnector(Connector):
     system = "tally"
     supports = frozenset({ACCOUNTS, CONTACTS, INVOICES, CREDIT_NOTES, PAYMENTS, JOURNALS})
 
+    def __init__(self, connection, *, http):
+        super().__init__(connection, http=http)
+        # entity -> the highest AlterID an import in progress has covered (see import_since)
+        self._seen_high: dict[str, int] = {}
+
     @staticmethod
     def base_url(connection) -> str:
         """http://host:port from the connection settings (a `base_url` setting wins: tests)."""
@@ -544,6 +550,15 @@ class TallyConnector(Connector):
         ]
 
     # --- masters ---------------------------------------------------------------------------
+    def import_since(self, entity: str, versions: list[str], started_iso: str) -> str:
+        """The sync engine's incremental cursor after a complete import: an AlterID, never a
+        timestamp. Everything up to the highest master AlterID that Tally reported when the
+        import started was seen, as were the versions imported; with nothing new the cursor
+        stays where it was (a full re-read would cost the whole chart again)."""
+        previous = _int(str((self.connection.cursors or {}).get(entity) or ""))
+        seen = [_int(v) for v in versions if str(v).strip().isdigit()]
+        return str(max([previous, self._seen_high.get(entity, 0), *seen]))
+
     def fetch_accounts(self, *, cursor: str | None = None, since: str | None = None):
         root = self._post(list_of_accounts_request(self.company), entity=ACCOUNTS, reads_only=True)
         _check_status(root)
@@ -565,6 +580,7 @@ class TallyConnector(Connector):
         accounts = []
         for ledger in ledgers:
             alter_id = _int(_text(ledger, "ALTERID"))
+            self._seen_high["accounts"] = max(self._seen_high.get("accounts", 0), alter_id)
             if after and alter_id <= after:
                 continue
             name = ledger.get("NAME", "") or _text(ledger, "NAME")
@@ -591,6 +607,7 @@ class TallyConnector(Connector):
             low = _int(since or "")
             info = self._company_info()
             highest = max((c["max_master_alter_id"] for c in info), default=0)
+            self._seen_high["contacts"] = highest
         upper = low + page_size
         elements = self._collection(
             "KontorParties",
@@ -742,7 +759,7 @@ class TallyConnector(Connector):
             raise NotFound(
                 f"Invoice {payment.invoice_number} is not in Tally, so the receipt has no party",
                 retryable=True,
-                external_id=payment.invoice_external_id,
+                detail={"invoice_remote_id": payment.invoice_external_id},
                 suggested_fix="Export the invoice first; the payment is retried after it.",
             )
         amount = Decimal(payment.amount)
@@ -795,7 +812,7 @@ class TallyConnector(Connector):
             if current is None:
                 raise NotFound(
                     f"Voucher {voucher['number']} was exported to Tally but is no longer there",
-                    external_id=remote_id,
+                    detail={"remote_id": remote_id},
                     suggested_fix="It was deleted in Tally: unlink it to export it again, or "
                     "ignore the error.",
                 )
@@ -803,8 +820,8 @@ class TallyConnector(Connector):
                 raise ConflictFailure(
                     f"Voucher {voucher['number']} was changed in Tally after Kontor exported it "
                     f"(AlterID {ref.external_version} -> {current.alter_id})",
-                    external_id=remote_id,
                     detail={
+                        "remote_id": remote_id,
                         "local_version": ref.external_version,
                         "remote_version": current.alter_id,
                     },
@@ -819,15 +836,18 @@ class TallyConnector(Connector):
             )
             raise ValidationFailure(
                 f"Tally rejected voucher {voucher['number']}: {message}",
-                external_id=remote_id,
                 suggested_fix=_suggested_fix(message),
-                detail={"line_errors": result.line_errors, "action": action},
+                detail={
+                    "remote_id": remote_id,
+                    "line_errors": result.line_errors,
+                    "action": action,
+                },
             )
         if result.created + result.altered == 0:
             raise ValidationFailure(
                 f"Tally neither created nor altered voucher {voucher['number']}"
                 + (" (ignored as a duplicate)" if result.ignored else ""),
-                external_id=remote_id,
+                detail={"remote_id": remote_id},
                 suggested_fix="Check the voucher in Tally; it may be locked or a duplicate.",
             )
         after = self._voucher(remote_id)
