@@ -535,3 +535,82 @@ def test_unbalanced_journal_is_refused(xero):
     )
     with pytest.raises(ValidationFailure, match="debits must equal"):
         xero.connector().push_journal(journal, ref=None)
+
+
+# --------------------------------------------------------------------------- through the engine
+@pytest.fixture
+def books_xero(books, xero):
+    """Company A with its ledger and the Xero connection (limiter off: these tests count
+    requests, not time)."""
+    xero.connection.settings["rate_limit"] = {"rate_per_minute": 0, "max_concurrent": 0}
+    xero.connection.save(update_fields=["settings"])
+    return xero
+
+
+def xero_parties(company):
+    from invoicing.models import Party
+
+    return Party.objects.filter(company=company, name__startswith="Xero customer ")
+
+
+@pytest.mark.django_db
+def test_engine_imports_contacts_then_only_changes(books_xero):
+    from accounting.integrations.sync import sync_run
+
+    xero = books_xero
+    for i in range(130):
+        xero.fake.add_contact(f"Xero customer {i:03d}", EmailAddress=f"c{i}@example.com")
+    run = sync_run(connection=xero.connection, entity="contacts", direction="import")
+    assert (run.status, run.records_succeeded) == ("succeeded", 130)
+    assert xero_parties(xero.connection.company).count() == 130
+    xero.connection.refresh_from_db()
+    cursor = xero.connection.cursors["contacts"]
+    assert "if-modified-since" not in xero.fake.api_requests("Contacts")[0]["headers"]
+
+    time.sleep(1.1)  # Xero's If-Modified-Since has a resolution of one second
+    changed = next(iter(xero.fake.contacts))
+    xero.fake.update_contact(changed, Name="Xero customer renamed")
+    again = sync_run(connection=xero.connection, entity="contacts", direction="import")
+    assert (again.status, again.records_succeeded) == ("succeeded", 1)
+    last = xero.fake.api_requests("Contacts")[-1]
+    assert last["headers"]["if-modified-since"] == (
+        parse_xero_datetime(cursor).strftime("%Y-%m-%dT%H:%M:%S")
+    )
+    assert xero_parties(xero.connection.company).count() == 130
+
+
+@pytest.mark.django_db
+def test_engine_paging_failing_halfway_is_partial_and_the_rerun_duplicates_nothing(books_xero):
+    from accounting.integrations.models import ExternalRef, SyncError
+    from accounting.integrations.sync import sync_run
+
+    xero = books_xero
+    for i in range(250):
+        xero.fake.add_contact(f"Xero customer {i:03d}")
+    xero.fake.fail(500, path="Contacts", page=3, times=99)  # every attempt at page 3
+
+    run = sync_run(connection=xero.connection, entity="contacts", direction="import")
+    assert (run.status, run.records_succeeded, run.records_failed) == ("partial", 200, 0)
+    assert xero_parties(xero.connection.company).count() == 200
+    error = SyncError.objects.get(connection=xero.connection)
+    assert (error.category, error.retryable) == ("server", True)
+    xero.connection.refresh_from_db()
+    assert "contacts" not in xero.connection.cursors
+
+    xero.fake.failures.clear()
+    rerun = sync_run(connection=xero.connection, entity="contacts", direction="import")
+    assert (rerun.status, rerun.records_succeeded) == ("succeeded", 50)
+    assert xero_parties(xero.connection.company).count() == 250
+    assert ExternalRef.objects.filter(connection=xero.connection, entity="contact").count() == 250
+
+
+@pytest.mark.django_db
+def test_engine_run_survives_an_expired_token(books_xero):
+    from accounting.integrations.sync import sync_run
+
+    xero = books_xero
+    xero.fake.add_contact("Xero customer 1")
+    xero.fake.fail(401)
+    run = sync_run(connection=xero.connection, entity="contacts", direction="import")
+    assert (run.status, run.records_succeeded) == ("succeeded", 1)
+    assert xero.fake.token_requests == 1
