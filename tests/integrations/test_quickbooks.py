@@ -22,7 +22,9 @@ from accounting.integrations.connectors.base import (
 )
 from accounting.integrations.connectors.quickbooks import QuickBooksConnector, api_base_url
 from accounting.integrations.http import http_client_for
-from accounting.integrations.models import ExternalRef, IntegrationConnection
+from accounting.integrations.models import ExternalRef, IntegrationConnection, SyncError
+from accounting.integrations.sync import sync_run
+from invoicing.models import Party
 from tests.integrations.conftest import connection_make
 from tests.integrations.fakes import loopback_server  # noqa: F401  (fixture)
 from tests.integrations.fakes.quickbooks import (
@@ -485,3 +487,93 @@ def test_cdc_reports_creates_updates_and_deletes_since_the_cursor(qbo, qbo_conne
     assert cdc.query["entities"] == "Customer,Account,Invoice,CreditMemo,Payment,JournalEntry"
     assert cdc.query["changedSince"] == cursor
     assert cdc.query["minorversion"] == "75"
+
+
+# --- end to end through the sync engine --------------------------------------------------------
+
+
+def imported_parties(company):
+    return Party.objects.filter(company=company, name__startswith="Customer ")
+
+
+@pytest.fixture
+def books_qbo(books, qbo, qbo_connection, fast_retries):
+    """Company A with its ledger, the QuickBooks connection, and retries that do not wait."""
+    qbo.seed_chart()
+    return qbo_connection
+
+
+def test_engine_imports_1000_customers_into_parties_once(qbo, books_qbo):
+    qbo.add_customers(1000)
+
+    run = sync_run(connection=books_qbo, entity="contacts", direction="import")
+
+    assert (run.status, run.records_processed, run.records_succeeded) == ("succeeded", 1000, 1000)
+    assert imported_parties(books_qbo.company).count() == 1000
+    assert ExternalRef.objects.filter(connection=books_qbo, entity="contact").count() == 1000
+    assert len(qbo.calls("/query")) == 6  # five full pages and the empty one after them
+    books_qbo.refresh_from_db()
+    last = qbo.store["Customer"][str(len(qbo.store["Item"]) + 6 + 1000)]
+    assert books_qbo.cursors["contacts"] == last["MetaData"]["LastUpdatedTime"]
+
+    again = sync_run(connection=books_qbo, entity="contacts", direction="import")
+    assert (again.status, again.records_processed) == ("succeeded", 0)
+    assert "WHERE MetaData.LastUpdatedTime >= " in qbo.calls("/query")[-1].query["query"]
+    assert imported_parties(books_qbo.company).count() == 1000
+
+
+def test_engine_startposition_401_failing_ends_partial_and_the_rerun_completes(qbo, books_qbo):
+    qbo.add_customers(1000)
+    qbo.fail(500, path="/query", start=401, times=3)
+
+    run = sync_run(connection=books_qbo, entity="contacts", direction="import")
+
+    assert (run.status, run.records_succeeded) == ("partial", 400)
+    assert SyncError.objects.get(connection=books_qbo).category == "server"
+    rerun = sync_run(connection=books_qbo, entity="contacts", direction="import")
+    assert (rerun.status, rerun.records_succeeded) == ("succeeded", 600)
+    assert imported_parties(books_qbo.company).count() == 1000
+    assert ExternalRef.objects.filter(connection=books_qbo, entity="contact").count() == 1000
+
+
+def test_engine_exports_an_invoice_twice_as_one_quickbooks_invoice(qbo, books_qbo, sales):
+    invoice = sales.approved(sales.line(quantity="2", unit_price="100.00"))
+
+    sync_run(connection=books_qbo, entity="invoices", direction="export")
+    ref = ExternalRef.objects.get(connection=books_qbo, local_type="invoicing.invoice")
+    assert ref.external_version == "0"
+    ExternalRef.objects.filter(pk=ref.pk).update(last_synced_hash="changed-locally")
+    second = sync_run(connection=books_qbo, entity="invoices", direction="export")
+
+    assert (second.status, second.records_succeeded) == ("succeeded", 1)
+    [(external_id, remote)] = qbo.store["Invoice"].items()
+    assert (remote["DocNumber"], remote["SyncToken"]) == (invoice.number[:21], "1")
+    assert remote["TotalAmt"] == 230.0  # 200.00 + VAT 30.00
+    customer = qbo.store["Customer"][remote["CustomerRef"]["value"]]
+    assert customer["DisplayName"] == "Dhaka Retail Ltd"
+    update = qbo.calls("/invoice", "POST")[-1].body
+    assert (update["Id"], update["SyncToken"]) == (external_id, "0")
+    ref.refresh_from_db()
+    assert ref.external_version == "1"
+
+
+def test_engine_stale_synctoken_is_a_conflict_error_and_local_is_not_overwritten(
+    qbo, books_qbo, sales
+):
+    sales.approved()
+    sync_run(connection=books_qbo, entity="invoices", direction="export")
+    ref = ExternalRef.objects.get(connection=books_qbo, local_type="invoicing.invoice")
+    qbo.edit("Invoice", ref.external_id, PrivateNote="changed in QuickBooks")
+    ExternalRef.objects.filter(pk=ref.pk).update(last_synced_hash="changed-locally")
+
+    run = sync_run(connection=books_qbo, entity="invoices", direction="export")
+
+    assert (run.status, run.records_failed) == ("failed", 1)
+    error = SyncError.objects.get(connection=books_qbo)
+    assert (error.category, error.retryable) == ("conflict", False)
+    assert "Stale Object Error" in error.message
+    assert error.detail["code"] == "5010"
+    ref.refresh_from_db()
+    assert (ref.external_version, ref.last_synced_hash) == ("0", "changed-locally")
+    remote = qbo.store["Invoice"][ref.external_id]
+    assert (remote["SyncToken"], remote["PrivateNote"]) == ("1", "changed in QuickBooks")
