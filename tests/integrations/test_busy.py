@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from defusedxml.ElementTree import fromstring
@@ -30,7 +31,9 @@ from accounting.integrations.connectors.base import (
 )
 from accounting.integrations.connectors.busy import BusyConnector
 from accounting.integrations.http import http_client_for
-from accounting.integrations.models import ExternalRef
+from accounting.integrations.models import ExternalRef, SyncError
+from accounting.integrations.sync import sync_run
+from invoicing.models import Party
 from tests.integrations.conftest import connection_make
 from tests.integrations.fakes import loopback_server  # noqa: F401  (fixture)
 from tests.integrations.fakes.busy import FakeBusyBridge
@@ -346,3 +349,77 @@ def test_bridge_without_masters_says_so(busy):
         busy.connector.fetch_accounts()
 
     assert "masters" in caught.value.message
+
+
+# --- through the sync engine -----------------------------------------------------------------
+
+
+@pytest.fixture
+def engine(sales, loopback_server, fast_retries, settings):  # noqa: F811
+    settings.BUSY_ALLOW_INSECURE = True
+    fake = FakeBusyBridge(api_key=API_KEY)
+    fake.add_party("Dhaka Retail Ltd", "customer")
+    fake.add_account("Sales revenue", "Sales Accounts", "Income", code="4100")
+    fake.add_account("Output VAT", "Duties & Taxes", "Current Liabilities")
+    server = loopback_server(fake)
+    connection = connection_make(
+        sales.company,
+        system="busy",
+        name="Busy",
+        credentials={"api_key": API_KEY},
+        settings={"bridge_url": server.url},
+        entities=["accounts", "contacts", "invoices"],
+    )
+    assert (
+        sync_run(connection=connection, entity="accounts", direction="import").status == "succeeded"
+    )
+    return SimpleNamespace(fake=fake, connection=connection, sales=sales)
+
+
+@pytest.mark.django_db
+def test_engine_export_partial_then_complete_without_duplicates(engine):
+    sales = engine.sales
+    sales.approved()
+    bad = sales.approved(customer=sales.withholding)  # no such party account in Busy
+
+    run = sync_run(connection=engine.connection, entity="invoices", direction="export")
+
+    assert (run.status, run.records_succeeded, run.records_failed) == ("partial", 1, 1)
+    error = SyncError.objects.get(connection=engine.connection)
+    assert (error.category, error.local_id) == ("validation", str(bad.pk))
+    assert "Account 'Padma Bank PLC' not found" in error.message
+    (saved,) = engine.fake.vouchers.values()
+    # 100.00 + 15% VAT: Dr the party 115.00, Cr Sales revenue 100.00 and Output VAT 15.00
+    assert saved.entries == [
+        ("Dhaka Retail Ltd", 1, D("115.00")),
+        ("Sales revenue", 2, D("100.00")),
+        ("Output VAT", 2, D("15.00")),
+    ]
+
+    engine.fake.add_party("Padma Bank PLC", "customer")
+    again = sync_run(connection=engine.connection, entity="invoices", direction="export")
+
+    assert (again.status, again.records_succeeded) == ("succeeded", 1)
+    assert len(engine.fake.vouchers) == 2
+    error.refresh_from_db()
+    assert error.resolution == "resolved"
+
+
+@pytest.mark.django_db
+def test_engine_imports_parties_and_then_only_changed_ones(engine):
+    engine.fake.add_party("Karnaphuli Traders", "vendor", email="a@karna.test")
+
+    first = sync_run(connection=engine.connection, entity="contacts", direction="import")
+    engine.connection.refresh_from_db()
+    cursor = engine.connection.cursors["contacts"]
+    engine.fake.parties["Karnaphuli Traders"].update(
+        email="accounts@karna.test", version=engine.fake._bump()
+    )
+    second = sync_run(connection=engine.connection, entity="contacts", direction="import")
+
+    assert (first.status, first.records_succeeded) == ("succeeded", 2)
+    assert (second.status, second.records_processed) == ("succeeded", 1)
+    party = Party.objects.get(company=engine.connection.company, name="Karnaphuli Traders")
+    assert (party.kind, party.email) == ("vendor", "accounts@karna.test")
+    last = [r for r in engine.fake.log.entries if r.path == "/masters"][-1]
+    assert (last.param("type"), last.param("since")) == ("parties", cursor)
