@@ -495,6 +495,9 @@ INTEGRATIONS_MAX_CONSECUTIVE_FAILURES = env.int("INTEGRATIONS_MAX_CONSECUTIVE_FA
 # Sync runs (and their resolved errors) older than these are archived, then deleted.
 INTEGRATIONS_ARCHIVE_AFTER_DAYS = env.int("INTEGRATIONS_ARCHIVE_AFTER_DAYS", default=365)
 INTEGRATIONS_DELETE_AFTER_DAYS = env.int("INTEGRATIONS_DELETE_AFTER_DAYS", default=730)
+# The Busy bridge is reached over HTTPS only; True lets a plain http:// bridge URL through (the
+# tests' loopback fake). Never on in production.
+BUSY_ALLOW_INSECURE = env.bool("BUSY_ALLOW_INSECURE", default=False)
 
 # --- Banking ---
 # Company defaults (a company may override each in its BankingSettings row). Decimal strings:
