@@ -44,3 +44,59 @@ def test_development_key_is_derived_from_secret_key(settings):
     if not os.environ.get("CREDENTIAL_ENCRYPTION_KEY"):
         assert crypto.development_key(settings.SECRET_KEY) == settings.CREDENTIAL_ENCRYPTION_KEY
     Fernet(crypto.development_key("anything").encode())  # a valid Fernet key
+
+
+# --- manage.py rotate_credential_keys ---------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_rotate_command_reencrypts_so_the_old_key_can_be_dropped(settings, tenants):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from accounting.integrations.models import IntegrationConnection
+    from tests.integrations.conftest import connection_make
+
+    settings.CREDENTIAL_ENCRYPTION_KEY = OLD
+    first = connection_make(tenants.a, credentials={"api_key": "k-1"})
+    second = connection_make(tenants.b, credentials={"api_key": "k-2"})
+    connection_make(tenants.a, system="tally", name="Tally", credentials={})
+    settings.CREDENTIAL_ENCRYPTION_KEY = f"{NEW},{OLD}"
+    out = StringIO()
+    call_command("rotate_credential_keys", stdout=out)
+    assert out.getvalue().strip() == "Re-encrypted the credentials of 2 connection(s)."
+    settings.CREDENTIAL_ENCRYPTION_KEY = NEW  # old key dropped
+    assert IntegrationConnection.objects.get(pk=first.pk).credentials == {"api_key": "k-1"}
+    assert IntegrationConnection.objects.get(pk=second.pk).credentials == {"api_key": "k-2"}
+
+
+@pytest.mark.django_db
+def test_rotate_command_with_a_bad_key_exits_non_zero_with_one_line(settings, tenants):
+    import subprocess
+    import sys
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from tests.integrations.conftest import connection_make
+
+    settings.CREDENTIAL_ENCRYPTION_KEY = OLD
+    connection_make(tenants.a, credentials={"api_key": "k-1"})
+    settings.CREDENTIAL_ENCRYPTION_KEY = NEW  # does not open the stored token
+    with pytest.raises(CommandError, match="cannot be decrypted") as info:
+        call_command("rotate_credential_keys")
+    assert info.value.returncode == 1
+    # As a process: status 1 and a single line on stderr, naming no key.
+    env = {**os.environ, "CREDENTIAL_ENCRYPTION_KEY": "not-a-key"}
+    env.pop("DATABASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "rotate_credential_keys"],
+        env={**env, "DJANGO_SETTINGS_MODULE": "config.settings.test"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "malformed" in lines[0] and "not-a-key" not in lines[0]
