@@ -568,6 +568,8 @@ def test_decode_by_bom_declaration_and_charset():
     assert decode_reply(b"\xff\xfe" + text.encode("utf-16-le")) == text
     assert decode_reply(b"\xfe\xff" + text.encode("utf-16-be")) == text
     assert decode_reply(text.encode("utf-16-le"), "text/xml; charset=utf-16") == text
+    assert decode_reply(text.encode("utf-16-be"), "text/xml") == text  # no BOM, no charset
+    assert decode_reply(text.encode("cp1252"), "text/xml; charset=windows-1252") == text
     declared = '<?xml version="1.0" encoding="UTF-16"?>' + text
     assert parse_reply(declared.encode("utf-16-le")).findtext("NAME") == "Café"
     assert decode_reply(text.encode("utf-8")) == text

@@ -91,7 +91,7 @@ CENT = Decimal("0.01")
 
 
 def insecure_allowed() -> bool:
-    return bool(getattr(django_settings, "BUSY_ALLOW_INSECURE", False))
+    return bool(django_settings.BUSY_ALLOW_INSECURE)
 
 
 def _text(element: ET.Element | None, path: str) -> str:

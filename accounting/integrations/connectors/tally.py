@@ -104,22 +104,21 @@ _MISSING_LEDGER = re.compile(r"ledger\s+'([^']*)'\s+does not exist", re.I)
 
 
 def decode_reply(content: bytes, content_type: str = "", *, source: str = "Tally") -> str:
-    """Bytes of a Tally reply as text: BOM first, then the declared charset, then UTF-8."""
+    """Bytes of a Tally reply as text: by BOM; else UTF-16 recognised by its zero bytes (the
+    XML declaration cannot be read before knowing that); else the Content-Type charset or the
+    declared encoding; else UTF-8."""
     if content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         encoding = "utf-16"
     elif content.startswith(codecs.BOM_UTF8):
         encoding = "utf-8-sig"
+    elif len(content) >= 2 and content[:2].count(0) == 1:  # "<E" as UTF-16: one byte is 0
+        encoding = "utf-16-le" if content[1] == 0 else "utf-16-be"
+    elif match := re.search(r"charset=\"?([\w\-]+)", content_type or "", re.I):
+        encoding = match.group(1)
+    elif match := _DECLARED_ENCODING.match(content):
+        encoding = match.group(1).decode("ascii")
     else:
-        encoding = ""
-        if match := re.search(r"charset=([\w\-]+)", content_type or "", re.I):
-            encoding = match.group(1)
-        elif match := _DECLARED_ENCODING.match(content):
-            encoding = match.group(1).decode("ascii")
-        elif content[:2].count(0) == 1:  # UTF-16 without a BOM: every other byte of "<E" is 0
-            encoding = "utf-16-le" if content[1] == 0 else "utf-16-be"
-        encoding = encoding or "utf-8"
-        if encoding.lower().replace("-", "") == "utf16" and not content.startswith(b"<"):
-            encoding = "utf-16-le" if content[1:2] == b"\x00" else "utf-16-be"
+        encoding = "utf-8"
     try:
         return content.decode(encoding)
     except (LookupError, UnicodeDecodeError) as exc:
