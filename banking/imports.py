@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import logging
 import re
 
 from django.db import connection, transaction
@@ -32,9 +31,6 @@ from core.models import Membership
 from core.roles import Role, roles_for
 from core.services import audit_record
 
-logger = logging.getLogger(__name__)
-
-RECONCILE_TASK = "banking.tasks.reconcile_account"
 BATCH_SIZE = 2000  # rows per INSERT; also the chunk of ids looked up per query
 _IBAN_RE = re.compile(r"^[A-Z]{2}\d{2}[A-Z0-9]{8,30}$")
 
@@ -404,19 +400,6 @@ def _joined(values: list[str], limit: int) -> str:
 
 
 def _queue_reconcile(bank_account_id: int) -> None:
-    """Queue bank-recon's auto-reconciliation by its registered name, when it is registered."""
-    task = _registered_task(RECONCILE_TASK)
-    if task is None:
-        logger.warning(
-            "banking import: task %s is not registered; account %s not auto-reconciled",
-            RECONCILE_TASK,
-            bank_account_id,
-        )
-        return
-    task.delay(bank_account_id)
+    from banking.tasks import reconcile_account
 
-
-def _registered_task(name: str):
-    from config.celery_app import app
-
-    return app.tasks.get(name)
+    reconcile_account.delay(bank_account_id)

@@ -506,23 +506,13 @@ def test_audit_event_and_reconcile_queued_after_commit(
     assert AuditEvent.objects.filter(action="banking.statement.import").count() == 1
 
 
-def test_reconcile_queued_by_name_when_registered(monkeypatch):
+def test_reconcile_task_queued_with_the_account_id(monkeypatch):
+    from banking import tasks
+
     calls = []
-
-    class FakeTask:
-        def delay(self, *args):
-            calls.append(args)
-
-    monkeypatch.setattr(imports, "_registered_task", lambda name: FakeTask())
+    monkeypatch.setattr(tasks.reconcile_account, "delay", lambda *args: calls.append(args))
     imports._queue_reconcile(42)
     assert calls == [(42,)]
-
-
-def test_unregistered_reconcile_task_is_logged_not_raised(monkeypatch, caplog):
-    monkeypatch.setattr(imports, "_registered_task", lambda name: None)
-    with caplog.at_level("WARNING", logger="banking.imports"):
-        imports._queue_reconcile(42)
-    assert "banking.tasks.reconcile_account is not registered" in caplog.text
 
 
 # --- performance ----------------------------------------------------------------------------
