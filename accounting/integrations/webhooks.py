@@ -24,6 +24,7 @@ import hmac
 import json
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.db import transaction
 
@@ -304,6 +305,40 @@ def webhook_receive(*, system: str, connection_id: int, headers, body: bytes) ->
 
 
 # ------------------------------------------------------------------------------ processing
+# An event claimed this long ago and not finished was left by a dead worker.
+STALE_CLAIM = timedelta(minutes=30)
+# An event still `received` this long after it came in lost its queue message (broker down
+# at commit time): the sweep queues it again.
+STALE_RECEIVED = timedelta(minutes=10)
+REQUEUE_BATCH = 500
+
+
+def webhook_events_requeue(*, now=None) -> int:
+    """Queue again the events whose processing was lost: still `received` after
+    STALE_RECEIVED, or claimed longer than STALE_CLAIM ago. Returns how many were queued."""
+    from django.db.models import Q
+    from django.utils import timezone
+
+    from accounting.integrations.models import WebhookEvent
+    from accounting.integrations.webhook_tasks import webhook_process
+
+    now = now or timezone.now()
+    status = WebhookEvent.Status
+    ids = list(
+        WebhookEvent.objects.filter(
+            Q(status=status.RECEIVED, received_at__lt=now - STALE_RECEIVED)
+            | Q(status=status.PROCESSING, claimed_at__lt=now - STALE_CLAIM)
+        )
+        .order_by("received_at")
+        .values_list("id", flat=True)[:REQUEUE_BATCH]
+    )
+    for event_id in ids:
+        webhook_process.delay(event_id)
+    if ids:
+        log.warning("requeued %d stalled webhook events", len(ids))
+    return len(ids)
+
+
 @dataclass(frozen=True)
 class ProcessOutcome:
     status: str  # processed, ignored, failed, skipped (already taken by another run)
@@ -330,15 +365,24 @@ def webhook_event_process(*, event_id: int) -> ProcessOutcome:
     does nothing), re-fetch what it names through the connector and bring local rows up to date
     through the sync engine. Retryable failures (network, 5xx, rate limit) leave the event
     `failed` with a retry time for the task; others leave it `failed` for good."""
-    from django.db.models import F
+    from django.db.models import F, Q
+    from django.utils import timezone
 
     from accounting.integrations.connectors.base import SyncFailure
     from accounting.integrations.models import WebhookEvent
 
     status = WebhookEvent.Status
-    claimed = WebhookEvent.objects.filter(
-        pk=event_id, status__in=[status.RECEIVED, status.FAILED]
-    ).update(status=status.PROCESSING, attempts=F("attempts") + 1)
+    now = timezone.now()
+    # A claim older than STALE_CLAIM belongs to a worker that died mid-way (tasks are acked
+    # late, so its message comes back): that event may be taken again.
+    claimed = (
+        WebhookEvent.objects.filter(pk=event_id)
+        .filter(
+            Q(status__in=[status.RECEIVED, status.FAILED])
+            | Q(status=status.PROCESSING, claimed_at__lt=now - STALE_CLAIM)
+        )
+        .update(status=status.PROCESSING, attempts=F("attempts") + 1, claimed_at=now)
+    )
     if not claimed:
         return ProcessOutcome("skipped")
     event = WebhookEvent.objects.select_related("connection", "connection__company").get(

@@ -297,6 +297,8 @@ def test_database_refuses_a_duplicate_event_row(xero):
 
 @pytest.mark.django_db
 def test_answer_is_quick_and_makes_no_outgoing_call(xero, queued, no_outgoing_calls):
+    warm_up = xero_body()  # the first request of a process imports the URL conf and views
+    assert post(xero, warm_up, {"x-xero-signature": sign(XERO_KEY, warm_up)}).status_code == 200
     events = [xero_event(resource_id=f"r{i}") for i in range(50)]
     body = xero_body(*events)
     started = time.perf_counter()
@@ -304,7 +306,8 @@ def test_answer_is_quick_and_makes_no_outgoing_call(xero, queued, no_outgoing_ca
     elapsed = time.perf_counter() - started
     assert response.status_code == 200
     assert WebhookEvent.objects.count() == 50
-    assert elapsed < 0.5, f"answered in {elapsed:.3f} s"
+    # Xero allows 5 s and QuickBooks 3 s; the answer takes a few queries, no outgoing call.
+    assert elapsed < 1.0, f"answered in {elapsed:.3f} s"
 
 
 @pytest.mark.django_db
@@ -593,3 +596,73 @@ def test_events_of_a_disabled_connection_are_ignored(live_xero):
     )
     assert webhook_event_process(event_id=event.pk).status == "ignored"
     assert fake.api_requests() == []
+
+
+@pytest.mark.django_db
+def test_a_claim_left_by_a_dead_worker_is_taken_again(live_xero):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounting.integrations.webhooks import webhook_event_process
+
+    fake, connection, ran = live_xero
+    contact = fake.add_contact("Teesta Agro")
+    event = WebhookEvent.objects.create(
+        company=connection.company,
+        connection=connection,
+        system="xero",
+        event_id="x3",
+        entity="contact",
+        external_id=contact["ContactID"],
+        status="processing",
+        attempts=1,
+        claimed_at=timezone.now() - timedelta(minutes=5),
+    )
+    assert webhook_event_process(event_id=event.pk).status == "skipped"  # still being worked on
+    WebhookEvent.objects.filter(pk=event.pk).update(
+        claimed_at=timezone.now() - timedelta(minutes=31)
+    )
+    assert webhook_event_process(event_id=event.pk).status == "processed"
+    event.refresh_from_db()
+    assert (event.status, event.attempts) == ("processed", 2)
+
+
+@pytest.mark.django_db
+def test_sweep_requeues_lost_events_only(xero, queued):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounting.integrations.webhooks import webhook_events_requeue
+
+    def make(event_id, **fields):
+        event = WebhookEvent.objects.create(
+            company=xero.company,
+            connection=xero,
+            system="xero",
+            event_id=event_id,
+            entity="contact",
+            external_id=event_id,
+        )
+        WebhookEvent.objects.filter(pk=event.pk).update(**fields)
+        return event.pk
+
+    now = timezone.now()
+    lost = make("lost", received_at=now - timedelta(minutes=11))
+    make("fresh", received_at=now - timedelta(minutes=2))
+    dead = make("dead", status="processing", claimed_at=now - timedelta(minutes=40))
+    make("busy", status="processing", claimed_at=now - timedelta(minutes=3))
+    make("done", status="processed", received_at=now - timedelta(hours=2))
+    make("gave-up", status="failed", received_at=now - timedelta(hours=2))
+    assert webhook_events_requeue(now=now) == 2
+    assert sorted(queued) == sorted([lost, dead])
+
+
+def test_webhook_tasks_are_routed_to_the_integrations_queue():
+    from accounting.integrations.webhook_tasks import REQUEUE_TASK, WEBHOOK_PROCESS_TASK
+    from config.celery_app import app
+
+    for name in (WEBHOOK_PROCESS_TASK, REQUEUE_TASK):
+        route = app.amqp.router.route({}, name, args=(1,), kwargs={})
+        assert route["queue"].name == "integrations"

@@ -614,3 +614,20 @@ def test_engine_run_survives_an_expired_token(books_xero):
     run = sync_run(connection=xero.connection, entity="contacts", direction="import")
     assert (run.status, run.records_succeeded) == ("succeeded", 1)
     assert xero.fake.token_requests == 1
+
+
+def test_next_cursor_is_the_latest_xero_time_seen_and_never_goes_back():
+    class Conn:
+        settings: dict = {}
+        cursors = {"contacts": "2026-11-21T10:00:00"}
+
+    connector = XeroConnector(Conn(), http=None)
+    versions = ["/Date(1795255200000+0000)/", "/Date(1795258800500+0000)/"]  # 10:00, 11:00:00.5
+    assert connector.import_since("contacts", versions, "2026-11-21T12:34:56+00:00") == (
+        "2026-11-21T11:00:00"
+    )
+    assert connector.import_since("contacts", [], "2026-11-21T12:34:56+00:00") == (
+        "2026-11-21T10:00:00"
+    )
+    older = ["/Date(1795000000000+0000)/"]
+    assert connector.import_since("contacts", older, "x") == "2026-11-21T10:00:00"

@@ -416,6 +416,20 @@ class XeroConnector(Connector):
         cursor = latest.strftime("%Y-%m-%dT%H:%M:%S") if latest else (since or "")
         return changes, cursor
 
+    def import_since(self, entity: str, versions: list[str], started_iso: str) -> str:
+        """The next incremental cursor after a complete import: the latest UpdatedDateUTC seen,
+        in Xero's own clock (our clock may run ahead of Xero's, and a cursor from it could skip
+        changes), to the second as If-Modified-Since takes it; unchanged when nothing came."""
+        previous = (self.connection.cursors or {}).get(entity) or ""
+        seen = [moment for moment in map(parse_xero_datetime, versions) if moment is not None]
+        if not seen:
+            return previous
+        latest = max(seen)
+        before = parse_xero_datetime(previous)
+        if before is not None and before > latest:
+            return previous
+        return latest.strftime("%Y-%m-%dT%H:%M:%S")
+
     # ------------------------------------------------------------------ export
     def _check_version(self, path: str, key: str, ref, *, entity: str) -> None:
         """Refuse to overwrite a record someone changed in Xero after our last export."""
