@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import secrets
 import time
 from urllib.parse import urlencode
 
@@ -73,6 +74,32 @@ def provider(connection) -> dict:
             suggested_fix="Set the system's client id and secret in the settings.",
         )
     return config
+
+
+STATE_SALT = "kontor.integrations.oauth-state"
+STATE_MAX_AGE_SECONDS = 15 * 60
+
+
+def oauth_state_make(*, connection, user_id: int | None) -> str:
+    """A signed, expiring `state` for the connect URL naming the connection and the user."""
+    from django.core import signing
+
+    payload = {"c": connection.pk, "u": user_id, "n": secrets.token_hex(8)}
+    return signing.dumps(payload, salt=STATE_SALT, compress=True)
+
+
+def oauth_state_read(state: str, *, max_age: int = STATE_MAX_AGE_SECONDS) -> dict:
+    """{"connection_id", "user_id"} from a state made by oauth_state_make; AuthFailure when it
+    is forged, altered or older than `max_age` seconds."""
+    from django.core import signing
+
+    try:
+        payload = signing.loads(state, salt=STATE_SALT, max_age=max_age)
+    except signing.SignatureExpired as exc:
+        raise AuthFailure("The authorisation took too long; start again.") from exc
+    except signing.BadSignature as exc:
+        raise AuthFailure("The authorisation reply is not one Kontor asked for.") from exc
+    return {"connection_id": payload["c"], "user_id": payload["u"]}
 
 
 def oauth_connect_url(

@@ -25,6 +25,16 @@ from django.utils import timezone
 
 from accounting.integrations.models import Frequency, IntegrationConnection
 
+# Webhook processing tasks live beside the webhooks (hub-xero-webhooks); importing them here
+# registers them with every worker (Celery autodiscovery reads tasks.py only).
+try:
+    from accounting.integrations.webhook_tasks import (  # noqa: F401
+        declare_webhook_schedules,
+        webhook_process,
+    )
+except ImportError:  # pragma: no cover - the webhook module is optional for the engine
+    declare_webhook_schedules = None
+
 logger = logging.getLogger(__name__)
 
 QUEUE = "integrations"
@@ -65,6 +75,8 @@ def declare_schedules() -> None:
         periodic_task_declare(
             name=name, task=task, queue=QUEUE, description=descriptions[task], **when
         )
+    if declare_webhook_schedules is not None:
+        declare_webhook_schedules()
 
 
 def _direction_for(entity: str) -> str:

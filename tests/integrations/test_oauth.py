@@ -173,3 +173,14 @@ def test_invalid_grant_marks_the_connection_as_needing_reauthorisation(tenants):
     assert event.after == {"needs_reauth": True, "reason": "invalid_grant"}
     with pytest.raises(oauth.NeedsReauth):
         oauth.access_token(fresh)  # no request until someone reconnects
+
+
+@pytest.mark.django_db
+def test_state_is_signed_and_expires(tenants):
+    conn = connection_make(tenants.a)
+    state = oauth.oauth_state_make(connection=conn, user_id=7)
+    assert oauth.oauth_state_read(state) == {"connection_id": conn.pk, "user_id": 7}
+    with pytest.raises(oauth.AuthFailure, match="not one Kontor asked for"):
+        oauth.oauth_state_read(state[:-2] + "xx")
+    with pytest.raises(oauth.AuthFailure, match="too long"):
+        oauth.oauth_state_read(state, max_age=-1)

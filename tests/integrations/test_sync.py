@@ -313,3 +313,31 @@ def test_connection_test_records_latency_and_version(conn, remote, books):
     remote.fail_everything = NetworkFailure("could not connect")
     outcome = services.connection_test(actor=books.users_a["owner"], connection=conn)
     assert outcome["success"] is False and "could not connect" in outcome["message"]
+
+
+def test_metrics_and_summary_follow_the_runs(conn, remote):
+    from prometheus_client import REGISTRY
+
+    from accounting.integrations.selectors import connection_summary
+
+    def sample(name, **labels):
+        return REGISTRY.get_sample_value(name, labels) or 0
+
+    before_ok = sample(
+        "accounting_sync_total", system="zoho_books", entity="contacts", status="succeeded"
+    )
+    before_net = sample("accounting_sync_errors_total", category="network")
+    remote.contacts = contacts(2)
+    sync_run(connection=conn, entity="contacts", direction="import")
+    remote.page_failures = {1: NetworkFailure("down")}
+    remote.contacts = contacts(2, start=10)
+    sync_run(connection=conn, entity="contacts", direction="import")
+    assert (
+        sample("accounting_sync_total", system="zoho_books", entity="contacts", status="succeeded")
+        == before_ok + 1
+    )
+    assert sample("accounting_sync_errors_total", category="network") == before_net + 1
+    summary = connection_summary(conn)
+    assert (summary["runs"], summary["succeeded"], summary["failed"]) == (2, 1, 1)
+    assert (summary["open_errors"], summary["retryable"]) == (1, 1)
+    assert summary["linked"] == {"contact": 2}

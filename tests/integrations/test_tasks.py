@@ -23,7 +23,7 @@ def queued(monkeypatch):
 def test_beat_entries_are_declared_and_operator_edits_survive():
     tasks.declare_schedules()
     entries = {p.name: p for p in PeriodicTask.objects.filter(name__startswith="integrations: ")}
-    assert set(entries) == set(tasks.SCHEDULES)
+    assert set(tasks.SCHEDULES) <= set(entries)
     retry = entries["integrations: retry due sync errors"]
     assert (retry.interval.every, retry.interval.period, retry.queue) == (
         300,
@@ -39,7 +39,7 @@ def test_beat_entries_are_declared_and_operator_edits_survive():
     PeriodicTask.objects.filter(pk=retry.pk).update(enabled=False)
     tasks.declare_schedules()
     assert PeriodicTask.objects.get(pk=retry.pk).enabled is False
-    assert PeriodicTask.objects.filter(name__startswith="integrations: ").count() == 5
+    assert PeriodicTask.objects.filter(name__startswith="integrations: ").count() == len(entries)
 
 
 def test_tasks_are_routed_to_the_integrations_queue(settings):
