@@ -909,8 +909,9 @@ def _book_balance(account: BankAccount, as_of: date) -> Decimal:
 
 def _statement_balance(account: BankAccount, as_of: date) -> Decimal | None:
     """The bank's balance at the end of `as_of`: the latest imported closing balance on or
-    before it plus the lines after it; without any imported balance, the account's opening
-    balance plus the lines. None when the bank has told us nothing up to then."""
+    before it plus the lines after it; without one, the account's opening balance (the books
+    and the bank agree on it at the opening date) plus the lines. None when the account has no
+    statement line at all yet."""
     anchor = (
         StatementImport.objects.filter(
             bank_account=account, closing_balance__isnull=False, closing_date__lte=as_of
@@ -924,7 +925,7 @@ def _statement_balance(account: BankAccount, as_of: date) -> Decimal | None:
         balance, since = anchor
         lines = lines.filter(date__gt=since)
     else:
-        if not lines.exists():
+        if not StatementLine.objects.filter(bank_account=account).exists():
             return None
         balance = account.opening_balance
         if account.opening_date:
