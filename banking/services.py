@@ -448,8 +448,14 @@ def _statement_mapping(value) -> dict:
         return value
     try:
         CsvMapping.from_dict(value)
-    except Exception as exc:  # the parser's own error, said in its words
-        raise _invalid("statement_mapping", f"Statement mapping: {exc}") from None
+    except ValueError as exc:  # CsvMappingError: `fields` maps each bad key to its messages
+        details = getattr(exc, "fields", None) or {"mapping": [str(exc)]}
+        messages = [f"{key}: {message}" for key, texts in details.items() for message in texts]
+        raise ValidationFailed(
+            f"Statement mapping: {messages[0]}",
+            code="invalid_mapping",
+            fields={"statement_mapping": messages},
+        ) from None
     return value
 
 

@@ -300,3 +300,18 @@ def test_banking_settings_fall_back_to_the_project_settings(bank, settings):
     )
     bank.main.refresh_from_db()
     assert effective.auto_accept_for(bank.main) == Decimal("0.99")
+
+
+def test_a_csv_mapping_is_checked_by_the_csv_parser(bank):
+    pytest.importorskip("banking.parsers.csv")
+    mapping = {"date": "Date", "amount": "Amount", "date_format": "%d/%m/%Y"}
+    account = services.bank_account_update(
+        actor=bank.owner, bank_account=bank.main, statement_mapping=mapping
+    )
+    assert account.statement_mapping == mapping
+    with pytest.raises(ValidationFailed) as caught:
+        services.bank_account_update(
+            actor=bank.owner, bank_account=bank.main, statement_mapping={"amount": "Amount"}
+        )
+    assert caught.value.code == "invalid_mapping"
+    assert any(m.startswith("date:") for m in caught.value.fields["statement_mapping"])
