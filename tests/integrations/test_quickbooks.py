@@ -460,6 +460,21 @@ def test_find_by_reference_uses_the_docnumber(qbo, qbo_connection):
     assert (found.external_id, found.version) == (pushed.external_id, "0")
 
 
+def test_fetch_invoice_for_a_webhook_reports_its_synctoken(qbo, qbo_connection):
+    customer = qbo.add_customer("Meghna Traders")
+    connector = connector_for(qbo_connection)
+    pushed = connector.push_invoice(invoice_payload(customer_id=customer["Id"]), ref=None)
+    qbo.edit("Invoice", pushed.external_id, PrivateNote="edited")
+    change = connector.fetch_invoice(pushed.external_id)
+    assert (change.entity, change.external_id, change.version) == (
+        "invoices",
+        pushed.external_id,
+        "1",
+    )
+    with pytest.raises(NotFound):
+        connector.fetch_invoice("4040")
+
+
 # --- change data capture -----------------------------------------------------------------------
 
 

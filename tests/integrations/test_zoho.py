@@ -497,6 +497,22 @@ def test_find_by_reference_finds_an_invoice_pushed_before(zoho, zoho_connection)
     assert connector.find_by_reference("invoices", "42", "INV-0404") is None
 
 
+def test_fetch_invoice_for_a_webhook_reports_its_last_modified_time(zoho, zoho_connection):
+    zoho.seed_chart()
+    customer = zoho.add_contact("Meghna Traders")
+    connector = connector_for(zoho_connection)
+    pushed = connector.push_invoice(invoice_payload(contact_id=customer["contact_id"]), ref=None)
+    edited = zoho.touch("invoices", pushed.external_id, notes="edited")
+    change = connector.fetch_invoice(pushed.external_id)
+    assert (change.external_id, change.version) == (
+        pushed.external_id,
+        edited["last_modified_time"],
+    )
+    assert change.version != pushed.version
+    with pytest.raises(NotFound):
+        connector.fetch_invoice("460000000099999")
+
+
 # --- incremental -------------------------------------------------------------------------------
 
 

@@ -268,6 +268,20 @@ class QuickBooksConnector(Connector):
         )
         return _contact(reply.get("Customer") or {})
 
+    def fetch_invoice(self, external_id: str) -> Change:
+        """An invoice's current state (webhook re-fetch): its SyncToken tells whether it
+        changed in QuickBooks after we exported it."""
+        reply = self._call(
+            "GET", f"/invoice/{external_id}", entity=INVOICES, external_id=external_id
+        )
+        row = reply.get("Invoice") or {}
+        return Change(
+            entity=INVOICES,
+            external_id=str(row.get("Id", external_id)),
+            operation="update",
+            version=str(row.get("SyncToken", "")),
+        )
+
     def fetch_changes(self, *, since: str | None) -> tuple[list[Change], str]:
         """Change data capture for every entity we sync. The new cursor is the reply's server
         time; when the reply was cut at 1,000 objects it is the latest change seen instead, so

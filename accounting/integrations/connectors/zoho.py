@@ -276,6 +276,20 @@ class ZohoBooksConnector(Connector):
         )
         return _contact(reply.get("contact") or {})
 
+    def fetch_invoice(self, external_id: str) -> Change:
+        """An invoice's current state (webhook re-fetch): its version (`last_modified_time`)
+        tells whether it changed in Zoho after we exported it."""
+        reply = self._call(
+            "GET", f"/invoices/{external_id}", entity=INVOICES, external_id=external_id
+        )
+        row = reply.get("invoice") or {}
+        return Change(
+            entity=INVOICES,
+            external_id=str(row.get("invoice_id", external_id)),
+            operation="delete" if row.get("status") == "void" else "update",
+            version=row.get("last_modified_time", ""),
+        )
+
     def fetch_changes(self, *, since: str | None) -> tuple[list[Change], str]:
         """Records changed since the cursor in each list Zoho can filter by
         `last_modified_time`; the new cursor is the latest `last_modified_time` seen. Zoho lists
