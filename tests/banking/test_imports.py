@@ -577,3 +577,40 @@ def test_ten_thousand_line_camt_imports_within_five_seconds(accts, django_assert
     assert cpu <= 3.0, f"10,000-line CAMT import used {cpu:.2f} s of CPU"
     if os.getloadavg()[0] <= (os.cpu_count() or 1):
         assert elapsed <= 5.0, f"10,000-line CAMT import took {elapsed:.2f} s"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_imports_into_one_account_are_serialised(accts):
+    """Two overlapping files and the same file twice, all at once: the account row lock makes
+    each import see what the others wrote, so every entry lands once and nothing fails on the
+    unique constraints."""
+    import threading
+
+    from django.db import connection as main_connection
+    from django.db import connections
+
+    account = accts.make(iban="NL71RABO0123456789")
+    files = [MT940_A, MT940_B, MT940_B]
+    barrier = threading.Barrier(len(files))
+    results, errors = [], []
+
+    def work(content):
+        try:
+            barrier.wait()
+            results.append(accts.run(account, content))
+        except Exception as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=work, args=(content,)) for content in files]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert main_connection.vendor == "postgresql"
+    assert StatementLine.objects.filter(bank_account=account).count() == 4
+    assert StatementImport.objects.filter(bank_account=account).count() == 2
+    assert sorted(r.replayed for r in results) == [False, False, True]
