@@ -295,10 +295,10 @@ def test_voucher_post_500_is_raised_and_the_retry_saves_once(busy):
 
 @pytest.mark.django_db
 def test_lost_reply_is_found_by_reference_and_not_duplicated(busy):
-    busy.fake.add_fault("sleep_after:1.0", when=lambda r: r.method == "POST")
+    busy.fake.add_fault("sleep_after:2.0", when=lambda r: r.method == "POST")
 
     with pytest.raises(NetworkFailure):
-        busy.connector_with_timeout(0.3).push_invoice(invoice(), ref=None)
+        busy.connector_with_timeout(0.8).push_invoice(invoice(), ref=None)
     found = busy.connector.find_by_reference("invoice", "11")
     busy.connector.push_invoice(invoice(), ref=None)
 
