@@ -394,7 +394,9 @@ def webhook_event_process(*, event_id: int) -> ProcessOutcome:
     try:
         outcome, note = _apply(event, connection)
     except SyncFailure as failure:
-        _finish(event, status.FAILED, failure.message)
+        from accounting.integrations.sync import scrub, secret_values
+
+        _finish(event, status.FAILED, scrub(failure.message, secret_values(connection)))
         retry = None
         if failure.retryable:
             retry = failure.retry_after or _backoff_seconds(event.attempts)
