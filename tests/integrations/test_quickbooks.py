@@ -1,7 +1,7 @@
 """The QuickBooks Online connector against the fake QuickBooks server (real HTTP on loopback)."""
 
 import time
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -354,6 +354,24 @@ def test_export_invoice_twice_updates_with_the_synctoken(qbo, qbo_connection):
     assert line["SalesItemLineDetail"] == {"ItemRef": {"value": "1"}, "Qty": 4, "UnitPrice": 300}
 
 
+def test_discounted_line_goes_without_qty_and_unit_price(qbo, qbo_connection):
+    customer = qbo.add_customer("Meghna Traders")
+    line = LinePayload(
+        "Widgets less 10%",
+        "4000",
+        "Sales",
+        Decimal("90.00"),
+        quantity=Decimal("2"),
+        unit_price=Decimal("50.00"),
+    )
+    payload = invoice_payload(customer_id=customer["Id"], tax="0")
+    payload = InvoicePayload(**{**payload.__dict__, "lines": [line], "total": Decimal("90.00")})
+    result = connector_for(qbo_connection).push_invoice(payload, ref=None)
+    [sent] = qbo.store["Invoice"][result.external_id]["Line"]
+    assert sent["Amount"] == 90.0
+    assert sent["SalesItemLineDetail"] == {"ItemRef": {"value": "1"}}
+
+
 def test_stale_synctoken_5010_is_a_conflict_and_nothing_is_overwritten(qbo, qbo_connection):
     customer = qbo.add_customer("Meghna Traders")
     connector = connector_for(qbo_connection)
@@ -529,7 +547,8 @@ def test_engine_imports_1000_customers_into_parties_once(qbo, books_qbo):
     assert len(qbo.calls("/query")) == 6  # five full pages and the empty one after them
     books_qbo.refresh_from_db()
     last = qbo.store["Customer"][str(len(qbo.store["Item"]) + 6 + 1000)]
-    assert books_qbo.cursors["contacts"] == last["MetaData"]["LastUpdatedTime"]
+    latest = datetime.fromisoformat(last["MetaData"]["LastUpdatedTime"])
+    assert books_qbo.cursors["contacts"] == (latest - timedelta(minutes=5)).isoformat()
 
     again = sync_run(connection=books_qbo, entity="contacts", direction="import")
     assert (again.status, again.records_processed) == ("succeeded", 0)

@@ -368,6 +368,25 @@ def test_export_invoice_twice_updates_the_one_remote_invoice(zoho, zoho_connecti
     assert post.body["line_items"][1]["account_id"] == zoho.accounts_by_code("2100")["account_id"]
 
 
+def test_discounted_line_goes_as_its_amount_so_zoho_totals_match(zoho, zoho_connection):
+    zoho.seed_chart()
+    customer = zoho.add_contact("Meghna Traders")
+    line = LinePayload(
+        "Widgets less 10%",
+        "4000",
+        "Sales",
+        Decimal("90.00"),
+        quantity=Decimal("2"),
+        unit_price=Decimal("50.00"),
+    )
+    payload = invoice_payload(contact_id=customer["contact_id"], tax="0")
+    payload = InvoicePayload(**{**payload.__dict__, "lines": [line], "total": Decimal("90.00")})
+    result = connector_for(zoho_connection).push_invoice(payload, ref=None)
+    sent = zoho.documents["invoices"][result.external_id]
+    assert [(li["rate"], li["quantity"]) for li in sent["line_items"]] == [(90.0, 1)]
+    assert sent["total"] == 90.0
+
+
 def test_invoice_changed_in_zoho_is_a_conflict_and_not_overwritten(zoho, zoho_connection):
     zoho.seed_chart()
     customer = zoho.add_contact("Meghna Traders")
@@ -570,13 +589,14 @@ def test_engine_imports_1000_contacts_into_parties_once(zoho, books_zoho):
     assert (party.email, party.phone) == ("customer7@example.com", "+8801710000007")
     assert len(zoho.calls("/books/v3/contacts")) == 5
     books_zoho.refresh_from_db()
-    # The latest last_modified_time seen: 9 chart accounts, then 1,000 contacts, a second apart.
-    assert books_zoho.cursors["contacts"] == "2026-01-05T09:16:49+05:30"
+    # The latest last_modified_time seen (9 chart accounts, then 1,000 contacts, a second
+    # apart: 09:16:49) less the 5-minute overlap.
+    assert books_zoho.cursors["contacts"] == "2026-01-05T09:11:49+05:30"
 
     again = sync_run(connection=books_zoho, entity="contacts", direction="import")
     assert (again.status, again.records_processed) == ("succeeded", 0)
     assert zoho.calls("/books/v3/contacts")[-1].query["last_modified_time"] == (
-        "2026-01-05T09:16:49+0530"
+        "2026-01-05T09:11:49+0530"
     )
     assert imported_parties(books_zoho.company).count() == 1000
 

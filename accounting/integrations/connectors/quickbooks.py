@@ -24,7 +24,7 @@ import json
 import re
 import time
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import httpx
@@ -63,6 +63,7 @@ MINOR_VERSION = "75"
 MAX_RESULTS = 1000  # the most a query page may hold
 CDC_LIMIT = 1000  # objects per CDC reply
 CDC_LOOKBACK = timedelta(days=30)
+CURSOR_OVERLAP = timedelta(minutes=5)
 STALE_OBJECT = "5010"
 OBJECT_NOT_FOUND = "610"
 AUTH_CODES = {"100", "110", "120", "3100", "3200"}
@@ -343,11 +344,14 @@ class QuickBooksConnector(Connector):
 
     def import_since(self, entity: str, versions: list[str], started_iso: str) -> str:
         """The next import's cursor (the engine's hook; our versions are SyncTokens, not
-        times): the latest `MetaData.LastUpdatedTime` this import saw, on QuickBooks' clock;
+        times): the latest `MetaData.LastUpdatedTime` this import saw, on QuickBooks' clock,
+        less a short overlap;
         the cursor it started from when nothing came back; the run's start on a first, empty
         import."""
         if entity in self._latest:
-            return self._latest[entity].isoformat()
+            # Step back a little: a record edited while the import paged past it may carry a
+            # stamp older than the latest one seen; the engine skips unchanged re-reads.
+            return (self._latest[entity] - CURSOR_OVERLAP).isoformat()
         return self._since.get(entity) or started_iso
 
     def push_invoice(self, invoice: InvoicePayload, *, ref) -> PushResult:
@@ -366,11 +370,7 @@ class QuickBooksConnector(Connector):
                     "DetailType": "SalesItemLineDetail",
                     "Amount": line.amount,
                     "Description": line.description,
-                    "SalesItemLineDetail": {
-                        "ItemRef": item,
-                        **({"Qty": line.quantity} if line.quantity is not None else {}),
-                        **({"UnitPrice": line.unit_price} if line.unit_price is not None else {}),
-                    },
+                    "SalesItemLineDetail": {"ItemRef": item, **_quantity_and_price(line)},
                 }
                 for line in invoice.lines
             ],
@@ -533,6 +533,16 @@ def _mappings(connection) -> tuple[dict[str, str], dict[str, str]]:
             by_code.setdefault(code, external_id)
         by_name.setdefault(name, external_id)
     return by_code, by_name
+
+
+def _quantity_and_price(line) -> dict:
+    """Qty and UnitPrice only when they give the line's Amount: QuickBooks refuses a line
+    whose Amount is not UnitPrice x Qty (a discounted line goes as its amount alone)."""
+    if line.quantity and line.unit_price is not None:
+        product = (line.quantity * line.unit_price).quantize(Decimal("0.01"), ROUND_HALF_UP)
+        if product == line.amount:
+            return {"Qty": line.quantity, "UnitPrice": line.unit_price}
+    return {}
 
 
 def _failure(status: int, fault: dict, response: httpx.Response, *, external_id: str):

@@ -9,7 +9,9 @@ Wire format, from Zoho's published API documentation:
   "... does not exist", 1001 "... already exists"), with HTTP 400/401/404/429/500.
 - Lists page with `page` / `per_page` (200 at most) and say `page_context.has_more_page`;
   `last_modified_time` filters to records changed since then (our incremental cursor) and
-  `sort_column=last_modified_time` keeps the order stable while paging.
+  `sort_column=created_time` keeps the order stable while records change during paging (a
+  sort by modification time would move an edited record to the end and shift a neighbour past
+  the page we are on).
 - Timestamps look like `2026-01-05T09:00:01+0530`; a record's `last_modified_time` is its
   version: an update is refused as a conflict when the remote one differs from the version we
   stored when we last pushed it.
@@ -20,8 +22,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import httpx
@@ -63,6 +65,7 @@ REGIONS: dict[str, tuple[str, str]] = {
 }
 API_PATH = "/books/v3"
 PER_PAGE = 200
+CURSOR_OVERLAP = timedelta(minutes=5)
 NOT_FOUND_CODE = 1002
 # Zoho's "not authorised" codes: an invalid/expired OAuth token (14) or no permission (57).
 AUTH_CODES = {14, 57}
@@ -260,7 +263,7 @@ class ZohoBooksConnector(Connector):
         params: dict[str, Any] = {
             "page": page,
             "per_page": PER_PAGE,
-            "sort_column": "last_modified_time",
+            "sort_column": "created_time",
         }
         if since:
             params["last_modified_time"] = zoho_timestamp(since)
@@ -296,7 +299,7 @@ class ZohoBooksConnector(Connector):
         do not show deleted records, so deletions are not reported."""
         changes: list[Change] = []
         latest = parse_zoho_time(since) if since else None
-        params: dict[str, Any] = {"sort_column": "last_modified_time"}
+        params: dict[str, Any] = {"sort_column": "created_time"}
         if since:
             params["last_modified_time"] = zoho_timestamp(since)
         for entity, path, key, id_field in _CHANGE_FEEDS:
@@ -338,8 +341,9 @@ class ZohoBooksConnector(Connector):
 
     def import_since(self, entity: str, versions: list[str], started_iso: str) -> str:
         """The next import's cursor (the engine's hook): the latest `last_modified_time` this
-        import saw, on Zoho's clock, so our clock's skew cannot skip a change; the cursor it
-        started from when nothing came back; the run's start on a first, empty import."""
+        import saw, on Zoho's clock so our clock's skew cannot skip a change, less a short
+        overlap; the cursor it started from when nothing came back; the run's start on a
+        first, empty import."""
         return _cursor_after(self._latest.get(entity), self._since.get(entity), started_iso)
 
     def push_invoice(self, invoice: InvoicePayload, *, ref) -> PushResult:
@@ -348,8 +352,7 @@ class ZohoBooksConnector(Connector):
         lines = [
             {
                 "description": line.description,
-                "rate": line.unit_price if line.unit_price is not None else line.amount,
-                "quantity": line.quantity if line.quantity is not None else Decimal(1),
+                **_rate_and_quantity(line),
                 "account_id": self._account_id(line.account_code, line.account_name),
             }
             for line in invoice.lines
@@ -510,9 +513,23 @@ _SINGULAR = {
 }
 
 
+def _rate_and_quantity(line) -> dict[str, Decimal]:
+    """Zoho computes a line as rate x quantity: send the unit price and quantity when they
+    give the line's amount, else the amount as one unit (a discounted line), so Zoho's total
+    is ours."""
+    if line.quantity and line.unit_price is not None:
+        product = (line.quantity * line.unit_price).quantize(Decimal("0.01"), ROUND_HALF_UP)
+        if product == line.amount:
+            return {"rate": line.unit_price, "quantity": line.quantity}
+    return {"rate": line.amount, "quantity": Decimal(1)}
+
+
 def _cursor_after(latest: datetime | None, since: str, started_iso: str) -> str:
     if latest is not None:
-        return latest.isoformat()
+        # Step back a little: a record edited while the import paged past it may carry a stamp
+        # older than the latest one seen. Re-reading the overlap costs nothing (the engine
+        # skips records whose hash is unchanged).
+        return (latest - CURSOR_OVERLAP).isoformat()
     if since:
         return parse_zoho_time(since).isoformat()
     return started_iso

@@ -421,8 +421,11 @@ class FakeZohoBooks:
         for name, value in query.items():
             if name not in _LIST_PARAMS:  # a search by field, e.g. contact_name, invoice_number
                 records = [r for r in records if str(r.get(name, "")) == value]
-        if query.get("sort_column") == "last_modified_time":
-            records.sort(key=lambda r: (_parse(r["last_modified_time"]), r[_id_field(kind)]))
+        column = query.get("sort_column", "created_time")
+        if column in ("created_time", "last_modified_time"):
+            records.sort(
+                key=lambda r: (_parse(r.get(column) or r["last_modified_time"]), r[_id_field(kind)])
+            )
         chunk = records[(page - 1) * per_page : page * per_page]
         key = kind  # the list is named after its path: "contacts", "chartofaccounts", ...
         return _json(
