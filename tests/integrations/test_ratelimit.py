@@ -154,3 +154,50 @@ def test_per_system_defaults_and_per_connection_override(settings):
     Conn.settings = {"rate_limit": {"rate_per_minute": 5}}
     assert limiter_for(Conn()).rate_per_minute == 5
     assert limiter_for(Conn()).key == "connection:42"
+
+
+_WORKER = """
+import os, sys, time
+import django, redis
+sys.path.insert(0, ".")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
+django.setup()
+from accounting.integrations.ratelimit import RateLimiter
+client = redis.Redis.from_url(sys.argv[1])
+limiter = RateLimiter("t-procs", rate_per_minute=1200, burst=4, redis=client)
+print("ready", flush=True)
+sys.stdin.readline()  # the parent says go once both are ready
+stop = time.time() + 1.5
+while time.time() < stop:
+    if limiter.acquire(timeout=max(0.0, stop - time.time())):
+        print(time.time(), flush=True)
+"""
+
+
+@pytest.mark.redis
+def test_two_processes_sharing_a_bucket_never_exceed_the_rate():
+    import os
+    import subprocess
+    import sys
+
+    RateLimiter("t-procs", rate_per_minute=1200, burst=4).reset()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, os.environ["REDIS_URL"]],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for proc in procs:
+        assert proc.stdout.readline().strip() == "ready"
+    for proc in procs:
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    outputs = [proc.communicate(timeout=60)[0] for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs)
+    per_process = [[float(line) for line in out.split()] for out in outputs]
+    assert all(per_process), "each process got tokens"
+    stamps = sorted(stamp for stamps in per_process for stamp in stamps)
+    _assert_never_exceeds(stamps, per_second=20, burst=4, seconds=1.5)
