@@ -251,6 +251,22 @@ def test_sales_invoice_becomes_a_balanced_sales_voucher(tally):
 
 
 @pytest.mark.django_db
+def test_invoice_of_an_imported_party_uses_its_current_tally_ledger_name(tally):
+    guid = tally.fake.ledgers["Acme Ltd"]["guid"]
+    tally.fake.ledgers["Acme Ltd (Dhaka)"] = {
+        **tally.fake.ledgers.pop("Acme Ltd"),
+        "name": "Acme Ltd (Dhaka)",
+    }
+    payload = invoice()
+    payload = InvoicePayload(**{**payload.__dict__, "contact_external_id": guid})
+
+    tally.connector.push_invoice(payload, ref=None)
+
+    assert tally.fake.vouchers[0].party == "Acme Ltd (Dhaka)"
+    assert tally.fake.vouchers[0].entries[0] == ("Acme Ltd (Dhaka)", D("-1150.00"))
+
+
+@pytest.mark.django_db
 def test_credit_note_reverses_the_sides(tally):
     tally.connector.push_invoice(
         invoice(local_id="12", number="CN-1", kind="credit_note", amount="200", vat="30"), ref=None

@@ -436,6 +436,7 @@ class TallyConnector(Connector):
         super().__init__(connection, http=http)
         # entity -> the highest AlterID an import in progress has covered (see import_since)
         self._seen_high: dict[str, int] = {}
+        self._ledger_names: dict[str, str] = {}  # ledger GUID -> name, for this run
 
     @staticmethod
     def base_url(connection) -> str:
@@ -695,9 +696,21 @@ class TallyConnector(Connector):
                 )
         return None
 
+    def _party_ledger(self, guid: str) -> str:
+        """The current Tally name of a party imported from Tally (vouchers name ledgers, and the
+        ledger may have been renamed in Tally, or the party in Kontor, since the import)."""
+        if not guid:
+            return ""
+        if guid not in self._ledger_names:
+            try:
+                self._ledger_names[guid] = self.fetch_contact(guid).name
+            except NotFound:
+                self._ledger_names[guid] = ""
+        return self._ledger_names[guid]
+
     def push_invoice(self, invoice: InvoicePayload, *, ref) -> PushResult:
         kind = "credit_note" if invoice.kind == "credit_note" else "invoice"
-        party = invoice.contact_name
+        party = self._party_ledger(invoice.contact_external_id) or invoice.contact_name
         if not party:
             raise ValidationFailure(
                 f"Invoice {invoice.number} has no party ledger name",
