@@ -22,8 +22,14 @@ from accounting.integrations.connectors.base import (
 )
 from accounting.integrations.connectors.quickbooks import QuickBooksConnector, api_base_url
 from accounting.integrations.http import http_client_for
-from accounting.integrations.models import ExternalRef, IntegrationConnection, SyncError
+from accounting.integrations.models import (
+    ExternalRef,
+    IntegrationConnection,
+    SyncError,
+    WebhookEvent,
+)
 from accounting.integrations.sync import sync_run
+from accounting.integrations.webhooks import webhook_event_process
 from invoicing.models import Party
 from tests.integrations.conftest import connection_make
 from tests.integrations.fakes import loopback_server  # noqa: F401  (fixture)
@@ -611,3 +617,29 @@ def test_engine_stale_synctoken_is_a_conflict_error_and_local_is_not_overwritten
     assert (ref.external_version, ref.last_synced_hash) == ("0", "changed-locally")
     remote = qbo.store["Invoice"][ref.external_id]
     assert (remote["SyncToken"], remote["PrivateNote"]) == ("1", "changed in QuickBooks")
+
+
+def test_webhook_for_a_customer_re_fetches_it_and_updates_its_party(qbo, books_qbo):
+    """A QuickBooks change notification, once stored, is processed by re-fetching the customer
+    through this connector from the fake and applying it through the engine."""
+    [customer] = qbo.add_customers(1)
+    sync_run(connection=books_qbo, entity="contacts", direction="import")
+    qbo.edit("Customer", customer["Id"], PrimaryEmailAddr={"Address": "billing@renamed.example"})
+    event = WebhookEvent.objects.create(
+        company=books_qbo.company,
+        connection=books_qbo,
+        system="quickbooks",
+        event_id="qbo-test-1",
+        entity="contact",
+        external_id=customer["Id"],
+        operation="Update",
+    )
+
+    outcome = webhook_event_process(event_id=event.pk)
+
+    assert outcome.status == "processed"
+    party = Party.objects.get(company=books_qbo.company, name="Customer 00001")
+    assert party.email == "billing@renamed.example"
+    assert qbo.calls(f"/customer/{customer['Id']}", "GET")
+    ref = ExternalRef.objects.get(connection=books_qbo, external_id=customer["Id"])
+    assert ref.external_version == "1"
