@@ -54,18 +54,14 @@ def statement_import_create(
     message names the line and the reason), `account_mismatch`, `currency_mismatch` or
     `invalid_format`; nothing is written then.
     """
-    # The row lock serialises imports into one account: two overlapping files uploaded at once
-    # would otherwise both see an entry as new.
-    account = BankAccount.objects.select_for_update().get(pk=bank_account.pk)
+    account = BankAccount.objects.select_related("company").get(pk=bank_account.pk)
     _require_write(actor, account.company)
     if isinstance(content, str):
         content = content.encode()
     content = bytes(content)
     digest = hashlib.sha256(content).hexdigest()
-    earlier = StatementImport.objects.filter(bank_account=account, sha256=digest).first()
+    earlier = _earlier_import(account, digest)
     if earlier is not None:
-        earlier.replayed = True
-        earlier.skipped_count = earlier.line_count - earlier.new_line_count
         return earlier
 
     fmt, mapping = _format_and_mapping(account, content, format, mapping)
@@ -93,6 +89,14 @@ def statement_import_create(
                     fields={"content": ["Currency differs from the bank account's."]},
                 )
     hashes = content_hashes(str(account.pk), parsed_lines)
+
+    # The row lock serialises imports into one account (parsing, above, runs outside it): two
+    # overlapping files uploaded at once would otherwise both see an entry as new, and the same
+    # file twice would both pass the replay check.
+    BankAccount.objects.select_for_update().filter(pk=account.pk).values_list("pk").get()
+    earlier = _earlier_import(account, digest)
+    if earlier is not None:
+        return earlier
     known_ids, known_hashes = _already_imported(account, parsed_lines, hashes)
 
     first, last = mine[0], mine[-1]
@@ -169,6 +173,14 @@ def statement_import_create(
         account_id = account.pk
         transaction.on_commit(lambda: _queue_reconcile(account_id), robust=True)
     return record
+
+
+def _earlier_import(account: BankAccount, digest: str) -> StatementImport | None:
+    earlier = StatementImport.objects.filter(bank_account=account, sha256=digest).first()
+    if earlier is not None:
+        earlier.replayed = True
+        earlier.skipped_count = earlier.line_count - earlier.new_line_count
+    return earlier
 
 
 def _require_write(actor, company) -> None:
