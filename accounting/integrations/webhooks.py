@@ -7,7 +7,8 @@ connector; the payload is never trusted as data, only as a hint of what changed.
 
 Signatures (the signing secret lives in the connection's encrypted credentials under
 `webhook_key`):
-- QuickBooks Online: `intuit-signature` = base64(HMAC-SHA256(verifier token, raw body)).
+- QuickBooks Online: `intuit-signature` = base64(HMAC-SHA256(verifier token, raw body)); both
+  the `eventNotifications` payload and the newer CloudEvents array are read.
 - Xero: `x-xero-signature` = base64(HMAC-SHA256(webhook key, raw body)); the "intent to receive"
   handshake is a correctly signed delivery with no events (answered 200) and a wrongly signed one
   (answered 401), both with an empty body.
@@ -143,6 +144,8 @@ def parse_quickbooks(body: bytes, *, realm_id: str) -> list[ParsedEvent]:
     identified by realmId + entity + id + operation + lastUpdated (QuickBooks sends no event id
     and redelivers the same notification until it gets a 200)."""
     data = _load_json(body)
+    if isinstance(data, list):
+        return _parse_quickbooks_cloudevents(data, realm_id=realm_id)
     if not isinstance(data, dict) or not isinstance(data.get("eventNotifications"), list):
         raise WebhookMalformed("no eventNotifications")
     events = []
@@ -169,6 +172,47 @@ def parse_quickbooks(body: bytes, *, realm_id: str) -> list[ParsedEvent]:
                     payload={"realmId": realm, **entity},
                 )
             )
+    return events
+
+
+# CloudEvents type "qbo.<entity>.<operation>.v1": entity names in lower case.
+_QUICKBOOKS_CLOUDEVENT_ENTITIES = {name.lower(): hub for name, hub in _QUICKBOOKS_ENTITIES.items()}
+# ... and past-tense operations, named as in the older payload.
+_CLOUDEVENT_OPERATIONS = {
+    "created": "create",
+    "updated": "update",
+    "deleted": "delete",
+    "merged": "merge",
+    "voided": "void",
+}
+
+
+def _parse_quickbooks_cloudevents(data: list, *, realm_id: str) -> list[ParsedEvent]:
+    """Intuit's newer payload (announced November 2025): a JSON array of CloudEvents, each
+    with its own `id`, `type` "qbo.customer.updated.v1", `intuitentityid` and
+    `intuitaccountid` (the realm). The event id is the dedupe key."""
+    events = []
+    for item in data:
+        if not isinstance(item, dict):
+            raise WebhookMalformed("a CloudEvent is not an object")
+        realm = str(item.get("intuitaccountid", ""))
+        if realm_id and realm != realm_id:
+            log.warning("quickbooks webhook for another realm ignored")
+            continue
+        parts = str(item.get("type", "")).split(".")
+        external_id, event_id = str(item.get("intuitentityid", "")), str(item.get("id", ""))
+        if len(parts) < 3 or not external_id or not event_id:
+            continue
+        events.append(
+            ParsedEvent(
+                event_id=_stable_id("quickbooks", realm, "cloudevent", event_id),
+                entity=_QUICKBOOKS_CLOUDEVENT_ENTITIES.get(parts[1].lower(), parts[1].lower()),
+                external_id=external_id,
+                operation=_CLOUDEVENT_OPERATIONS.get(parts[2].lower(), parts[2].lower()),
+                occurred_at=str(item.get("time", "")),
+                payload={k: item.get(k) for k in ("id", "type", "time", "intuitentityid")},
+            )
+        )
     return events
 
 

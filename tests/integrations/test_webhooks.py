@@ -369,6 +369,34 @@ def test_quickbooks_bad_signature_401(qbo, queued):
     assert WebhookEvent.objects.count() == 0
 
 
+@pytest.mark.django_db
+def test_quickbooks_cloudevents_payload_is_read_and_deduplicated_by_event_id(
+    qbo, queued, django_capture_on_commit_callbacks
+):
+    def cloud_event(event_id, entity_type="qbo.customer.updated.v1", entity_id="58"):
+        return {
+            "specversion": "1.0",
+            "id": event_id,
+            "source": "intuit.dsnBgbseACLLRZNxo2dfc4evmEJdxde58xeeYcZliOU=",
+            "type": entity_type,
+            "datacontenttype": "application/json",
+            "time": "2026-11-21T02:40:10.000Z",
+            "intuitentityid": entity_id,
+            "intuitaccountid": REALM,
+            "data": {},
+        }
+
+    body = json.dumps(
+        [cloud_event("e-1"), cloud_event("e-2", "qbo.invoice.created.v1", "130")]
+    ).encode()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert post(qbo, body, {"intuit-signature": sign(QBO_TOKEN, body)}).status_code == 200
+        assert post(qbo, body, {"intuit-signature": sign(QBO_TOKEN, body)}).status_code == 200
+    rows = sorted(WebhookEvent.objects.values_list("entity", "external_id", "operation"))
+    assert rows == [("contact", "58", "update"), ("invoice", "130", "create")]
+    assert len(queued) == 2
+
+
 # --------------------------------------------------------------------------- Zoho Books
 @pytest.mark.django_db
 def test_zoho_shared_secret_header(zoho, queued, django_capture_on_commit_callbacks):
