@@ -27,7 +27,7 @@ from decimal import Decimal, InvalidOperation
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from accounting.models import (
@@ -1730,3 +1730,39 @@ def float_replenish(
         after={**model_snapshot(replenishment), "vouchers": [v.pk for v in vouchers]},
     )
     return replenishment
+
+
+# --- daily balances --------------------------------------------------------------------------
+
+
+@transaction.atomic
+def bank_daily_balances_rebuild(*, company: Company, bank_account=None) -> int:
+    """Recompute the daily balances from the posted transactions (the triggers keep them; this
+    is for an operator after a load that bypassed them, e.g. COPY with triggers disabled).
+    Set-based: one delete, one aggregate read, one bulk insert. Returns the day rows made."""
+    from banking.models import BankDailyBalance
+
+    accounts = BankAccount.objects.filter(company=company)
+    if bank_account is not None:
+        accounts = accounts.filter(pk=_pk(bank_account))
+    ids = list(accounts.values_list("pk", flat=True))
+    BankDailyBalance.objects.filter(bank_account_id__in=ids).delete()
+    sums = (
+        BankTransaction.objects.filter(bank_account_id__in=ids, posting_status=PostingStatus.POSTED)
+        .values("company_id", "bank_account_id", "date")
+        .annotate(
+            inflow=Sum("amount", filter=Q(direction=Direction.IN), default=ZERO),
+            outflow=Sum("amount", filter=Q(direction=Direction.OUT), default=ZERO),
+            count=Count("id"),
+        )
+        .order_by()
+    )
+    rows = [BankDailyBalance(**row) for row in sums]
+    BankDailyBalance.objects.bulk_create(rows, batch_size=5000)
+    audit_record(
+        action="banking.daily_balances.rebuild",
+        system_job=SYSTEM_JOB,
+        company=company,
+        after={"bank_accounts": ids, "days": len(rows)},
+    )
+    return len(rows)

@@ -229,3 +229,19 @@ def test_the_makers_give_one_row_of_each_banking_model_per_company(tenants, whic
         row = make()
         assert isinstance(row, model)
         assert row.company_id == company.pk, model.__name__
+
+
+@pytest.mark.django_db
+def test_daily_balances_can_be_rebuilt_from_the_posted_transactions(bank):
+    bank.txn(kind="fee", amount="100.00", date=D(2026, 8, 14), post=True)
+    bank.txn(kind="interest", amount="40.00", date=D(2026, 8, 14), post=True)
+    bank.txn(kind="interest", amount="5.00", date=D(2026, 8, 16))  # draft: not counted
+    BankDailyBalance.objects.filter(bank_account=bank.main).update(inflow=Decimal("999.00"))
+    assert services.bank_daily_balances_rebuild(company=bank.company) == 1
+    (row,) = BankDailyBalance.objects.filter(bank_account=bank.main)
+    assert (row.date, row.inflow, row.outflow, row.count) == (
+        D(2026, 8, 14),
+        Decimal("40.00"),
+        Decimal("100.00"),
+        2,
+    )
