@@ -691,6 +691,11 @@ def test_webhook_tasks_are_routed_to_the_integrations_queue():
     from accounting.integrations.webhook_tasks import REQUEUE_TASK, WEBHOOK_PROCESS_TASK
     from config.celery_app import app
 
+    from accounting.integrations import tasks
+
+    # Workers autodiscover tasks.py only: it must import the webhook tasks to register them.
+    assert tasks.webhook_process.name == WEBHOOK_PROCESS_TASK
     for name in (WEBHOOK_PROCESS_TASK, REQUEUE_TASK):
+        assert name in app.tasks
         route = app.amqp.router.route({}, name, args=(1,), kwargs={})
         assert route["queue"].name == "integrations"
