@@ -688,10 +688,9 @@ def test_sweep_requeues_lost_events_only(xero, queued):
 
 
 def test_webhook_tasks_are_routed_to_the_integrations_queue():
+    from accounting.integrations import tasks
     from accounting.integrations.webhook_tasks import REQUEUE_TASK, WEBHOOK_PROCESS_TASK
     from config.celery_app import app
-
-    from accounting.integrations import tasks
 
     # Workers autodiscover tasks.py only: it must import the webhook tasks to register them.
     assert tasks.webhook_process.name == WEBHOOK_PROCESS_TASK
