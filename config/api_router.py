@@ -51,3 +51,10 @@ from payroll.api.urls import ROUTES as PAYROLL_ROUTES  # noqa: E402
 
 for _prefix, _viewset, _basename in PAYROLL_ROUTES:
     router.register(_prefix, _viewset, basename=_basename)
+
+# The integration hub (accounting/integrations/api/urls.py lists its resources; the OAuth callback
+# and POST accounting/test-connection are plain paths in config/urls.py).
+from accounting.integrations.api.urls import ROUTES as INTEGRATION_ROUTES  # noqa: E402
+
+for _prefix, _viewset, _basename in INTEGRATION_ROUTES:
+    router.register(_prefix, _viewset, basename=_basename)

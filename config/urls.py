@@ -15,6 +15,8 @@ api_v1 = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("accounting/reports/", include("accounting.api.urls")),
     path("invoicing/reports/", include("invoicing.api.report_urls")),
+    # The integration hub's OAuth callback and the guide's test-connection (hub-ui).
+    path("accounting/", include("accounting.integrations.api.urls")),
     path(
         "accounting/integrations/<str:system>/webhooks/<int:connection_id>",
         WebhookView.as_view(),

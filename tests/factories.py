@@ -306,6 +306,7 @@ def tenant_object(model, company):
     if model is Company:
         return company
     from tests.banking.makers import _banking_makers  # lazy: it imports this module
+    from tests.integrations.makers import _integration_makers  # lazy, like banking's
 
     makers = {
         Membership: lambda: MembershipFactory(company=company),
@@ -325,6 +326,7 @@ def tenant_object(model, company):
         RecurringInvoice: lambda: recurring_invoice_for(company),
         **_payroll_makers(company),
         **_banking_makers(company),
+        **_integration_makers(company),
     }
     if model not in makers:
         raise LookupError(

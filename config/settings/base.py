@@ -270,6 +270,11 @@ SPECTACULAR_SETTINGS = {
         "PayslipStatusEnum": "payroll.models.PayslipStatus",
         "PayPeriodTypeEnum": "payroll.models.PeriodType",
         "TaxpayerCategoryEnum": "payroll.models.TaxpayerCategory",
+        "IntegrationSyncStatusEnum": "accounting.integrations.models.SyncStatus",
+        "IntegrationEntityEnum": "accounting.integrations.models.Entity",
+        "IntegrationSystemEnum": "accounting.integrations.models.System",
+        "IntegrationErrorCategoryEnum": "accounting.integrations.models.ErrorCategory",
+        "IntegrationResolutionEnum": "accounting.integrations.models.Resolution",
     },
 }
 
