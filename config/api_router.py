@@ -52,6 +52,12 @@ from payroll.api.urls import ROUTES as PAYROLL_ROUTES  # noqa: E402
 for _prefix, _viewset, _basename in PAYROLL_ROUTES:
     router.register(_prefix, _viewset, basename=_basename)
 
+# Banking (banking/api/urls.py lists its resources; its reports are in banking/api/report_urls.py).
+from banking.api.urls import ROUTES as BANKING_ROUTES  # noqa: E402
+
+for _prefix, _viewset, _basename in BANKING_ROUTES:
+    router.register(_prefix, _viewset, basename=_basename)
+
 # The integration hub (accounting/integrations/api/urls.py lists its resources; the OAuth callback
 # and POST accounting/test-connection are plain paths in config/urls.py).
 from accounting.integrations.api.urls import ROUTES as INTEGRATION_ROUTES  # noqa: E402

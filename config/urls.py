@@ -15,6 +15,7 @@ api_v1 = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("accounting/reports/", include("accounting.api.urls")),
     path("invoicing/reports/", include("invoicing.api.report_urls")),
+    path("banking/", include("banking.api.report_urls")),
     # The integration hub's OAuth callback and the guide's test-connection (hub-ui).
     path("accounting/", include("accounting.integrations.api.urls")),
     path(
