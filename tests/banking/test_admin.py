@@ -1,0 +1,371 @@
+"""The banking admin as an accountant uses it: every page renders, a statement is uploaded (a
+broken file is refused with the parser's message and nothing imported), the reconciliation
+screen matches and unmatches through POSTs, and the reports draw their charts.
+
+Figures: Main's August 2026 holds a 12,500.00 receipt (RCPT-1), a 4,200.00 rent cheque
+(CHQ-77) and a 150.00 fee; the bank's CSV shows those three and a 25.00 SMS charge the books
+lack. Book balance at 2026-08-31: 100,000.00 + 12,500.00 - 4,200.00 - 150.00 = 108,150.00.
+"""
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from banking import imports, reconciliation, services
+from banking.models import (
+    BankTransaction,
+    ReconciliationMatch,
+    StatementImport,
+    StatementLine,
+)
+
+D = date
+pytestmark = pytest.mark.django_db
+ADMIN = "/admin/banking"
+MAPPING = {
+    "date": "Date",
+    "amount": "Amount",
+    "reference": "Reference",
+    "description": "Text",
+    "date_format": "%d/%m/%Y",
+}
+AUGUST_CSV = (
+    b"Date,Reference,Text,Amount\n"
+    b"05/08/2026,RCPT-1,Customer receipt,12500.00\n"
+    b"12/08/2026,CHQ-77,Rent August,-4200.00\n"
+    b"31/08/2026,,Monthly fee,-150.00\n"
+    b"31/08/2026,SMS,SMS alert charges,-25.00\n"
+)
+BROKEN_CSV = (
+    b"Date,Reference,Text,Amount\n05/08/2026,RCPT-1,Receipt,12500.00\n32/08/2026,X,Y,1.00\n"
+)
+
+
+def login(user) -> Client:
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def messages_of(response) -> list[str]:
+    return [str(message) for message in response.context["messages"]]
+
+
+@pytest.fixture
+def august(bank):
+    services.bank_account_update(
+        actor=bank.owner, bank_account=bank.main, statement_mapping=MAPPING
+    )
+    made = {
+        "rcpt": bank.txn(kind="deposit", amount="12500.00", date=D(2026, 8, 5), reference="RCPT-1",
+                         counter_account=bank.account("4200"), post=True, **bank.dims),
+        "rent": bank.txn(kind="withdrawal", amount="4200.00", date=D(2026, 8, 12),
+                         reference="CHQ-77", counter_account=bank.account("6200"), post=True,
+                         **bank.dims),
+        "fee": bank.txn(kind="fee", amount="150.00", date=D(2026, 8, 31), post=True),
+    }  # fmt: skip
+    bank.main.refresh_from_db()
+    return made
+
+
+@pytest.fixture
+def imported(bank, august):
+    """The CSV imported, and the matches auto-reconcile made undone: every line open."""
+    imports.statement_import_create(
+        actor=bank.clerk, bank_account=bank.main, content=AUGUST_CSV, filename="aug.csv"
+    )
+    for match in ReconciliationMatch.objects.exclude(status="rejected"):
+        reconciliation.reconciliation_unmatch(actor=bank.accountant, match=match)
+    return august
+
+
+def _reconcile_url(bank) -> str:
+    return f"{ADMIN}/bankaccount/{bank.main.pk}/reconcile/?period=2026-08"
+
+
+# --- pages -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["owner", "accountant", "clerk", "auditor", "payroll_manager"])
+def test_every_banking_page_renders_for_members(bank, imported, role):
+    transfer = services.bank_transfer_create(
+        actor=bank.clerk, from_account=bank.main, to_account=bank.second, amount="100.00",
+        date=D(2026, 8, 10),
+    )  # fmt: skip
+    float_ = services.float_allocation_create(
+        actor=bank.clerk, bank_account=bank.main, name="Box", custodian="Rina",
+        float_amount="1000.00", issued_on=D(2026, 8, 1),
+    )  # fmt: skip
+    client = login(bank.tenants.users_a[role])
+    record = StatementImport.objects.get()
+    for url in (
+        f"{ADMIN}/bankaccount/",
+        f"{ADMIN}/bankaccount/{bank.main.pk}/change/",
+        f"{ADMIN}/banktransaction/",
+        f"{ADMIN}/banktransaction/{imported['rent'].pk}/change/",
+        f"{ADMIN}/statementimport/",
+        f"{ADMIN}/statementimport/{record.pk}/change/",
+        f"{ADMIN}/statementline/",
+        f"{ADMIN}/banktransfer/",
+        f"{ADMIN}/banktransfer/{transfer.pk}/change/",
+        f"{ADMIN}/cashsubmission/",
+        f"{ADMIN}/floatallocation/",
+        f"{ADMIN}/floatallocation/{float_.pk}/change/",
+        f"{ADMIN}/bankreconciliation/",
+        f"{ADMIN}/reconciliationmatch/",
+        _reconcile_url(bank),
+        "/admin/",
+    ):
+        response = client.get(url)
+        assert response.status_code == 200, (url, response.status_code)
+    screen = client.get(_reconcile_url(bank)).content.decode()
+    assert "RCPT-1" in screen and "SMS alert charges" in screen
+    assert ("Auto-reconcile" in screen) is (role in ("owner", "accountant", "clerk"))
+    assert "Bank accounts" in client.get("/admin/").content.decode()
+
+
+def test_a_posted_transaction_is_read_only_and_selected_drafts_post(bank, august):
+    client = login(bank.accountant)
+    page = client.get(f"{ADMIN}/banktransaction/{august['rent'].pk}/change/")
+    assert 'name="amount"' not in page.content.decode()
+    drafts = [
+        bank.txn(kind="fee", amount="10.00", date=D(2026, 8, 2)),
+        bank.txn(kind="interest", amount="30.00", date=D(2026, 8, 31)),
+    ]
+    response = client.post(
+        f"{ADMIN}/banktransaction/",
+        {
+            "action": "post_selected",
+            "_selected_action": [t.pk for t in drafts] + [august["fee"].pk],
+        },
+        follow=True,
+    )
+    assert "2 transactions posted." in messages_of(response)
+    assert "1 transaction was already posted; left as is." in messages_of(response)
+    assert set(
+        BankTransaction.objects.filter(pk__in=[t.pk for t in drafts]).values_list(
+            "posting_status", flat=True
+        )
+    ) == {"posted"}
+
+
+def test_the_bank_account_form_edits_the_csv_mapping_as_fields(bank):
+    client = login(bank.owner)
+    url = f"{ADMIN}/bankaccount/{bank.second.pk}/change/"
+    page = client.get(url)
+    form = page.context["adminform"].form
+    data = {name: form[name].value() for name in form.fields}
+    data = {name: value for name, value in data.items() if value is not None and value is not False}
+    data.update(
+        {"csv_date": "Booking date", "csv_amount_mode": "debit_credit", "csv_debit": "Debit",
+         "csv_credit": "Credit", "csv_date_format": "%d.%m.%Y", "csv_delimiter": ";",
+         "csv_decimal_separator": ",", "_save": "Save"}
+    )  # fmt: skip
+    saved = client.post(url, data)
+    assert saved.status_code == 302, saved.context["adminform"].form.errors
+    bank.second.refresh_from_db()
+    assert bank.second.statement_mapping == {
+        "date": "Booking date", "amount_mode": "debit_credit", "debit": "Debit",
+        "credit": "Credit", "delimiter": ";", "decimal_separator": ",", "date_format": "%d.%m.%Y",
+    }  # fmt: skip
+
+    data.update({"csv_debit": "", "csv_date_format": "no percent"})
+    refused = client.post(url, data)
+    assert refused.status_code == 200
+    errors = refused.context["adminform"].form.errors
+    assert "csv_debit" in errors and "csv_date_format" in errors
+    bank.second.refresh_from_db()
+    assert bank.second.statement_mapping["debit"] == "Debit"
+
+
+# --- statement upload --------------------------------------------------------------------------
+
+
+def test_uploading_a_statement_imports_it_once(bank, august):
+    client = login(bank.clerk)
+    url = f"{ADMIN}/statementimport/add/"
+    assert client.get(url).status_code == 200
+    response = client.post(
+        url,
+        {
+            "bank_account": bank.main.pk,
+            "format": "",
+            "file": SimpleUploadedFile("aug.csv", AUGUST_CSV),
+        },
+        follow=True,
+    )
+    assert any("4 lines read, 4 new" in m for m in messages_of(response)), messages_of(response)
+    assert StatementLine.objects.filter(bank_account=bank.main).count() == 4
+    again = client.post(
+        url,
+        {"bank_account": bank.main.pk, "file": SimpleUploadedFile("aug2.csv", AUGUST_CSV)},
+        follow=True,
+    )
+    assert any("imported before" in m for m in messages_of(again))
+    assert StatementLine.objects.count() == 4
+
+
+def test_a_broken_file_shows_the_parsers_message_and_imports_nothing(bank, august):
+    response = login(bank.clerk).post(
+        f"{ADMIN}/statementimport/add/",
+        {"bank_account": bank.main.pk, "file": SimpleUploadedFile("bad.csv", BROKEN_CSV)},
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "The statement was not imported. Nothing was added." in page
+    message = response.context["form"].errors["file"][0]
+    assert "32/08/2026" in message and "line" in message
+    assert not StatementImport.objects.exists() and not StatementLine.objects.exists()
+
+
+def test_the_auditor_cannot_upload(bank, august):
+    client = login(bank.auditor)
+    assert client.get(f"{ADMIN}/statementimport/add/").status_code == 403
+
+
+# --- the reconciliation screen -----------------------------------------------------------------
+
+
+def test_the_screen_shows_the_months_figures(bank, imported):
+    page = login(bank.accountant).get(_reconcile_url(bank))
+    figures = {f["key"]: f["value"] for f in page.context["figures"]}
+    # statement closing: 100,000.00 opening + 12,500.00 - 4,200.00 - 150.00 - 25.00 (SMS)
+    assert figures["book_balance"] == "108,150.00"
+    assert figures["threshold"] == "1,000.00"
+    assert page.context["open_count"] == 4
+    assert {t.pk for t in page.context["candidates"]} == {t.pk for t in imported.values()}
+
+
+def test_match_and_unmatch_through_the_screen(bank, imported):
+    client = login(bank.accountant)
+    rent_line = StatementLine.objects.get(amount=Decimal("-4200.00"))
+    rent = imported["rent"]
+    response = client.post(
+        _reconcile_url(bank),
+        {"action": "match", "period": "2026-08", "line": rent_line.pk, "transactions": [rent.pk],
+         f"amount_{rent.pk}": "4000.00"},
+        follow=True,
+    )  # fmt: skip
+    assert any("matched with 1 transaction" in m for m in messages_of(response)), messages_of(
+        response
+    )
+    rent_line.refresh_from_db()
+    assert (rent_line.status, rent_line.reconciled_amount) == (
+        "partially_matched",
+        Decimal("4000.00"),
+    )
+
+    match = ReconciliationMatch.objects.get(statement_line=rent_line, status="accepted")
+    response = client.post(
+        _reconcile_url(bank), {"action": "unmatch", "period": "2026-08", "match": match.pk},
+        follow=True,
+    )  # fmt: skip
+    assert any("Unmatched" in m for m in messages_of(response))
+    rent_line.refresh_from_db()
+    assert (rent_line.status, rent_line.reconciled_amount) == ("unmatched", Decimal("0.00"))
+
+
+def test_a_refused_match_says_why_and_changes_nothing(bank, imported):
+    fee_line = StatementLine.objects.get(amount=Decimal("-150.00"))
+    response = login(bank.accountant).post(
+        _reconcile_url(bank),
+        {"action": "match", "period": "2026-08", "line": fee_line.pk,
+         "transactions": [imported["rent"].pk], f"amount_{imported['rent'].pk}": "4200.00"},
+        follow=True,
+    )  # fmt: skip
+    assert response.status_code == 200
+    assert (
+        messages_of(response) and not ReconciliationMatch.objects.filter(status="accepted").exists()
+    )
+
+
+def test_auto_reconcile_then_accept_and_create_a_fee_from_a_line(bank, imported):
+    client = login(bank.accountant)
+    response = client.post(
+        _reconcile_url(bank), {"action": "auto", "period": "2026-08"}, follow=True
+    )
+    assert any("Auto-reconcile done" in m for m in messages_of(response))
+    for match in ReconciliationMatch.objects.filter(status="suggested"):
+        client.post(
+            _reconcile_url(bank), {"action": "accept", "period": "2026-08", "match": match.pk}
+        )
+    sms = StatementLine.objects.get(amount=Decimal("-25.00"))
+    assert sms.status == "unmatched"  # nothing in the books for it
+    response = client.post(
+        _reconcile_url(bank),
+        {"action": "create", "period": "2026-08", "line": sms.pk, "kind": "fee"},
+        follow=True,
+    )
+    assert any("created, posted and matched" in m for m in messages_of(response)), messages_of(
+        response
+    )
+    sms.refresh_from_db()
+    assert sms.status == "matched"
+    created = BankTransaction.objects.get(source="statement")
+    assert (created.kind, created.amount, created.posting_status) == (
+        "fee", Decimal("25.00"), "posted"
+    )  # fmt: skip
+
+
+def test_the_auditor_sees_the_screen_but_cannot_post_to_it(bank, imported):
+    client = login(bank.auditor)
+    assert client.get(_reconcile_url(bank)).status_code == 200
+    rent_line = StatementLine.objects.get(amount=Decimal("-4200.00"))
+    response = client.post(
+        _reconcile_url(bank),
+        {"action": "match", "line": rent_line.pk, "transactions": [imported["rent"].pk]},
+    )
+    assert response.status_code == 403
+    assert not ReconciliationMatch.objects.filter(status="accepted").exists()
+
+
+# --- reports -----------------------------------------------------------------------------------
+
+
+def test_the_reports_render_with_their_charts(bank, imported):
+    client = login(bank.auditor)
+    base = f"{ADMIN}/bankaccount/reports"
+    cash = client.get(f"{base}/cash-position/", {"as_of": "2026-08-31", "days": "60"})
+    assert cash.status_code == 200
+    page = cash.content.decode()
+    assert '<svg class="banking-chart"' in page and "Book balance over time" in page
+    assert "108,150.00" in page
+
+    variance = client.get(
+        f"{base}/variance/", {"bank_account": bank.main.pk, "period": "2026-08", "months": "3"}
+    )
+    assert variance.status_code == 200
+    assert '<svg class="banking-chart"' in variance.content.decode()
+    assert "Reconciliation variance by month" in variance.content.decode()
+
+    for path, query in (
+        ("transfer-tracking", {"period": "2026-08"}),
+        ("dimensional-analysis", {"bank_account": bank.main.pk, "period": "2026-08",
+                                  "dimension": "cost_center"}),
+    ):  # fmt: skip
+        response = client.get(f"{base}/{path}/", query)
+        assert response.status_code == 200, path
+    analysis = client.get(
+        f"{base}/dimensional-analysis/",
+        {"bank_account": bank.main.pk, "period": "2026-08", "dimension": "cost_center"},
+    ).content.decode()
+    assert "CC-DHK" in analysis and "8,300.00" in analysis  # 12,500.00 in - 4,200.00 out
+
+    exported = client.get(f"{base}/cash-position/", {"as_of": "2026-08-31", "export": "csv"})
+    assert exported["Content-Type"].startswith("text/csv")
+    assert "108150.00" in exported.content.decode()
+
+
+def test_a_report_of_another_companys_account_is_not_found(bank, imported):
+    from tests.banking.makers import bank_account_for
+
+    foreign = bank_account_for(bank.tenants.b)
+    response = login(bank.auditor).get(
+        f"{ADMIN}/bankaccount/reports/variance/", {"bank_account": foreign.pk, "period": "2026-08"}
+    )
+    assert response.status_code == 404
