@@ -354,7 +354,12 @@ class BankTransactionAdmin(ServiceFormMixin, BankingAdmin):
                 {"fields": [*(["company"] if obj else []), *self.FIGURES[:6], "counter_account"]},
             ),
             ("Dimensions", {"fields": ["branch", "cost_center", "project", "department"]}),
-            ("Texts", {"fields": texts}),
+            # A draft's page carries the version it was read at (hidden): saving after someone
+            # else changed it is refused instead of overwriting their change.
+            (
+                "Texts",
+                {"fields": [*texts, *(["version_read"] if obj and not obj.is_posted else [])]},
+            ),
             ("Posting", {"fields": [*posting, "reconciled_amount", "version"]}),
         ]
 

@@ -154,6 +154,28 @@ def test_a_posted_transaction_is_read_only_and_selected_drafts_post(bank, august
     ) == {"posted"}
 
 
+def test_a_draft_saved_after_someone_elses_change_is_refused(bank):
+    draft = bank.txn(kind="fee", amount="10.00", date=D(2026, 8, 2), reference="OLD")
+    client = login(bank.accountant)
+    url = f"{ADMIN}/banktransaction/{draft.pk}/change/"
+    form = client.get(url).context["adminform"].form
+    data = {name: form[name].value() for name in form.fields}
+    data = {name: value for name, value in data.items() if value is not None}
+    assert data["version_read"] == 1
+    services.bank_transaction_update(
+        actor=bank.clerk, transaction=draft, expected_version=1, memo="changed meanwhile"
+    )
+    refused = client.post(url, {**data, "reference": "MINE", "_save": "Save"})
+    assert refused.status_code == 200
+    assert "it was changed meanwhile" in refused.content.decode()
+    draft.refresh_from_db()
+    assert (draft.reference, draft.memo, draft.version) == ("OLD", "changed meanwhile", 2)
+    saved = client.post(url, {**data, "version_read": 2, "reference": "MINE", "_save": "Save"})
+    assert saved.status_code == 302
+    draft.refresh_from_db()
+    assert draft.reference == "MINE"
+
+
 def test_the_bank_account_form_edits_the_csv_mapping_as_fields(bank):
     client = login(bank.owner)
     url = f"{ADMIN}/bankaccount/{bank.second.pk}/change/"
