@@ -1,6 +1,6 @@
-"""Banking's panel on the admin dashboard (format: core/dashboard.py): each bank account with its
-posted book balance, the statement lines still to reconcile, and links to the reconciliation
-screen of the current month and to the reports."""
+"""Banking's panels on the admin dashboard (format: core/dashboard.py): each bank account with
+its posted book balance and the statement lines still to reconcile (linked to its
+reconciliation screen), and the banking reports."""
 
 from __future__ import annotations
 
@@ -58,6 +58,9 @@ def panels(request) -> list[dict]:
                 (f"{pending} to reconcile", reconcile) if pending else ("reconciled", reconcile),
             ]
         )
+    from banking.admin_reports import report_links
+
+    reports = [[(link["title"], link["url"])] for link in report_links()]
     return [
         {
             "title": "Bank accounts",
@@ -66,5 +69,11 @@ def panels(request) -> list[dict]:
             "empty": "No bank accounts yet.",
             "link": accounts_url,
             "nowrap_columns": 1,
-        }
+        },
+        {
+            "title": "Banking reports",
+            "columns": ["Report"],
+            "rows": reports,
+            "empty": "",
+        },
     ]

@@ -126,7 +126,8 @@ def test_every_banking_page_renders_for_members(bank, imported, role):
     screen = client.get(_reconcile_url(bank)).content.decode()
     assert "RCPT-1" in screen and "SMS alert charges" in screen
     assert ("Auto-reconcile" in screen) is (role in ("owner", "accountant", "clerk"))
-    assert "Bank accounts" in client.get("/admin/").content.decode()
+    dashboard = client.get("/admin/").content.decode()
+    assert "Banking reports" in dashboard and "4 to reconcile" in dashboard
 
 
 def test_a_posted_transaction_is_read_only_and_selected_drafts_post(bank, august):
