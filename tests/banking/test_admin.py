@@ -21,6 +21,7 @@ from banking.models import (
     StatementImport,
     StatementLine,
 )
+from tests.invoicing.conftest import sales  # noqa: F401  (the fixture, reused)
 
 D = date
 pytestmark = pytest.mark.django_db
@@ -333,6 +334,37 @@ def test_auto_reconcile_then_accept_and_create_a_fee_from_a_line(bank, imported)
     assert (created.kind, created.amount, created.posting_status) == (
         "fee", Decimal("25.00"), "posted"
     )  # fmt: skip
+
+
+def test_a_receipt_line_offers_and_settles_the_open_invoice_of_its_amount(bank, sales):  # noqa: F811
+    services.bank_account_update(
+        actor=bank.owner, bank_account=bank.main, statement_mapping=MAPPING
+    )
+    invoice = sales.approved()  # 100.00 + VAT 15.00 = 115.00 due
+    imports.statement_import_create(
+        actor=bank.clerk,
+        bank_account=bank.main,
+        content=b"Date,Reference,Text,Amount\n20/08/2026,PAY-1,Dhaka Retail payment,115.00\n",
+        filename="receipt.csv",
+    )
+    for match in ReconciliationMatch.objects.exclude(status="rejected"):
+        reconciliation.reconciliation_unmatch(actor=bank.accountant, match=match)
+    line = StatementLine.objects.get()
+    client = login(bank.accountant)
+    page = client.get(_reconcile_url(bank)).content.decode()
+    assert f"Settle {invoice.number}" in page
+    response = client.post(
+        _reconcile_url(bank),
+        {"action": "settle", "period": "2026-08", "line": line.pk, "invoice": invoice.pk},
+        follow=True,
+    )
+    assert any("settled" in m for m in messages_of(response)), messages_of(response)
+    invoice.refresh_from_db()
+    line.refresh_from_db()
+    assert (invoice.status, invoice.amount_due) == ("paid", Decimal("0.00"))
+    assert line.status == "matched"
+    payment = BankTransaction.objects.get(source="invoice_payment")
+    assert (payment.amount, payment.invoice_id) == (Decimal("115.00"), invoice.pk)
 
 
 def test_the_auditor_sees_the_screen_but_cannot_post_to_it(bank, imported):
