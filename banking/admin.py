@@ -468,7 +468,24 @@ class StatementImportAdmin(BankingAdmin):
         return money(obj.closing_balance)
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in StatementImport._meta.fields if f.name != "raw"]
+        fields = [f.name for f in StatementImport._meta.fields if f.name != "raw"]
+        return [*fields, "its_lines"]
+
+    @admin.display(description="Lines")
+    def its_lines(self, obj):
+        lines = reverse("admin:banking_statementline_changelist")
+        month = (obj.closing_date or obj.opening_date or obj.created_at.date()).strftime("%Y-%m")
+        screen = reverse("admin:banking_reconcile", args=[obj.bank_account_id])
+        return format_html(
+            '<a href="{}?statement_import__id__exact={}">The {} lines of this file</a> · '
+            '<a href="{}?period={}">Reconcile {}</a>',
+            lines,
+            obj.pk,
+            obj.line_count,
+            screen,
+            month,
+            month,
+        )
 
     def has_change_permission(self, request, obj=None):
         return False  # an import is what the bank sent: read-only

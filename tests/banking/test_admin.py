@@ -124,6 +124,10 @@ def test_every_banking_page_renders_for_members(bank, imported, role):
     ):
         response = client.get(url)
         assert response.status_code == 200, (url, response.status_code)
+    detail = client.get(f"{ADMIN}/statementimport/{record.pk}/change/").content.decode()
+    assert "The 4 lines of this file" in detail
+    lines = client.get(f"{ADMIN}/statementline/", {"statement_import__id__exact": record.pk})
+    assert lines.status_code == 200 and "SMS alert charges" in lines.content.decode()
     screen = client.get(_reconcile_url(bank)).content.decode()
     assert "RCPT-1" in screen and "SMS alert charges" in screen
     assert ("Auto-reconcile" in screen) is (role in ("owner", "accountant", "clerk"))
