@@ -37,7 +37,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db import connection, transaction
-from django.db.models import F, Q, Sum
+from django.db.models import DecimalField, F, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from banking import matching
@@ -48,6 +49,7 @@ from banking.models import (
     BankDailyBalance,
     BankReconciliation,
     BankTransaction,
+    BankTransferAllocation,
     Direction,
     LineStatus,
     MatchMethod,
@@ -223,13 +225,12 @@ def reconciliation_auto(
         thresholds = banking_settings_for(company)
         auto_accept = thresholds.auto_accept_for(account)
         config = matching.MatchConfig(date_window_days=thresholds.match_window_days)
-        line_rows, txn_rows, skip_pairs = _load_open(account, period, lines, config)
+        line_rows, txn_rows, skip_pairs, reconciled = _load_open(account, period, lines, config)
         result = matching.match(line_rows, txn_rows, config)
         suggestions = [s for s in result.suggestions if (s.line_id, s.item_id) not in skip_pairs]
         accepted = _write_suggestions(
-            account, suggestions, auto_accept=auto_accept, actor=actor, lines=line_rows,
-            txns=txn_rows,
-        )  # fmt: skip
+            account, suggestions, auto_accept=auto_accept, actor=actor, reconciled=reconciled
+        )
         by_method: dict[str, int] = defaultdict(int)
         for s in suggestions:
             by_method[s.method] += 1
@@ -286,6 +287,8 @@ def _load_open(account: BankAccount, period, lines, config: matching.MatchConfig
     pending_line = _grouped_sum(suggested, "statement_line_id")
     pending_txn = _grouped_sum(suggested, "bank_transaction_id")
 
+    # what is reconciled already, as loaded under the account lock (nothing else moves it)
+    reconciled = {"lines": {}, "txns": {}}
     line_rows, touched_lines = [], []
     for pk, day, amount, bank_id, reference, party, text, done in line_qs.order_by().values_list(
         "pk", "date", "amount", "bank_id", "reference", "counterparty", "description",
@@ -297,6 +300,7 @@ def _load_open(account: BankAccount, period, lines, config: matching.MatchConfig
             continue
         if done or held:
             touched_lines.append(pk)
+        reconciled["lines"][pk] = (amount, done)
         line_rows.append(
             matching.StatementLineIn(
                 id=pk, date=day, amount=amount, bank_id=bank_id, reference=reference,
@@ -310,6 +314,7 @@ def _load_open(account: BankAccount, period, lines, config: matching.MatchConfig
         open_amount = amount - done - (pending_txn.get(pk) or ZERO)
         if open_amount <= 0:
             continue
+        reconciled["txns"][pk] = done
         txn_rows.append(
             matching.BookItemIn(
                 id=pk, date=day, amount=_signed(amount, direction), reference=reference,
@@ -327,7 +332,7 @@ def _load_open(account: BankAccount, period, lines, config: matching.MatchConfig
             .exclude(status=MatchStatus.REJECTED)
             .values_list("statement_line_id", "bank_transaction_id")
         )
-    return line_rows, txn_rows, skip
+    return line_rows, txn_rows, skip, reconciled
 
 
 MATCH_COLUMNS = (
@@ -345,7 +350,7 @@ MATCH_COLUMNS = (
 )
 
 
-def _write_suggestions(account, suggestions, *, auto_accept, actor, lines, txns) -> int:
+def _write_suggestions(account, suggestions, *, auto_accept, actor, reconciled) -> int:
     """Insert the matches and move the reconciled amounts of what was accepted; returns how
     many were accepted."""
     if not suggestions:
@@ -371,27 +376,20 @@ def _write_suggestions(account, suggestions, *, auto_accept, actor, lines, txns)
     _insert_matches(rows)
     if not line_gain:
         return 0
-    line_amounts = {row.id: row.amount for row in lines if row.id in line_gain}
-    line_done = dict(
-        row
-        for chunk in _chunks(sorted(line_gain))
-        for row in StatementLine.objects.filter(pk__in=chunk).values_list("pk", "reconciled_amount")
-    )
     line_updates = []
     for pk, gain in line_gain.items():
-        total = line_done[pk] + gain
-        line_updates.append((pk, total, _line_status(total, line_amounts[pk])))
-    txn_done = dict(
-        row
-        for chunk in _chunks(sorted(txn_gain))
-        for row in BankTransaction.objects.filter(pk__in=chunk).values_list(
-            "pk", "reconciled_amount"
+        amount, done = reconciled["lines"][pk]
+        line_updates.append((pk, done + gain, _line_status(done + gain, amount)))
+    txn_updates = [(pk, reconciled["txns"][pk] + gain) for pk, gain in txn_gain.items()]
+    _update_reconciled(line_updates, txn_updates)
+    legs = set(
+        BankTransferAllocation.objects.filter(bank_account=account).values_list(
+            "bank_transaction_id", flat=True
         )
     )
-    txn_updates = [(pk, txn_done[pk] + gain) for pk, gain in txn_gain.items()]
-    _update_reconciled(line_updates, txn_updates)
-    for chunk in _chunks(sorted(txn_gain)):
-        transfer_legs_clear(transactions=chunk)
+    cleared_legs = sorted(legs.intersection(txn_gain))
+    if cleared_legs:
+        transfer_legs_clear(transactions=cleared_legs)
     return sum(1 for row in rows if row[7] == MatchStatus.ACCEPTED)
 
 
@@ -954,101 +952,81 @@ def _statement_opening(account: BankAccount, start: date) -> Decimal | None:
     return before
 
 
+def _accepted_sum(**filters) -> Coalesce:
+    """Per row of the outer query: the sum of its accepted allocations matching `filters`
+    (a correlated subquery on the match table's foreign-key index)."""
+    key = next(name for name, value in filters.items() if isinstance(value, OuterRef))
+    total = (
+        ReconciliationMatch.objects.filter(status=MatchStatus.ACCEPTED, **filters)
+        .order_by()
+        .values(key)
+        .annotate(total=Sum("amount"))
+        .values("total")[:1]
+    )
+    return Coalesce(Subquery(total), Value(ZERO), output_field=DecimalField())
+
+
 def _outstanding(account: BankAccount, end: date) -> list[dict]:
     """Posted transactions dated on or before `end` not cleared by a statement line dated on
     or before `end`, with the part still outstanding then.
 
-    Candidates: transactions not fully reconciled today (the partial index on unreconciled
-    rows), and those reconciled by lines dated after `end` (lines of the account after the
-    month: few for a recent month)."""
+    Two queries: transactions not fully reconciled today (the partial index on unreconciled
+    rows), and those reconciled by lines dated after `end` (the account's lines after the
+    month: few for a recent month); each with what lines up to `end` cleared of it."""
     posted = BankTransaction.objects.filter(
         bank_account=account, posting_status=PostingStatus.POSTED, date__lte=end
     )
     if account.opening_date:
         posted = posted.filter(date__gte=account.opening_date)
-    candidates = set(posted.filter(reconciled_amount__lt=F("amount")).values_list("pk", flat=True))
-    candidates.update(
-        ReconciliationMatch.objects.filter(
-            status=MatchStatus.ACCEPTED,
-            statement_line__bank_account=account,
-            statement_line__date__gt=end,
-            bank_transaction__date__lte=end,
-        ).values_list("bank_transaction_id", flat=True)
-    )
-    if not candidates:
-        return []
-    ids = sorted(candidates)
-    cleared: dict[int, Decimal] = {}
-    items = []
-    for chunk in _chunks(ids):
-        cleared.update(
-            _grouped_sum(
-                ReconciliationMatch.objects.filter(
-                    status=MatchStatus.ACCEPTED,
-                    bank_transaction_id__in=chunk,
-                    statement_line__date__lte=end,
-                ),
-                "bank_transaction_id",
-            )
-        )
-        items.extend(
-            posted.filter(pk__in=chunk)
-            .order_by()
-            .values("pk", "date", "kind", "direction", "amount", "reference", "counterparty")
-        )
+    cleared_later = ReconciliationMatch.objects.filter(
+        status=MatchStatus.ACCEPTED,
+        statement_line__bank_account=account,
+        statement_line__date__gt=end,
+    ).values("bank_transaction_id")
+    fields = ("pk", "date", "kind", "direction", "amount", "reference", "counterparty")
+    cleared = _accepted_sum(bank_transaction_id=OuterRef("pk"), statement_line__date__lte=end)
+    rows = []
+    for qs in (
+        posted.filter(reconciled_amount__lt=F("amount")),
+        posted.filter(reconciled_amount=F("amount"), pk__in=Subquery(cleared_later)),
+    ):
+        rows.extend(qs.order_by().annotate(cleared=cleared).values(*fields, "cleared"))
     out = []
-    for row in items:
-        row["id"] = row.pop("pk")
-        left = row["amount"] - (cleared.get(row["id"]) or ZERO)
+    for row in rows:
+        left = row["amount"] - row.pop("cleared")
         if left > 0:
-            out.append({**row, "outstanding": left})
+            row["id"] = row.pop("pk")
+            row["outstanding"] = left
+            out.append(row)
     out.sort(key=lambda r: (r["date"], r["id"]))
     return out
 
 
 def _unmatched_lines(account: BankAccount, end: date) -> list[dict]:
     """Statement lines dated on or before `end` that the books did not hold by then: not (or
-    not wholly) matched, or matched only to transactions dated after `end`. Ignored lines are
-    left out."""
-    lines = StatementLine.objects.filter(bank_account=account, date__lte=end).exclude(
-        status=LineStatus.IGNORED
-    )
-    candidates = set(lines.filter(status__in=OPEN_LINE_STATUSES).values_list("pk", flat=True))
-    candidates.update(
-        ReconciliationMatch.objects.filter(
-            status=MatchStatus.ACCEPTED,
-            bank_transaction__bank_account=account,
-            bank_transaction__date__gt=end,
-            statement_line__date__lte=end,
-        ).values_list("statement_line_id", flat=True)
-    )
-    if not candidates:
-        return []
-    ids = sorted(candidates)
-    booked: dict[int, Decimal] = {}
+    not wholly) matched, or matched to transactions dated after `end`. Ignored lines are left
+    out. Two queries, as for the outstanding items."""
+    lines = StatementLine.objects.filter(bank_account=account, date__lte=end)
+    booked_later = ReconciliationMatch.objects.filter(
+        status=MatchStatus.ACCEPTED,
+        bank_transaction__bank_account=account,
+        bank_transaction__date__gt=end,
+    ).values("statement_line_id")
+    fields = ("pk", "date", "amount", "bank_id", "reference", "counterparty", "description")
+    booked = _accepted_sum(statement_line_id=OuterRef("pk"), bank_transaction__date__lte=end)
     rows = []
-    for chunk in _chunks(ids):
-        booked.update(
-            _grouped_sum(
-                ReconciliationMatch.objects.filter(
-                    status=MatchStatus.ACCEPTED,
-                    statement_line_id__in=chunk,
-                    bank_transaction__date__lte=end,
-                ),
-                "statement_line_id",
-            )
-        )
-        rows.extend(
-            lines.filter(pk__in=chunk)
-            .order_by()
-            .values("pk", "date", "amount", "bank_id", "reference", "counterparty", "description")
-        )
+    for qs in (
+        lines.filter(status__in=OPEN_LINE_STATUSES),
+        lines.filter(status=LineStatus.MATCHED, pk__in=Subquery(booked_later)),
+    ):
+        rows.extend(qs.order_by().annotate(booked=booked).values(*fields, "booked"))
     out = []
     for row in rows:
-        row["id"] = row.pop("pk")
-        left = abs(row["amount"]) - (booked.get(row["id"]) or ZERO)
+        left = abs(row["amount"]) - row.pop("booked")
         if left > 0:
-            out.append({**row, "unmatched": left})
+            row["id"] = row.pop("pk")
+            row["unmatched"] = left
+            out.append(row)
     out.sort(key=lambda r: (r["date"], r["id"]))
     return out
 
