@@ -143,9 +143,14 @@ def test_the_admin_never_shows_credentials(echo, client, tenants):
     tenants.users_a["owner"].is_staff = tenants.users_a["owner"].is_superuser = True
     tenants.users_a["owner"].save()
     client.force_login(tenants.users_a["owner"])
+    sync_run(connection=conn, entity="contacts", direction="import")  # an echoed failure
+    error = SyncError.objects.get(connection=conn)
     for url in (
         f"/admin/integrations/integrationconnection/{conn.pk}/change/",
         "/admin/integrations/integrationconnection/",
+        "/admin/integrations/syncerror/",
+        f"/admin/integrations/syncerror/{error.pk}/change/",
+        "/admin/integrations/syncrun/",
     ):
         response = client.get(url)
         assert response.status_code == 200
@@ -177,6 +182,17 @@ def test_api_responses_never_show_credentials(echo, api, tenants):
             if isinstance(item, dict) and "id" in item:
                 detail = client.get(f"/api/v1/{prefix}/{item['id']}/")
                 bodies.append(detail.content.decode())
+    # The actions answer too: a failed test (the server echoes the token), the summary.
+    bodies.append(
+        client.post(
+            f"/api/v1/accounting/integrations/connections/{conn.pk}/test-connection/"
+        ).content.decode()
+    )
+    bodies.append(
+        client.get(
+            f"/api/v1/accounting/integrations/connections/{conn.pk}/summary/"
+        ).content.decode()
+    )
     text = "\n".join(bodies)
     assert PLANTED_SECRET not in text
     assert "gAAAA" not in text
