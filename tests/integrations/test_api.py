@@ -255,12 +255,20 @@ def test_sync_queues_after_commit_and_answers_202(
         (connection["id"], "contacts", "import", user_id),
     ]
     # Wrong direction for the entity, and a disabled connection, are refused.
-    wrong = owner.post(
-        f"{BASE}/connections/{connection['id']}/sync/",
-        {"entity": "contacts", "direction": "export"},
-        format="json",
-    )
+    with django_capture_on_commit_callbacks() as callbacks:
+        wrong = owner.post(
+            f"{BASE}/connections/{connection['id']}/sync/",
+            {"entity": "contacts", "direction": "export"},
+            format="json",
+        )
     assert wrong.status_code == 400
+    assert wrong.json()["code"] == "direction_invalid"
+    assert callbacks == []  # refused before anything was queued
+    with django_capture_on_commit_callbacks(execute=True):
+        only_imports = owner.post(
+            f"{BASE}/connections/{connection['id']}/sync/", {"direction": "import"}, format="json"
+        )
+    assert [row["entity"] for row in only_imports.json()["queued"]] == ["accounts", "contacts"]
     owner.post(f"{BASE}/connections/{connection['id']}/disable/")
     disabled = owner.post(f"{BASE}/connections/{connection['id']}/sync/", {}, format="json")
     assert disabled.status_code == 409

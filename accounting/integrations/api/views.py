@@ -48,6 +48,7 @@ from accounting.integrations.models import (
     SyncError,
     SyncRun,
 )
+from accounting.integrations.sync import IMPORT_ENTITIES
 from core.api.base import TenantAPIView, TenantReadOnlyViewSet, TenantViewSet
 from core.api.views import COMPANY_HEADER_PARAMETER
 from core.errors import ValidationFailed
@@ -56,6 +57,10 @@ from core.roles import roles_for
 SCOPE = "integrations"
 WRITERS = roles_for(SCOPE, write=True)
 ERROR_BODY = OpenApiResponse(description='{"code", "message", "fields"}')
+
+
+def _natural_direction(entity: str) -> str:
+    return "import" if entity in IMPORT_ENTITIES else "export"
 
 
 def _connection_url(request, connection) -> str:
@@ -140,17 +145,17 @@ class ConnectionViewSet(
                 actor=request.user, connection=connection, entity=entity, direction=direction
             )
             return Response(s.SyncRunSerializer(run).data)
-        pairs = services.sync_start(
-            actor=request.user, connection=connection, entities=[entity] if entity else None
-        )
+        entities = [entity] if entity else list(connection.entities)
         if direction:
-            pairs = [pair for pair in pairs if pair[1] == direction]
-            if not pairs:
+            # Checked before anything is queued: a queued task cannot be taken back.
+            entities = [e for e in entities if _natural_direction(e) == direction]
+            if not entities:
                 raise ValidationFailed(
-                    f"{entity or 'Nothing'} does not sync in direction {direction}.",
+                    f"{entity or 'None of the entities'} cannot be synced as {direction}.",
                     code="direction_invalid",
-                    fields={"direction": [f"{entity} is not synced that way."]},
+                    fields={"direction": [f"Not a direction of {entity or 'these entities'}."]},
                 )
+        pairs = services.sync_start(actor=request.user, connection=connection, entities=entities)
         return Response(
             {
                 "queued": [{"entity": e, "direction": d} for e, d in pairs],
