@@ -40,6 +40,7 @@ from tests.integrations.fakes.quickbooks import (
     REFRESH_TOKEN,
     FakeQuickBooks,
 )
+from tests.integrations.fakes.tally import TimeoutTransport
 
 pytestmark = pytest.mark.django_db
 
@@ -48,6 +49,8 @@ pytestmark = pytest.mark.django_db
 def qbo(loopback_server):  # noqa: F811
     fake = FakeQuickBooks()
     fake.server_url = loopback_server(fake).url
+    fake.vat15 = fake.add_tax_code("VAT 15%", "15")
+    fake.vat0 = fake.add_tax_code("Zero-rated", "0")
     return fake
 
 
@@ -67,6 +70,7 @@ def qbo_connection(tenants, qbo):
                 "authorize_url": qbo.server_url + "/connect/oauth2",
             },
             "rate_limit": {"rate_per_minute": 60000, "burst": 1000, "max_concurrent": 10},
+            "tax_codes": {"15": qbo.vat15["Id"], "0": qbo.vat0["Id"]},
         },
         credentials={
             "client_id": CLIENT_ID,
@@ -88,8 +92,9 @@ def connector_for(connection, sleeps=None, **options):
     options.setdefault("initial_delay_ms", 100)
     options.setdefault("max_delay_ms", 10_000)
     options.setdefault("rand", lambda: 1.0)
+    now = options.pop("now", None)
     http = http_client_for(connection, sleep=sleeps if sleeps is not None else Sleeps(), **options)
-    return QuickBooksConnector(connection, http=http)
+    return QuickBooksConnector(connection, http=http, now=now)
 
 
 def invoice_payload(number="INV-0001", *, customer_id, amount="1000.00", tax="150.00"):
@@ -110,6 +115,7 @@ def invoice_payload(number="INV-0001", *, customer_id, amount="1000.00", tax="15
                 amount=Decimal(amount),
                 quantity=Decimal("4"),
                 unit_price=Decimal(amount) / 4,
+                tax_amount=Decimal(tax),
             )
         ],
         total=Decimal(amount) + Decimal(tax),
@@ -286,9 +292,21 @@ def test_500_on_a_create_is_not_repeated_blindly(qbo, qbo_connection):
 
 
 def test_timeout_is_a_network_failure(qbo, qbo_connection):
-    qbo.fail("slow", path="/query", delay=1.0, times=99)
-    with pytest.raises(NetworkFailure):
-        connector_for(qbo_connection, timeout=0.2).fetch_contacts()
+    """Reads time out every time (a transport that raises ReadTimeout: no wall-clock race):
+    three attempts, then NetworkFailure."""
+    qbo.add_customers(2)
+    transport = TimeoutTransport(times=99)
+    with pytest.raises(NetworkFailure) as caught:
+        connector_for(qbo_connection, transport=transport).fetch_contacts()
+    assert caught.value.retryable is True
+    assert transport.hits == 3
+
+
+def test_a_read_that_times_out_once_is_retried(qbo, qbo_connection):
+    qbo.add_customers(2)
+    transport = TimeoutTransport(times=1, forward=True)
+    assert len(connector_for(qbo_connection, transport=transport).fetch_contacts().items) == 2
+    assert (transport.hits, len(qbo.calls("/query"))) == (1, 2)
 
 
 def test_malformed_reply_is_not_retried(qbo, qbo_connection):
@@ -343,7 +361,7 @@ def test_export_invoice_twice_updates_with_the_synctoken(qbo, qbo_connection):
 
     first = connector.push_invoice(invoice_payload(customer_id=customer["Id"]), ref=None)
     second = connector.push_invoice(
-        invoice_payload(customer_id=customer["Id"], amount="1200.00"),
+        invoice_payload(customer_id=customer["Id"], amount="1200.00", tax="180.00"),
         ref=ref_for(qbo_connection, first),
     )
 
@@ -352,12 +370,17 @@ def test_export_invoice_twice_updates_with_the_synctoken(qbo, qbo_connection):
     assert len(qbo.store["Invoice"]) == 1
     invoice = qbo.store["Invoice"][first.external_id]
     assert invoice["DocNumber"] == "INV-0001"
-    assert invoice["TotalAmt"] == 1350.0  # 1,200.00 + VAT 150.00
+    assert invoice["TotalAmt"] == 1380.0  # 1,200.00 + VAT 15% 180.00 (computed by QuickBooks)
     update = qbo.calls("/invoice", "POST")[1].body
     assert (update["Id"], update["SyncToken"]) == (first.external_id, "0")
     line = update["Line"][0]
     assert line["DetailType"] == "SalesItemLineDetail"
-    assert line["SalesItemLineDetail"] == {"ItemRef": {"value": "1"}, "Qty": 4, "UnitPrice": 300}
+    assert line["SalesItemLineDetail"] == {
+        "ItemRef": {"value": "1"},
+        "Qty": 4,
+        "UnitPrice": 300,
+        "TaxCodeRef": {"value": qbo.vat15["Id"]},
+    }
 
 
 def test_discounted_line_goes_without_qty_and_unit_price(qbo, qbo_connection):
@@ -375,7 +398,11 @@ def test_discounted_line_goes_without_qty_and_unit_price(qbo, qbo_connection):
     result = connector_for(qbo_connection).push_invoice(payload, ref=None)
     [sent] = qbo.store["Invoice"][result.external_id]["Line"]
     assert sent["Amount"] == 90.0
-    assert sent["SalesItemLineDetail"] == {"ItemRef": {"value": "1"}}
+    # No Qty/UnitPrice; zero VAT goes with the zero-rated code (tax_codes is configured).
+    assert sent["SalesItemLineDetail"] == {
+        "ItemRef": {"value": "1"},
+        "TaxCodeRef": {"value": qbo.vat0["Id"]},
+    }
 
 
 def test_stale_synctoken_5010_is_a_conflict_and_nothing_is_overwritten(qbo, qbo_connection):
@@ -386,7 +413,7 @@ def test_stale_synctoken_5010_is_a_conflict_and_nothing_is_overwritten(qbo, qbo_
 
     with pytest.raises(ConflictFailure) as caught:
         connector.push_invoice(
-            invoice_payload(customer_id=customer["Id"], amount="1.00"),
+            invoice_payload(customer_id=customer["Id"], amount="1.00", tax="0.15"),
             ref=ref_for(qbo_connection, first),
         )
 
@@ -505,6 +532,7 @@ def test_fetch_invoice_for_a_webhook_reports_its_synctoken(qbo, qbo_connection):
 def test_cdc_reports_creates_updates_and_deletes_since_the_cursor(qbo, qbo_connection):
     customers = qbo.add_customers(3)
     connector = connector_for(qbo_connection)
+    connector.now = qbo.now
     changes, cursor = connector.fetch_changes(since="2026-01-05T00:00:00-08:00")
     assert {(c.entity, c.external_id, c.operation) for c in changes} == {
         ("contacts", c["Id"], "create") for c in customers
@@ -643,3 +671,164 @@ def test_webhook_for_a_customer_re_fetches_it_and_updates_its_party(qbo, books_q
     assert qbo.calls(f"/customer/{customer['Id']}", "GET")
     ref = ExternalRef.objects.get(connection=books_qbo, external_id=customer["Id"])
     assert ref.external_version == "1"
+
+
+# --- review fixes: lost replies, CDC cut, tax codes, unknown SyncToken ----------------------
+
+
+def _payment(invoice_id, local_id="9"):
+    return PaymentPayload(
+        local_id=local_id,
+        invoice_external_id=invoice_id,
+        invoice_number="INV-0001",
+        date=date(2026, 1, 20),
+        amount=Decimal("1150.00"),
+        account_code="1100",
+        account_name="Checking",
+    )
+
+
+def test_payment_saved_with_its_reply_lost_is_not_created_twice(qbo, qbo_connection):
+    """QuickBooks saves the payment and the reply is cut off: the client does not repeat the
+    POST; the engine's next attempt (find_by_reference cannot tell for payments) sends the same
+    requestid and QuickBooks answers with the payment it already has."""
+    qbo.seed_chart()
+    customer = qbo.add_customer("Meghna Traders")
+    connector = connector_for(qbo_connection)
+    invoice = connector.push_invoice(invoice_payload(customer_id=customer["Id"]), ref=None)
+    qbo.fail("drop", path="/payment", method="POST")
+
+    with pytest.raises(NetworkFailure):
+        connector.push_payment(_payment(invoice.external_id), ref=None)
+    assert len(qbo.store["Payment"]) == 1  # saved, reply lost
+    assert len(qbo.calls("/payment", "POST")) == 1  # not repeated inside the call
+    assert connector.find_by_reference("payment", "9", "") is None
+    again = connector_for(qbo_connection).push_payment(_payment(invoice.external_id), ref=None)
+
+    assert len(qbo.store["Payment"]) == 1
+    assert again.external_id == next(iter(qbo.store["Payment"]))
+    first, second = (c.query["requestid"] for c in qbo.calls("/payment", "POST"))
+    assert first == second and len(first) <= 50
+    # Another payment (another local id) is another request.
+    other = connector.push_payment(_payment(invoice.external_id, local_id="10"), ref=None)
+    assert other.external_id != again.external_id and len(qbo.store["Payment"]) == 2
+
+
+def test_every_write_carries_a_requestid_and_a_timeout_is_not_repeated(qbo, qbo_connection):
+    customer = qbo.add_customer("Meghna Traders")
+    transport = TimeoutTransport(when=lambda r: r.method == "POST", forward=True)
+    connector = connector_for(qbo_connection, transport=transport)
+    with pytest.raises(NetworkFailure):
+        connector.push_invoice(invoice_payload(customer_id=customer["Id"]), ref=None)
+    assert len(qbo.calls("/invoice", "POST")) == 1 and len(qbo.store["Invoice"]) == 1
+    result = connector.push_invoice(invoice_payload(customer_id=customer["Id"]), ref=None)
+    assert len(qbo.store["Invoice"]) == 1  # replayed, not a 6140 duplicate-number fault
+    assert result.external_id == next(iter(qbo.store["Invoice"]))
+    assert all(c.query.get("requestid") for c in qbo.calls(method="POST") if "/v3/" in c.path)
+
+
+def test_cdc_reply_cut_at_1000_does_not_skip_the_rest(qbo, qbo_connection):
+    qbo.add_customers(1200)
+    customer = next(iter(qbo.store["Customer"].values()))
+    connector = connector_for(qbo_connection, now=qbo.now)
+    invoice = connector.push_invoice(invoice_payload(customer_id=customer["Id"]), ref=None)
+    cursor = (qbo.now() - timedelta(days=1)).isoformat()
+    seen: set[tuple[str, str]] = set()
+    for _ in range(3):
+        changes, cursor = connector.fetch_changes(since=cursor)
+        seen |= {(c.entity, c.external_id) for c in changes}
+    customers = {("contacts", i) for i in qbo.store["Customer"]}
+    assert customers <= seen  # all 1,200, although the first reply held 1,000 of them
+    assert ("invoices", invoice.external_id) in seen
+    first = qbo.calls("/cdc")[1]
+    last_of_first_reply = sorted(
+        r["MetaData"]["LastUpdatedTime"] for r in qbo.store["Customer"].values()
+    )[999]
+    assert first.query["changedSince"] == _iso_of(last_of_first_reply)
+
+
+def _iso_of(text):
+    return datetime.fromisoformat(text).isoformat()
+
+
+def test_cdc_cursor_older_than_30_days_is_clamped_and_asks_for_a_full_import(qbo, qbo_connection):
+    connector = connector_for(qbo_connection, now=qbo.now)
+    old = (qbo.now() - timedelta(days=45)).isoformat()
+    connector.fetch_changes(since=old)
+    sent = datetime.fromisoformat(qbo.calls("/cdc")[-1].query["changedSince"])
+    assert qbo.now() - timedelta(days=30) < sent < qbo.now() - timedelta(days=29)
+    assert "contacts" in connector.resync_required
+    connector.fetch_changes(since=(qbo.now() - timedelta(days=2)).isoformat())
+    assert connector.resync_required == set()
+
+
+def test_vat_goes_as_a_tax_code_per_line_and_quickbooks_computes_it(qbo, qbo_connection):
+    customer = qbo.add_customer("Meghna Traders")
+    result = connector_for(qbo_connection).push_invoice(
+        invoice_payload(customer_id=customer["Id"]), ref=None
+    )
+    sent = qbo.calls("/invoice", "POST")[-1].body
+    assert sent["Line"][0]["SalesItemLineDetail"]["TaxCodeRef"] == {"value": qbo.vat15["Id"]}
+    assert "TxnTaxDetail" not in sent
+    remote = qbo.store["Invoice"][result.external_id]
+    assert (remote["TxnTaxDetail"]["TotalTax"], remote["TotalAmt"]) == (150.0, 1150.0)
+
+
+def test_vat_without_a_tax_code_mapping_is_refused_naming_the_rate(qbo, qbo_connection):
+    customer = qbo.add_customer("Meghna Traders")
+    qbo_connection.settings = {**qbo_connection.settings, "tax_codes": {"0": qbo.vat0["Id"]}}
+    with pytest.raises(ValidationFailure) as caught:
+        connector_for(qbo_connection).push_invoice(
+            invoice_payload(customer_id=customer["Id"]), ref=None
+        )
+    assert "VAT 15.00%" in caught.value.message
+    assert caught.value.detail["missing_tax_code"] == "15.00"
+    assert "tax_codes" in caught.value.suggested_fix
+    assert qbo.calls("/invoice", "POST") == []
+    qbo_connection.settings = {k: v for k, v in qbo_connection.settings.items() if k != "tax_codes"}
+    with pytest.raises(ValidationFailure):
+        connector_for(qbo_connection).push_invoice(
+            invoice_payload(customer_id=customer["Id"]), ref=None
+        )
+    # No VAT and no mapping: a company not registered for VAT exports without tax codes.
+    connector_for(qbo_connection).push_invoice(
+        invoice_payload(customer_id=customer["Id"], tax="0"), ref=None
+    )
+    assert len(qbo.store["Invoice"]) == 1
+
+
+def test_fake_refuses_a_bare_total_tax(qbo, qbo_connection):
+    customer = qbo.add_customer("Meghna Traders")
+    connector = connector_for(qbo_connection)
+    with pytest.raises(ValidationFailure, match="tax code"):
+        connector._call(
+            "POST",
+            "/invoice",
+            body={
+                "CustomerRef": {"value": customer["Id"]},
+                "Line": [
+                    {
+                        "DetailType": "SalesItemLineDetail",
+                        "Amount": 100,
+                        "SalesItemLineDetail": {"ItemRef": {"value": "1"}},
+                    }
+                ],
+                "TxnTaxDetail": {"TotalTax": 15},
+            },
+            entity="invoices",
+        )
+
+
+def test_update_without_a_stored_synctoken_is_a_conflict(qbo, qbo_connection):
+    customer = qbo.add_customer("Meghna Traders")
+    connector = connector_for(qbo_connection)
+    first = connector.push_invoice(invoice_payload(customer_id=customer["Id"]), ref=None)
+    qbo.edit("Invoice", first.external_id, PrivateNote="changed in QuickBooks")
+    ref = ref_for(qbo_connection, first)
+    ref.external_version = ""
+    with pytest.raises(ConflictFailure):
+        connector.push_invoice(
+            invoice_payload(customer_id=customer["Id"], amount="1200.00", tax="180.00"), ref=ref
+        )
+    remote = qbo.store["Invoice"][first.external_id]
+    assert (remote["SyncToken"], remote["PrivateNote"]) == ("1", "changed in QuickBooks")

@@ -15,11 +15,34 @@ Wire format, from Intuit's published API reference:
 - Errors: `{"Fault": {"Error": [{"Message", "Detail", "code"}], "type"}}`, lower-case
   `{"fault": {"error": [...]}}` for authentication failures, sometimes with HTTP 200.
 - Change data capture: `GET .../cdc?entities=...&changedSince=...` (30 days back at most,
-  1,000 objects per reply), deleted objects as `{"status": "Deleted", "Id"}`.
+  1,000 objects per entity in a reply, oldest first), deleted objects as
+  `{"status": "Deleted", "Id"}`. When an entity's list is cut at 1,000 the next cursor is the
+  earliest cut point (the smallest, over the cut entities, of the latest stamp each returned),
+  never the latest stamp overall, so nothing after a cut is skipped (what comes twice is
+  absorbed by the engine). A cursor older than 30 days is clamped to 30 days and
+  `resync_required` names the entities that need a full import instead.
+- Lost replies: every write carries `requestid=<stable key>` (at most 50 characters: a hash of
+  the connection, the entity, our local id and the body sent). QuickBooks answers a repeated
+  requestid with the original response instead of performing the operation again, so when a
+  create's reply was lost (a timeout after QuickBooks saved it) the engine's next attempt, which
+  sends the same body, gets the record that exists instead of a duplicate. The HTTP client is
+  told `idempotent=False` on writes (not retried on a read timeout or a 500 inside one call);
+  the next sync attempt does that, with the same requestid.
+- VAT: an invoice line carries `TaxCodeRef` from the connection setting `tax_codes`, a dict
+  whose keys are a Kontor VAT rate code (`"VAT15"`, the line's `vat_rate_code`) or a rate in
+  percent (`"15"`, `"7.5"`, `"0"`) and whose values are QuickBooks TaxCode ids. QuickBooks
+  computes the tax from the code (a bare `TxnTaxDetail.TotalTax` without codes is not how QBO
+  takes VAT). A line with VAT (or any line of an invoice that has VAT, or any line when
+  `tax_codes` is set) and no matching code refuses the export with a ValidationFailure naming
+  the missing rate. An invoice without VAT on a connection without `tax_codes` goes without
+  tax codes (a company not registered for VAT).
+- An update of a record whose SyncToken we never recorded is refused as a conflict: fetching
+  QuickBooks' current token and writing over it would overwrite whatever changed there.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -69,6 +92,8 @@ OBJECT_NOT_FOUND = "610"
 AUTH_CODES = {"100", "110", "120", "3100", "3200"}
 THROTTLED = "3001"
 DOC_NUMBER_MAX = 21  # QuickBooks' limit on DocNumber / PaymentRefNum
+REQUEST_ID_MAX = 50  # QuickBooks' limit on requestid
+CENT = Decimal("0.01")
 
 # QuickBooks entity -> our entity name
 ENTITIES = {
@@ -133,8 +158,11 @@ class QuickBooksConnector(Connector):
     system = "quickbooks"
     supports = frozenset({ACCOUNTS, CONTACTS, INVOICES, CREDIT_NOTES, PAYMENTS, JOURNALS})
 
-    def __init__(self, connection, *, http):
+    def __init__(self, connection, *, http, now=None):
         super().__init__(connection, http=http)
+        # QuickBooks' clock for the 30-day CDC window (tests pass the fake's).
+        self.now = now or (lambda: datetime.now(UTC))
+        self.resync_required: set[str] = set()
         settings = connection.settings or {}
         self.realm_id = str(settings.get("realm_id") or "")
         self._api_base = ""
@@ -163,26 +191,48 @@ class QuickBooksConnector(Connector):
         body: dict | None = None,
         entity: str = "",
         external_id: str = "",
+        local_id: str = "",
     ) -> dict:
         headers = {"Accept": "application/json"}
         content = None
+        params = {**(params or {}), "minorversion": MINOR_VERSION}
         if body is not None:
             content = _encode(body)
             headers["Content-Type"] = "application/json"
+            params["requestid"] = self.request_id(path, local_id, content)
         try:
             response = self.http.request(
                 method,
                 self.api_base + path,
-                params={**(params or {}), "minorversion": MINOR_VERSION},
+                params=params,
                 content=content,
                 headers=headers,
                 entity=entity,
+                # A write is not repeated inside one call (a lost reply may mean it was saved);
+                # the engine's next attempt repeats it with the same requestid.
+                idempotent=method == "GET",
             )
         except SyncFailure as failure:
             if external_id and not failure.external_id:
                 failure.external_id = external_id
             raise
         return self._reply(response, external_id=external_id)
+
+    def request_id(self, path: str, local_id: str, content: bytes) -> str:
+        """The stable requestid of one write: the same record and body give the same id, so
+        QuickBooks replays its first answer instead of creating the record twice."""
+        digest = hashlib.sha256(
+            b"|".join(
+                [
+                    str(self.connection.company_id).encode(),
+                    str(self.connection.pk).encode(),
+                    path.encode(),
+                    local_id.encode(),
+                    content,
+                ]
+            )
+        ).hexdigest()
+        return ("kontor-" + digest)[:REQUEST_ID_MAX]
 
     def _reply(self, response: httpx.Response, *, external_id: str = "") -> dict:
         status = response.status_code
@@ -285,9 +335,22 @@ class QuickBooksConnector(Connector):
 
     def fetch_changes(self, *, since: str | None) -> tuple[list[Change], str]:
         """Change data capture for every entity we sync. The new cursor is the reply's server
-        time; when the reply was cut at 1,000 objects it is the latest change seen instead, so
-        the next call picks up the rest."""
-        changed_since = _iso(since) if since else (datetime.now(UTC) - CDC_LOOKBACK).isoformat()
+        time when no entity was cut at 1,000 objects. When one was, it is the earliest cut
+        point: the smallest, over the cut entities, of the latest stamp each returned (CDC
+        lists oldest first), so the next call starts where the shortest cut list stopped and
+        nothing after it is skipped. A cursor older than QuickBooks' 30 days is clamped to 30
+        days and the entities are named in `resync_required` (a full import is needed: CDC
+        cannot tell what changed before)."""
+        floor = self.now() - CDC_LOOKBACK + timedelta(minutes=1)
+        self.resync_required = set()
+        if since:
+            moment = datetime.fromisoformat(_iso(since))
+            if moment < floor:
+                moment = floor
+                self.resync_required = set(ENTITIES.values())
+            changed_since = moment.isoformat()
+        else:
+            changed_since = floor.isoformat()
         reply = self._call(
             "GET",
             "/cdc",
@@ -295,11 +358,13 @@ class QuickBooksConnector(Connector):
             entity="changes",
         )
         changes: list[Change] = []
-        latest = ""
+        cut_points: list[datetime] = []
         for block in reply.get("CDCResponse") or []:
             for group in block.get("QueryResponse") or []:
                 for name, entity in ENTITIES.items():
-                    for row in group.get(name) or []:
+                    rows = group.get(name) or []
+                    latest: datetime | None = None
+                    for row in rows:
                         meta = row.get("MetaData") or {}
                         updated = meta.get("LastUpdatedTime", "")
                         if row.get("status") == "Deleted":
@@ -316,16 +381,21 @@ class QuickBooksConnector(Connector):
                                 version=str(row.get("SyncToken", "")),
                             )
                         )
-                        if updated and (not latest or _iso(updated) > _iso(latest)):
-                            latest = updated
-        if len(changes) >= CDC_LIMIT and latest:
-            return changes, _iso(latest)
+                        if updated:
+                            moment = datetime.fromisoformat(_iso(updated))
+                            latest = moment if latest is None or moment > latest else latest
+                    if len(rows) >= CDC_LIMIT and latest is not None:
+                        cut_points.append(latest)
+        if cut_points:
+            return changes, min(cut_points).isoformat()
         server_time = reply.get("time")
         return changes, _iso(server_time) if isinstance(server_time, str) else changed_since
 
     def find_by_reference(self, entity: str, local_id: str, number: str = ""):
         """A record pushed before whose reply was lost, found by its DocNumber (invoices,
-        credit memos, journal entries; payments have no searchable number: None)."""
+        credit memos, journal entries). Payments have no searchable number: None, and the
+        engine's repeated push carries the same requestid, which QuickBooks answers with the
+        payment it already saved."""
         names = {
             "invoice": "Invoice",
             "credit_note": "CreditMemo",
@@ -370,16 +440,73 @@ class QuickBooksConnector(Connector):
                     "DetailType": "SalesItemLineDetail",
                     "Amount": line.amount,
                     "Description": line.description,
-                    "SalesItemLineDetail": {"ItemRef": item, **_quantity_and_price(line)},
+                    "SalesItemLineDetail": {
+                        "ItemRef": item,
+                        **_quantity_and_price(line),
+                        **({"TaxCodeRef": {"value": code}} if code else {}),
+                    },
                 }
-                for line in invoice.lines
+                for line, code in zip(invoice.lines, self._tax_codes(invoice), strict=True)
             ],
         }
-        if invoice.tax_total:
-            body["TxnTaxDetail"] = {"TotalTax": invoice.tax_total}
         if invoice.due_date and name == "Invoice":
             body["DueDate"] = invoice.due_date
-        return self._save(name, entity, body, ref)
+        return self._save(name, entity, body, ref, local_id=invoice.local_id)
+
+    def _tax_codes(self, invoice: InvoicePayload) -> list[str]:
+        """The QuickBooks TaxCode id of each line (see the module docstring), "" for none."""
+        configured = (self.connection.settings or {}).get("tax_codes") or {}
+        taxed = bool(invoice.tax_total) or any(line.tax_amount for line in invoice.lines)
+        if not configured and not taxed:
+            return [""] * len(invoice.lines)
+        by_rate: dict[Decimal, str] = {}
+        for key, value in configured.items():
+            try:
+                by_rate.setdefault(Decimal(str(key)).normalize(), str(value))
+            except ArithmeticError:
+                continue
+        local = _local_vat(self.connection, invoice)
+        codes = []
+        for index, line in enumerate(invoice.lines):
+            rate_code, rate = local[index] if local else ("", None)
+            code = configured.get(rate_code) if rate_code else None
+            if code is None and rate is not None:
+                code = by_rate.get(Decimal(rate).normalize())
+            if code is None and rate is None:
+                # Not an invoice of ours (or its lines changed): the rate whose tax on the
+                # line's amount is the line's tax.
+                code = next(
+                    (
+                        by_rate[r]
+                        for r in by_rate
+                        if (line.amount * r / 100).quantize(CENT, ROUND_HALF_UP) == line.tax_amount
+                    ),
+                    None,
+                )
+            if code is None:
+                shown = (
+                    f"{Decimal(rate).normalize():f}%"
+                    if rate is not None
+                    else (
+                        f"{(line.tax_amount * 100 / line.amount).quantize(CENT):f}%"
+                        if line.amount
+                        else "0%"
+                    )
+                )
+                wanted = rate_code or shown.rstrip("%")
+                raise ValidationFailure(
+                    f"No QuickBooks tax code is mapped for VAT {rate_code or shown} "
+                    f"(invoice {invoice.number}, line {line.description!r}).",
+                    external_id="",
+                    detail={"missing_tax_code": wanted, "setting": "tax_codes"},
+                    suggested_fix=(
+                        'Add it to the connection setting tax_codes, e.g. {"'
+                        + wanted
+                        + '": "<QuickBooks TaxCode Id>"}.'
+                    ),
+                )
+            codes.append(str(code))
+        return codes
 
     def push_payment(self, payment: PaymentPayload, *, ref) -> PushResult:
         invoice = self._call(
@@ -403,7 +530,7 @@ class QuickBooksConnector(Connector):
                 }
             ],
         }
-        return self._save("Payment", PAYMENTS, body, ref)
+        return self._save("Payment", PAYMENTS, body, ref, local_id=payment.local_id)
 
     def push_journal(self, journal: JournalPayload, *, ref) -> PushResult:
         body = {
@@ -427,7 +554,7 @@ class QuickBooksConnector(Connector):
                 for number, line in enumerate(journal.lines)
             ],
         }
-        return self._save("JournalEntry", JOURNALS, body, ref)
+        return self._save("JournalEntry", JOURNALS, body, ref, local_id=journal.local_id)
 
     # --- helpers -----------------------------------------------------------------------------
     def _note(self, entity: str, since, rows: list[dict]) -> None:
@@ -440,19 +567,20 @@ class QuickBooksConnector(Connector):
                 latest = self._latest.get(entity)
                 self._latest[entity] = moment if latest is None or moment > latest else latest
 
-    def _save(self, name: str, entity: str, body: dict, ref) -> PushResult:
+    def _save(self, name: str, entity: str, body: dict, ref, *, local_id: str) -> PushResult:
         """Create, or update with the SyncToken we stored when we last pushed: if QuickBooks
-        has a newer one it answers 5010 and we raise a conflict instead of overwriting."""
+        has a newer one it answers 5010 and we raise a conflict instead of overwriting. With
+        no stored SyncToken we cannot tell whether QuickBooks' copy changed: a conflict too
+        (taking its current token would overwrite blindly)."""
         if ref is not None and ref.external_id:
             sync_token = ref.external_version
-            if not sync_token:  # never recorded: take QuickBooks' current one
-                current = self._call(
-                    "GET",
-                    f"/{name.lower()}/{ref.external_id}",
-                    entity=entity,
+            if not sync_token:
+                raise ConflictFailure(
+                    f"Kontor has no SyncToken for the exported QuickBooks {name}: it cannot "
+                    "tell whether it changed in QuickBooks, so it is not overwritten.",
                     external_id=ref.external_id,
-                ).get(name, {})
-                sync_token = str(current.get("SyncToken", "0"))
+                    detail={"entity": name},
+                )
             body = {**body, "Id": ref.external_id, "SyncToken": sync_token, "sparse": False}
         reply = self._call(
             "POST",
@@ -460,6 +588,7 @@ class QuickBooksConnector(Connector):
             body=body,
             entity=entity,
             external_id=ref.external_id if ref is not None else "",
+            local_id=local_id,
         )
         saved = reply.get(name) or {}
         if "Id" not in saved:
@@ -533,6 +662,25 @@ def _mappings(connection) -> tuple[dict[str, str], dict[str, str]]:
             by_code.setdefault(code, external_id)
         by_name.setdefault(name, external_id)
     return by_code, by_name
+
+
+def _local_vat(connection, invoice: InvoicePayload) -> list[tuple[str, Decimal]] | None:
+    """(vat_rate_code, vat_rate) of the Kontor invoice's lines in payload order, or None when
+    the payload is not one of this company's invoices with the same number of lines."""
+    from invoicing.models import InvoiceLine
+
+    if not str(invoice.local_id).isdigit():
+        return None
+    rows = list(
+        InvoiceLine.objects.filter(
+            invoice_id=int(invoice.local_id), invoice__company_id=connection.company_id
+        )
+        .order_by("serial")
+        .values_list("vat_rate_code", "vat_rate")
+    )
+    if len(rows) != len(invoice.lines):
+        return None
+    return rows
 
 
 def _quantity_and_price(line) -> dict:

@@ -16,7 +16,16 @@ token rotates on every refresh: the previous one then answers 400 `invalid_grant
 
 Failure switches (`fail`) answer chosen requests with 401, 429 (with or without `Retry-After`),
 500, a slow reply or malformed JSON, a given number of times, optionally only for the query
-page that starts at `start` (STARTPOSITION).
+page that starts at `start` (STARTPOSITION); kind "drop" processes the request (the record is
+saved) and then cuts the reply off mid-body: the client never learns the outcome.
+
+Writes honour `requestid` as Intuit documents it: a POST whose requestid was seen before is
+answered with the original response and not performed again.
+
+VAT: `add_tax_code(name, rate)` creates a TaxRate and the TaxCode that points at it. An invoice
+line's `SalesItemLineDetail.TaxCodeRef` must name an existing TaxCode; the fake computes
+`TxnTaxDetail.TotalTax` from the codes (per line, half up to the cent) and refuses a
+`TxnTaxDetail.TotalTax` sent on an invoice whose lines carry no tax code.
 """
 
 from __future__ import annotations
@@ -29,10 +38,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from urllib.parse import parse_qs, urlencode
 
 from tests.integrations.fakes import Request, reply
+from tests.integrations.fakes.tally import lost_reply
 
 REALM_ID = "9130350000000001"
 CLIENT_ID = "ABfakeQuickBooksClientId"
@@ -51,6 +61,8 @@ ENTITIES = {
     "creditmemo": "CreditMemo",
     "payment": "Payment",
     "journalentry": "JournalEntry",
+    "taxcode": "TaxCode",
+    "taxrate": "TaxRate",
 }
 
 _QUERY = re.compile(
@@ -108,6 +120,7 @@ class Logged:
     headers: dict
     body: object = None
     status: int = 0
+    dropped: bool = False
 
 
 @dataclass
@@ -130,6 +143,7 @@ class FakeQuickBooks:
         self.requests: list[Logged] = []
         self.faults: list[Fault] = []
         self.tokens = _Tokens()
+        self.answers_by_request_id: dict[str, tuple] = {}
         self._next_id = 0
         self._clock = datetime(2026, 1, 5, 9, 0, 0, tzinfo=PACIFIC)
         self.add("Item", {"Name": "Services", "Type": "Service", "Active": True})
@@ -258,7 +272,58 @@ class FakeQuickBooks:
         status, headers, body = self._handle(request, query, logged)
         logged.status = status
         content_type = headers.pop("Content-Type", "application/json;charset=UTF-8")
+        if logged.dropped:
+            data = body if isinstance(body, bytes) else str(body).encode()
+            return lost_reply(
+                start_response,
+                f"{status} OK",
+                [("Content-Type", content_type), ("Content-Length", str(len(data)))],
+                data,
+            )
         return reply(start_response, status, body, content_type=content_type, headers=headers)
+
+    def add_tax_code(self, name: str, rate) -> dict:
+        """A TaxRate of `rate` percent and the TaxCode named `name` that applies it on sales
+        (ids of their own, off the shared clock and id sequence, so seeding tax codes does not
+        shift the other records' ids and stamps)."""
+        with self.lock:
+            number = len(self.store["TaxCode"]) + 1
+            meta = {"CreateTime": qbo_time(self._clock), "LastUpdatedTime": qbo_time(self._clock)}
+            tax_rate = {
+                "Id": f"TR{number}",
+                "Name": name,
+                "RateValue": str(rate),
+                "Active": True,
+                "SyncToken": "0",
+                "MetaData": meta,
+            }
+            code = {
+                "Id": f"TC{number}",
+                "Name": name,
+                "Active": True,
+                "Taxable": True,
+                "SalesTaxRateList": {
+                    "TaxRateDetail": [{"TaxRateRef": {"value": tax_rate["Id"], "name": name}}]
+                },
+                "SyncToken": "0",
+                "MetaData": meta,
+            }
+            self.store["TaxRate"][tax_rate["Id"]] = tax_rate
+            self.store["TaxCode"][code["Id"]] = code
+            return code
+
+    def _tax_rate(self, code_id: str) -> Decimal | None:
+        code = self.store["TaxCode"].get(str(code_id))
+        if code is None:
+            return None
+        details = (code.get("SalesTaxRateList") or {}).get("TaxRateDetail") or []
+        return sum(
+            (
+                Decimal(self.store["TaxRate"][d["TaxRateRef"]["value"]]["RateValue"])
+                for d in details
+            ),
+            Decimal(0),
+        )
 
     def _handle(self, request: Request, query: dict, logged: Logged):
         if request.path == "/oauth2/v1/tokens/bearer":
@@ -281,7 +346,9 @@ class FakeQuickBooks:
             if fault:
                 fault.times -= 1
                 fault.hits += 1
-        if fault:
+        if fault and fault.kind == "drop":
+            logged.dropped = True
+        elif fault:
             answer = self._fault_reply(fault)
             if answer:
                 return answer
@@ -302,8 +369,14 @@ class FakeQuickBooks:
                     "ValidationFault",
                 )
             logged.body = body
+        request_id = query.get("requestid") if request.method == "POST" else None
         with self.lock:
-            return self._route(request.method, sub, query, body)
+            if request_id and request_id in self.answers_by_request_id:
+                return self.answers_by_request_id[request_id]
+            answer = self._route(request.method, sub, query, body)
+            if request_id:
+                self.answers_by_request_id[request_id] = answer
+            return answer
 
     def _fault_reply(self, fault: Fault):
         if fault.kind == "401":
@@ -646,9 +719,28 @@ class FakeQuickBooks:
                 and str((journal.get("AccountRef") or {}).get("value")) not in self.store["Account"]
             ):
                 return invalid_ref("Account")
+            tax_code = detail.get("TaxCodeRef")
+            if tax_code is not None and str(tax_code.get("value")) not in self.store["TaxCode"]:
+                return invalid_ref("TaxCode")
             for linked in line.get("LinkedTxn", []):
                 if str(linked.get("TxnId")) not in self.store.get(linked.get("TxnType"), {}):
                     return invalid_ref(linked.get("TxnType", "Transaction"))
+        coded = any(
+            "TaxCodeRef" in (line.get("SalesItemLineDetail") or {}) for line in body.get("Line", [])
+        )
+        if (
+            entity in ("Invoice", "CreditMemo")
+            and "TotalTax" in (body.get("TxnTaxDetail") or {})
+            and not coded
+        ):
+            return self._fault(
+                400,
+                "6000",
+                "A business validation error has occurred while processing your request",
+                "Business Validation Error: Make sure all your transactions have a GST/VAT rate "
+                "before you save (TotalTax was sent without a tax code on any line).",
+                "ValidationFault",
+            )
         if entity == "JournalEntry":
             sides = {"Debit": Decimal(0), "Credit": Decimal(0)}
             for line in body.get("Line", []):
@@ -671,7 +763,14 @@ class FakeQuickBooks:
                 for line in record.get("Line", [])
                 if line.get("DetailType") == "SalesItemLineDetail"
             )
-            tax = Decimal(str((record.get("TxnTaxDetail") or {}).get("TotalTax", 0)))
+            tax = Decimal(0)
+            for line in record.get("Line", []):
+                code = (line.get("SalesItemLineDetail") or {}).get("TaxCodeRef")
+                if code:
+                    rate = self._tax_rate(code["value"]) or Decimal(0)
+                    amount = Decimal(str(line.get("Amount", 0)))
+                    tax += (amount * rate / 100).quantize(Decimal("0.01"), ROUND_HALF_UP)
+            record["TxnTaxDetail"] = {"TotalTax": float(tax)}
             record["TotalAmt"] = float(total + tax)
             record["Balance"] = record["TotalAmt"]
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from xml.etree import ElementTree as ET
 
+import httpx
 from defusedxml.ElementTree import fromstring
 
 from tests.integrations.fakes import Request, RequestLog, reply
@@ -516,3 +517,55 @@ def _failed(message: str) -> str:
     ET.SubElement(header, "STATUS").text = "0"
     ET.SubElement(ET.SubElement(ET.SubElement(root, "BODY"), "DATA"), "LINEERROR").text = message
     return ET.tostring(root, encoding="unicode")
+
+
+# --- shared by the connector tests (Tally, Busy, Zoho, QuickBooks, Xero) -----------------------
+
+
+class ReplyDropped(Exception):
+    """Raised inside a fake's reply after its headers went out: the server closes the
+    connection mid-body, so the client sees the reply lost (httpx.RemoteProtocolError) although
+    the request was processed. Deterministic: no sleep against a client timeout."""
+
+
+def lost_reply(start_response, status: str, headers: list[tuple[str, str]], body: bytes):
+    """A WSGI answer whose body is cut off: the work is done, the reply never arrives."""
+    start_response(status, headers)
+
+    def cut():
+        yield body[: max(1, len(body) // 2)]
+        raise ReplyDropped("the fake dropped its reply on purpose")
+
+    return cut()
+
+
+class TimeoutTransport(httpx.BaseTransport):
+    """An httpx transport that raises ReadTimeout for the requests `when(request)` selects,
+    `times` times: with `forward=True` after the server has processed the request (its reply is
+    read and thrown away: "saved, then the reply was lost"), with `forward=False` before it is
+    sent. Deterministic, unlike a fake that sleeps longer than a client timeout."""
+
+    def __init__(self, *, when=lambda request: True, times: int = 1, forward: bool = False):
+        self.inner = httpx.HTTPTransport()
+        self.when = when
+        self.times = times
+        self.forward = forward
+        self.hits = 0
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        with self._lock:
+            fire = self.times > 0 and self.when(request)
+            if fire:
+                self.times -= 1
+                self.hits += 1
+        if not fire:
+            return self.inner.handle_request(request)
+        if self.forward:
+            response = self.inner.handle_request(request)
+            response.read()
+            response.close()
+        raise httpx.ReadTimeout("timed out (TimeoutTransport)", request=request)
+
+    def close(self) -> None:
+        self.inner.close()
