@@ -35,6 +35,7 @@ from accounting.integrations.models import (
 from accounting.integrations.oauth import OAUTH_SYSTEMS
 from accounting.integrations.sync import EXPORT_ENTITIES, IMPORT_ENTITIES
 from accounting.integrations.validation import FIELDS, connection_settings_clean
+from accounting.integrations.webhooks import WEBHOOK_SYSTEMS
 from core.admin import SeveralCompaniesAdmin, adopt_saved
 from core.errors import DomainError
 
@@ -245,6 +246,18 @@ class IntegrationConnectionAdmin(IntegrationsAdmin):
             ("Consecutive failures", data["consecutive_failures"]),
             ("Last connection test", test),
         ]
+        if obj.system in WEBHOOK_SYSTEMS:
+            rows.append(
+                (
+                    "Webhook URL",
+                    format_html(
+                        "<code>/api/v1/accounting/integrations/{}/webhooks/{}</code> (signing "
+                        "secret: the <code>webhook_key</code> credential)",
+                        obj.system,
+                        obj.pk,
+                    ),
+                )
+            )
         table = format_html_join(
             "", "<tr><th>{}</th><td>{}</td></tr>", ((label, value) for label, value in rows)
         )

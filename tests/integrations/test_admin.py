@@ -83,6 +83,7 @@ def test_add_connection_with_write_only_credentials(accountant, tenants):
     page = accountant.get(f"{ADMIN}/integrationconnection/{connection.pk}/change/")
     body = page.content.decode()
     assert "client_secret ********" in body
+    assert f"/api/v1/accounting/integrations/zoho_books/webhooks/{connection.pk}" in body
     assert PLANTED_SECRET not in body and "gAAAA" not in body
 
     # Saving with the password fields blank keeps the stored values; "Remove" drops one.
