@@ -1,22 +1,32 @@
-"""Per-connection rate limits shared by every worker: a token bucket and concurrency slots.
+"""Per remote organisation rate limits shared by every worker: rolling windows and concurrency
+slots.
 
-With Redis (the default cache is django-redis) both live in Redis and are changed only by Lua
-scripts, so all processes share one bucket per connection and the check-and-take is atomic;
-the scripts read Redis's own clock (`TIME`), so workers' clocks never disagree. Without Redis
-(embedded development, SQLite tests) an in-process equivalent guarded by a lock does the same
-for the threads of one process.
+Admission is a sliding-window log: the times of the requests let through in the last minute
+are kept, and a request is let through only when fewer than `rate_per_minute` were let through
+in the 60 seconds before it (inclusive) and fewer than `burst` in the second before it. So no
+60-second window ever holds more than `rate_per_minute` requests and no 1-second window more
+than `burst`, whatever the timing (a token bucket of capacity b refilled at r per second lets
+b + 60 r through in a minute: Xero 65 against its 60). `burst` is therefore "at most this many
+per second": QuickBooks' 10 per second, a pacing cap for the others.
+
+With Redis (the default cache is django-redis) the log and the leases live in Redis and are
+changed only by Lua scripts, so all processes share one log per key and the check-and-take is
+atomic; the scripts read Redis's own clock (`TIME`) so workers' clocks never disagree (tests may
+pass a clock of their own). Without Redis (embedded development, SQLite tests) an in-process
+equivalent guarded by a lock does the same for the threads of one process.
 
 Written here rather than taken from a library: the PyPI limiters we looked at either keep state
-per process, or offer a fixed/sliding window without blocking acquire and without concurrency
-leases; the bucket and the lease set are a few lines of Lua each.
+per process, or offer a window without blocking acquire and without concurrency leases; the log
+and the lease set are a few lines of Lua each.
 
 - `RateLimiter(key, rate_per_minute, burst, max_concurrent)`: `acquire(timeout)` blocks until a
-  token is free (True) or the timeout passes (False); `slot(timeout)` is a context manager that
-  holds one of `max_concurrent` leases (raises `SlotUnavailable` on timeout). A rate or a
-  maximum of 0 means unlimited. Leases expire after `lease_seconds` so a killed worker cannot
-  hold a slot for ever.
+  request may go (True) or the timeout passes (False); `slot(timeout)` is a context manager that
+  holds one of `max_concurrent` leases (raises `SlotUnavailable` on timeout). A limit of 0 means
+  unlimited. Leases expire after `lease_seconds` so a killed worker cannot hold a slot for ever.
 - `limiter_for(connection)` builds the limiter from `INTEGRATIONS_RATE_LIMITS[system]`, which a
-  connection's `settings["rate_limit"]` may override.
+  connection's `settings["rate_limit"]` may override. The key is the remote organisation (Xero
+  tenant id, QuickBooks realm id, Zoho organization id) when the connection names one, since
+  the providers count per organisation: two connections to one realm share one limit.
 """
 
 from __future__ import annotations
@@ -29,28 +39,47 @@ from contextlib import contextmanager
 
 from django.conf import settings
 
-# KEYS[1] bucket hash; ARGV: tokens per second, burst, ttl ms. Returns the wait in seconds
-# before a token is free (as a string: Lua numbers become integers on the way out), "0" when
-# one was taken.
-_BUCKET = """
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1])
-local ts = tonumber(state[2])
-if tokens == nil then tokens = burst; ts = now end
-tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
-local wait = 0
-if tokens >= 1 then
-  tokens = tokens - 1
+MINUTE_US = 60_000_000
+SECOND_US = 1_000_000
+
+# KEYS[1] log sorted set (score = grant time in microseconds). ARGV: now_us ("" = Redis TIME),
+# member suffix, ttl ms, then pairs of (limit, window_us). Returns {1, now_us} when the request
+# may go, {0, wait_us} otherwise. Numbers travel as strings formatted with %.0f: Lua's default
+# conversion keeps 14 digits and microsecond stamps have 16.
+_WINDOWS = """
+local now
+if ARGV[1] ~= '' then
+  now = tonumber(ARGV[1])
 else
-  wait = (1 - tokens) / rate
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+local longest = 0
+for i = 4, #ARGV, 2 do
+  local w = tonumber(ARGV[i + 1])
+  if w > longest then longest = w end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('(%.0f', now - longest))
+local wait = 0
+for i = 4, #ARGV, 2 do
+  local limit = tonumber(ARGV[i])
+  local w = tonumber(ARGV[i + 1])
+  local from = string.format('%.0f', now - w)
+  local count = redis.call('ZCOUNT', KEYS[1], from, '+inf')
+  if count >= limit then
+    local oldest = redis.call('ZRANGEBYSCORE', KEYS[1], from, '+inf', 'WITHSCORES', 'LIMIT',
+      count - limit, 1)
+    local until_free = tonumber(oldest[2]) + w + 1 - now
+    if until_free > wait then wait = until_free end
+  end
+end
+if wait > 0 then
+  return {0, string.format('%.0f', wait)}
+end
+local stamp = string.format('%.0f', now)
+redis.call('ZADD', KEYS[1], stamp, stamp .. ':' .. ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return tostring(wait)
+return {1, stamp}
 """
 
 # KEYS[1] lease sorted set (member = lease id, score = expiry); ARGV: max, lease id, lease ms.
@@ -83,12 +112,12 @@ def redis_client():
 
 
 class _LocalState:
-    """The in-process fallback: buckets and lease counts per key, under one lock."""
+    """The in-process fallback: grant logs and lease counts per key, under one lock."""
 
     def __init__(self):
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)
-        self.buckets: dict[str, tuple[float, float]] = {}
+        self.logs: dict[str, list[int]] = {}
         self.slots: dict[str, int] = {}
 
 
@@ -106,56 +135,89 @@ class RateLimiter:
         lease_seconds: int = 300,
         redis=None,
         use_redis: bool | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] | None = None,
     ):
         self.key = key
-        self.rate_per_minute = float(rate_per_minute or 0)
-        self.burst = max(1, int(burst or 1)) if self.rate_per_minute else 0
+        self.rate_per_minute = int(rate_per_minute or 0)
+        self.burst = int(burst or 0)
         self.max_concurrent = int(max_concurrent or 0)
         self.lease_seconds = lease_seconds
         self._redis = (
             redis if redis is not None else (redis_client() if use_redis is not False else None)
         )
-        self._sleep = sleep
-        self._clock = clock
+        self._sleep = sleep or time.sleep
+        # A clock of the caller's (tests) is also what the Redis script counts with.
+        self._own_clock = clock is not None
+        self._clock = clock or time.monotonic
+        # The grant time (microseconds, on the limiter's clock) of the last request let through.
+        self.last_grant_us: int | None = None
 
     def __repr__(self) -> str:
         return (
-            f"<RateLimiter {self.key} {self.rate_per_minute:g}/min burst {self.burst} "
+            f"<RateLimiter {self.key} {self.rate_per_minute}/min {self.burst}/s "
             f"max {self.max_concurrent} {'redis' if self._redis is not None else 'local'}>"
         )
 
     @property
-    def bucket_key(self) -> str:
-        return f"kontor:ratelimit:{self.key}:bucket"
+    def log_key(self) -> str:
+        return f"kontor:ratelimit:{self.key}:log"
 
     @property
     def slots_key(self) -> str:
         return f"kontor:ratelimit:{self.key}:slots"
 
-    # -- token bucket ---------------------------------------------------------------------
+    @property
+    def windows(self) -> list[tuple[int, int]]:
+        """(limit, window in microseconds) pairs in force."""
+        pairs = []
+        if self.rate_per_minute:
+            pairs.append((self.rate_per_minute, MINUTE_US))
+        if self.burst:
+            pairs.append((self.burst, SECOND_US))
+        return pairs
+
+    def _now_us(self) -> int:
+        return int(round(self._clock() * 1_000_000))
+
+    # -- rolling windows ------------------------------------------------------------------
 
     def try_acquire(self) -> float:
-        """Take a token if one is free: 0.0; otherwise the seconds until one will be."""
-        if not self.rate_per_minute:
+        """Let one request through if every window has room: 0.0; otherwise the seconds until
+        one will."""
+        windows = self.windows
+        if not windows:
             return 0.0
-        rate = self.rate_per_minute / 60.0
         if self._redis is not None:
-            ttl_ms = int(max(60_000, self.burst / rate * 2000))
-            return float(self._redis.eval(_BUCKET, 1, self.bucket_key, rate, self.burst, ttl_ms))
-        with _local.lock:
-            now = self._clock()
-            tokens, stamp = _local.buckets.get(self.bucket_key, (float(self.burst), now))
-            tokens = min(self.burst, tokens + max(0.0, now - stamp) * rate)
-            if tokens >= 1:
-                _local.buckets[self.bucket_key] = (tokens - 1, now)
+            args: list = [
+                str(self._now_us()) if self._own_clock else "",
+                secrets.token_hex(6),
+                MINUTE_US // 1000 * 2,
+            ]
+            for limit, window in windows:
+                args += [limit, window]
+            granted, value = self._redis.eval(_WINDOWS, 1, self.log_key, *args)
+            if int(granted):
+                self.last_grant_us = int(value)
                 return 0.0
-            _local.buckets[self.bucket_key] = (tokens, now)
-            return (1 - tokens) / rate
+            return int(value) / 1_000_000
+        with _local.lock:
+            now = self._now_us()
+            longest = max(window for _limit, window in windows)
+            log = [stamp for stamp in _local.logs.get(self.log_key, []) if stamp >= now - longest]
+            wait = 0
+            for limit, window in windows:
+                inside = [stamp for stamp in log if stamp >= now - window]
+                if len(inside) >= limit:
+                    wait = max(wait, inside[len(inside) - limit] + window + 1 - now)
+            if wait <= 0:
+                log.append(now)
+                self.last_grant_us = now
+            _local.logs[self.log_key] = log
+            return wait / 1_000_000
 
     def acquire(self, timeout: float | None = None) -> bool:
-        """Block until a token is taken (True) or `timeout` seconds pass (False)."""
+        """Block until a request may go (True) or `timeout` seconds pass (False)."""
         deadline = None if timeout is None else self._clock() + timeout
         while True:
             wait = self.try_acquire()
@@ -215,11 +277,11 @@ class RateLimiter:
             self._slot_release(lease)
 
     def reset(self) -> None:
-        """Forget the bucket and the leases (tests, or after changing a connection's limits)."""
+        """Forget the log and the leases (tests, or after changing a connection's limits)."""
         if self._redis is not None:
-            self._redis.delete(self.bucket_key, self.slots_key)
+            self._redis.delete(self.log_key, self.slots_key)
         with _local.lock:
-            _local.buckets.pop(self.bucket_key, None)
+            _local.logs.pop(self.log_key, None)
             _local.slots.pop(self.slots_key, None)
 
 
@@ -229,11 +291,29 @@ def limits_for(connection) -> dict:
     return limits
 
 
+# The setting naming the remote organisation the provider counts requests against.
+ORGANISATION_SETTING = {
+    "xero": "tenant_id",
+    "quickbooks": "realm_id",
+    "zoho_books": "organization_id",
+}
+
+
+def limiter_key(connection) -> str:
+    """`<system>:<organisation>` when the connection names its remote organisation (every
+    connection to it shares one limit, as the provider counts), else `connection:<pk>`."""
+    name = ORGANISATION_SETTING.get(connection.system)
+    organisation = str((connection.settings or {}).get(name) or "").strip() if name else ""
+    if organisation:
+        return f"{connection.system}:{organisation}"
+    return f"connection:{connection.pk}"
+
+
 def limiter_for(connection, **kwargs) -> RateLimiter:
-    """The limiter of one connection (one bucket per connection, shared by all workers)."""
+    """The limiter of one connection (one log per remote organisation, shared by all workers)."""
     limits = limits_for(connection)
     return RateLimiter(
-        f"connection:{connection.pk}",
+        limiter_key(connection),
         rate_per_minute=limits.get("rate_per_minute", 0),
         burst=limits.get("burst", 0),
         max_concurrent=limits.get("max_concurrent", 0),

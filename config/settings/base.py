@@ -487,7 +487,9 @@ INTEGRATIONS_OAUTH = {
 # Where the OAuth provider sends the user back ({system} is filled in); empty: built from the
 # request by the connect endpoint.
 INTEGRATIONS_OAUTH_REDIRECT_URI = env.str("INTEGRATIONS_OAUTH_REDIRECT_URI", default="")
-# Requests per minute, burst, and requests in flight per connection (0 = unlimited).
+# Per remote organisation (Xero tenant, QuickBooks realm, Zoho organization; else per
+# connection): at most rate_per_minute requests in any 60 seconds, at most burst in any second
+# (QuickBooks: 10 per second), and max_concurrent in flight (0 = unlimited).
 INTEGRATIONS_RATE_LIMITS = {
     "zoho_books": {"rate_per_minute": 100, "burst": 10, "max_concurrent": 0},
     "quickbooks": {"rate_per_minute": 500, "burst": 10, "max_concurrent": 10},
