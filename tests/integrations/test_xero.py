@@ -30,6 +30,7 @@ from accounting.integrations.models import ExternalRef
 from accounting.integrations.ratelimit import limits_for
 from tests.integrations.conftest import connection_make
 from tests.integrations.fakes import loopback_server  # noqa: F401  (fixture)
+from tests.integrations.fakes.tally import TimeoutTransport
 from tests.integrations.fakes.xero import API, FakeXero
 
 
@@ -64,6 +65,7 @@ def xero(tenants, loopback_server, fast_retries):  # noqa: F811
             "tenant_id": fake.tenant_id,
             "base_url": server.url,
             "oauth": {"token_url": f"{server.url}/connect/token"},
+            "tax_types": {"15": "OUTPUT", "0": "ZERORATEDOUTPUT"},
         },
         credentials={
             "client_id": fake.client_id,
@@ -332,12 +334,15 @@ def test_500_is_retried_then_raised(xero):
 
 @pytest.mark.django_db
 def test_timeouts_are_retried_then_network_failure(xero):
-    xero.fake.fail("timeout", delay=1.0)
-    connector = xero.connector(timeout=0.2)
-    assert len(connector.fetch_accounts().items) == 3
-    xero.fake.fail("timeout", times=3, delay=1.0)
+    """A transport raises ReadTimeout (no sleep racing a client timeout): a read that times
+    out once is retried; one that times out every time ends as NetworkFailure."""
+    once = TimeoutTransport(times=1, forward=True)
+    assert len(xero.connector(transport=once).fetch_accounts().items) == 3
+    assert once.hits == 1
+    always = TimeoutTransport(times=99)
     with pytest.raises(NetworkFailure):
-        connector.fetch_accounts()
+        xero.connector(transport=always).fetch_accounts()
+    assert always.hits == 3  # RETRY_MAX_ATTEMPTS in the tests
 
 
 @pytest.mark.django_db
@@ -631,3 +636,216 @@ def test_next_cursor_is_the_latest_xero_time_seen_and_never_goes_back():
     )
     older = ["/Date(1795000000000+0000)/"]
     assert connector.import_since("contacts", older, "x") == "2026-11-21T10:00:00"
+
+
+# --------------------------------------------------------------------------- review fixes
+def _payment(invoice_id, local_id="9"):
+    return PaymentPayload(
+        local_id=local_id,
+        invoice_external_id=invoice_id,
+        invoice_number="INV-0042",
+        date=date(2026, 11, 5),
+        amount=Decimal("1150.00"),
+        account_code="090",
+        account_name="Bank",
+    )
+
+
+def _journal(local_id="5"):
+    return JournalPayload(
+        local_id=local_id,
+        reference=f"JE-{local_id}",
+        date=date(2026, 11, 3),
+        memo="accrual",
+        lines=[
+            LinePayload("d", "610", "AR", Decimal("10.00"), debit=True),
+            LinePayload("c", "200", "Sales", Decimal("10.00"), debit=False),
+        ],
+    )
+
+
+def _writes(xero, method=None):
+    return [
+        r
+        for r in xero.fake.requests
+        if r["method"] in ((method,) if method else ("PUT", "POST")) and API in r["path"]
+    ]
+
+
+@pytest.mark.django_db
+def test_payment_put_that_times_out_is_not_repeated_in_the_call(xero):
+    """PUT /Payments creates: a read timeout after Xero saved it must not be retried by the
+    client (it would create a second payment within one call)."""
+    contact = xero.fake.add_contact("Dhaka Retail Ltd")
+    invoice = xero.connector().push_invoice(invoice_payload(contact["ContactID"]), ref=None)
+    transport = TimeoutTransport(when=lambda r: r.method == "PUT", forward=True, times=5)
+    with pytest.raises(NetworkFailure):
+        xero.connector(transport=transport).push_payment(_payment(invoice.external_id), ref=None)
+    assert (transport.hits, len(xero.fake.payments), len(_writes(xero, "PUT"))) == (1, 1, 1)
+
+
+@pytest.mark.django_db
+def test_payment_and_journal_with_lost_replies_are_not_created_twice(xero):
+    """Saved, then the reply lost (the fake cuts it off): the engine's next attempt sends the
+    same body with the same Idempotency-Key and Xero answers with the record it has."""
+    connector = xero.connector()
+    contact = xero.fake.add_contact("Dhaka Retail Ltd")
+    invoice = connector.push_invoice(invoice_payload(contact["ContactID"]), ref=None)
+
+    xero.fake.fail("drop", path="ManualJournals")
+    with pytest.raises(NetworkFailure):
+        connector.push_journal(_journal(), ref=None)
+    assert connector.find_by_reference("journal", "5", "JE-5") is None
+    journal = xero.connector().push_journal(_journal(), ref=None)
+    assert len(xero.fake.journals) == 1 and journal.external_id in xero.fake.journals
+
+    xero.fake.fail("drop", path="Payments")
+    with pytest.raises(NetworkFailure):
+        connector.push_payment(_payment(invoice.external_id), ref=None)
+    payment = xero.connector().push_payment(_payment(invoice.external_id), ref=None)
+    assert len(xero.fake.payments) == 1 and payment.external_id in xero.fake.payments
+
+    keys = [r["headers"].get("idempotency-key") for r in _writes(xero)]
+    assert all(keys) and keys[1] == keys[2] and keys[3] == keys[4]
+    assert len(set(keys)) == 3  # invoice, journal, payment
+    # Another payment (another local id, same figures) is another payment.
+    xero.connector().push_payment(_payment(invoice.external_id, local_id="10"), ref=None)
+    assert len(xero.fake.payments) == 2
+
+
+@pytest.mark.django_db
+def test_lines_keep_their_precision_and_a_discounted_line_goes_as_its_amount(xero):
+    connector = xero.connector()
+    contact = xero.fake.add_contact("Dhaka Retail Ltd")
+    payload = InvoicePayload(
+        local_id="18",
+        number="INV-9",
+        kind="invoice",
+        date=date(2026, 11, 2),
+        due_date=None,
+        contact_external_id=contact["ContactID"],
+        contact_name="",
+        currency="BDT",
+        lines=[
+            LinePayload(
+                "Widget",
+                "200",
+                "Sales",
+                Decimal("10.00"),
+                quantity=Decimal("3"),
+                unit_price=Decimal("3.3333"),
+            ),
+            LinePayload(
+                "Less 10%",
+                "200",
+                "Sales",
+                Decimal("90.00"),
+                quantity=Decimal("1"),
+                unit_price=Decimal("100.00"),
+            ),
+            LinePayload(
+                "Kg",
+                "200",
+                "Sales",
+                Decimal("12.50"),
+                quantity=Decimal("0.125"),
+                unit_price=Decimal("100.00"),
+            ),
+            LinePayload(
+                "Odd",
+                "200",
+                "Sales",
+                Decimal("0.33"),
+                quantity=Decimal("0.33333"),
+                unit_price=Decimal("1.00"),
+            ),
+        ],
+        total=Decimal("112.83"),
+        tax_total=Decimal("0"),
+    )
+    result = connector.push_invoice(payload, ref=None)
+
+    request = _writes(xero, "POST")[-1]
+    assert request["query"]["unitdp"] == "4"
+    sent = request["body"].decode()
+    assert (
+        '"Quantity": 3.0000, "TaxAmount": 0.00, "TaxType": "ZERORATEDOUTPUT", "UnitAmount": 3.3333'
+        in sent
+    )
+    lines = [
+        (line["Quantity"], line["UnitAmount"], line["LineAmount"])
+        for line in xero.fake.invoices[result.external_id]["LineItems"]
+    ]
+    assert lines == [
+        (3.0, 3.3333, 10.0),  # 9.9999 is 10.00 to the cent
+        (1.0, 90.0, 90.0),  # discounted: quantity 1 at its amount
+        (0.125, 100.0, 12.5),
+        (1.0, 0.33, 0.33),  # a quantity finer than 4 places goes as its amount
+    ]
+    assert xero.fake.invoices[result.external_id]["SubTotal"] == 112.83
+
+
+@pytest.mark.django_db
+def test_fake_refuses_a_line_whose_quantity_times_price_is_not_its_amount(xero):
+    contact = xero.fake.add_contact("Dhaka Retail Ltd")
+    connector = xero.connector()
+    body = {
+        "Invoices": [
+            {
+                "Type": "ACCREC",
+                "Contact": {"ContactID": contact["ContactID"]},
+                "LineItems": [
+                    {"Quantity": 3, "UnitAmount": 3.3333, "LineAmount": 10.0, "AccountCode": "200"}
+                ],
+            }
+        ]
+    }
+    with pytest.raises(ValidationFailure, match="does not match"):
+        connector._call("POST", f"{API}/Invoices", json_body=body)  # no unitdp: 3 x 3.33
+    body["Invoices"][0]["LineItems"][0].update(TaxAmount=1.5)
+    with pytest.raises(ValidationFailure, match="TaxType"):
+        connector._call("POST", f"{API}/Invoices", json_body=body, params={"unitdp": 4})
+
+
+@pytest.mark.django_db
+def test_vat_without_a_tax_type_mapping_is_refused(xero):
+    contact = xero.fake.add_contact("Dhaka Retail Ltd")
+    xero.connection.settings = {**xero.connection.settings, "tax_types": {"0": "NONE"}}
+    with pytest.raises(ValidationFailure) as caught:
+        xero.connector().push_invoice(invoice_payload(contact["ContactID"]), ref=None)
+    assert "No Xero tax type is mapped for VAT 15.00%" in caught.value.message
+    assert xero.fake.invoices == {}
+
+
+@pytest.mark.django_db
+def test_update_without_a_stored_version_is_a_conflict(xero):
+    connector = xero.connector()
+    contact = xero.fake.add_contact("Dhaka Retail Ltd")
+    first = connector.push_invoice(invoice_payload(contact["ContactID"]), ref=None)
+    ref = ExternalRef(
+        company=xero.connection.company,
+        connection=xero.connection,
+        entity="invoice",
+        local_type="invoicing.invoice",
+        local_id="17",
+        external_id=first.external_id,
+        external_version="",
+    )
+    before = dict(xero.fake.invoices[first.external_id])
+    with pytest.raises(ConflictFailure):
+        connector.push_invoice(invoice_payload(contact["ContactID"], number="INV-0043"), ref=ref)
+    assert xero.fake.invoices[first.external_id] == before
+
+
+@pytest.mark.django_db
+def test_contact_pages_keep_their_order_while_contacts_change(xero):
+    for n in range(150):
+        xero.fake.add_contact(f"Contact {n:03d}")
+    connector = xero.connector()
+    first = connector.fetch_contacts()
+    # A contact on the first page is renamed in Xero while the import pages.
+    xero.fake.update_contact(first.items[0].external_id, Name="Zzz Renamed")
+    second = connector.fetch_contacts(cursor=first.next_cursor)
+    seen = {c.external_id for c in first.items} | {c.external_id for c in second.items}
+    assert len(seen) == 150
+    assert xero.fake.requests[-1]["query"]["order"] == "ContactID ASC"

@@ -455,58 +455,9 @@ class QuickBooksConnector(Connector):
 
     def _tax_codes(self, invoice: InvoicePayload) -> list[str]:
         """The QuickBooks TaxCode id of each line (see the module docstring), "" for none."""
-        configured = (self.connection.settings or {}).get("tax_codes") or {}
-        taxed = bool(invoice.tax_total) or any(line.tax_amount for line in invoice.lines)
-        if not configured and not taxed:
-            return [""] * len(invoice.lines)
-        by_rate: dict[Decimal, str] = {}
-        for key, value in configured.items():
-            try:
-                by_rate.setdefault(Decimal(str(key)).normalize(), str(value))
-            except ArithmeticError:
-                continue
-        local = _local_vat(self.connection, invoice)
-        codes = []
-        for index, line in enumerate(invoice.lines):
-            rate_code, rate = local[index] if local else ("", None)
-            code = configured.get(rate_code) if rate_code else None
-            if code is None and rate is not None:
-                code = by_rate.get(Decimal(rate).normalize())
-            if code is None and rate is None:
-                # Not an invoice of ours (or its lines changed): the rate whose tax on the
-                # line's amount is the line's tax.
-                code = next(
-                    (
-                        by_rate[r]
-                        for r in by_rate
-                        if (line.amount * r / 100).quantize(CENT, ROUND_HALF_UP) == line.tax_amount
-                    ),
-                    None,
-                )
-            if code is None:
-                shown = (
-                    f"{Decimal(rate).normalize():f}%"
-                    if rate is not None
-                    else (
-                        f"{(line.tax_amount * 100 / line.amount).quantize(CENT):f}%"
-                        if line.amount
-                        else "0%"
-                    )
-                )
-                wanted = rate_code or shown.rstrip("%")
-                raise ValidationFailure(
-                    f"No QuickBooks tax code is mapped for VAT {rate_code or shown} "
-                    f"(invoice {invoice.number}, line {line.description!r}).",
-                    external_id="",
-                    detail={"missing_tax_code": wanted, "setting": "tax_codes"},
-                    suggested_fix=(
-                        'Add it to the connection setting tax_codes, e.g. {"'
-                        + wanted
-                        + '": "<QuickBooks TaxCode Id>"}.'
-                    ),
-                )
-            codes.append(str(code))
-        return codes
+        return line_tax_codes(
+            self.connection, invoice, setting="tax_codes", system="QuickBooks", what="tax code"
+        )
 
     def push_payment(self, payment: PaymentPayload, *, ref) -> PushResult:
         invoice = self._call(
@@ -662,6 +613,67 @@ def _mappings(connection) -> tuple[dict[str, str], dict[str, str]]:
             by_code.setdefault(code, external_id)
         by_name.setdefault(name, external_id)
     return by_code, by_name
+
+
+def line_tax_codes(connection, invoice: InvoicePayload, *, setting: str, system: str, what: str):
+    """The remote tax code of each line of an invoice, from the connection setting `setting`
+    ({Kontor VAT rate code or rate in percent: remote code}); "" for every line when the
+    invoice has no VAT and nothing is configured. A line whose rate has no code refuses the
+    export (ValidationFailure naming the rate). The rate of a line is its Kontor invoice line's
+    (`vat_rate_code`, `vat_rate`); for a payload that is not a Kontor invoice, the configured
+    rate whose tax on the line's amount is the line's tax."""
+    configured = (connection.settings or {}).get(setting) or {}
+    taxed = bool(invoice.tax_total) or any(line.tax_amount for line in invoice.lines)
+    if not configured and not taxed:
+        return [""] * len(invoice.lines)
+    by_rate: dict[Decimal, str] = {}
+    for key, value in configured.items():
+        try:
+            by_rate.setdefault(Decimal(str(key)).normalize(), str(value))
+        except ArithmeticError:
+            continue
+    local = _local_vat(connection, invoice)
+    codes = []
+    for index, line in enumerate(invoice.lines):
+        rate_code, rate = local[index] if local else ("", None)
+        code = configured.get(rate_code) if rate_code else None
+        if code is None and rate is not None:
+            code = by_rate.get(Decimal(rate).normalize())
+        if code is None and rate is None:
+            # Not an invoice of ours (or its lines changed): the rate whose tax on the
+            # line's amount is the line's tax.
+            code = next(
+                (
+                    by_rate[r]
+                    for r in by_rate
+                    if (line.amount * r / 100).quantize(CENT, ROUND_HALF_UP) == line.tax_amount
+                ),
+                None,
+            )
+        if code is None:
+            shown = (
+                f"{Decimal(rate).normalize():f}%"
+                if rate is not None
+                else (
+                    f"{(line.tax_amount * 100 / line.amount).quantize(CENT):f}%"
+                    if line.amount
+                    else "0%"
+                )
+            )
+            wanted = rate_code or shown.rstrip("%")
+            raise ValidationFailure(
+                f"No {system} {what} is mapped for VAT {rate_code or shown} "
+                f"(invoice {invoice.number}, line {line.description!r}).",
+                external_id="",
+                detail={"missing_tax_code": wanted, "setting": setting},
+                suggested_fix=(
+                    f'Add it to the connection setting {setting}, e.g. {{"'
+                    + wanted
+                    + f'": "<{system} {what}>"}}.'
+                ),
+            )
+        codes.append(str(code))
+    return codes
 
 
 def _local_vat(connection, invoice: InvoicePayload) -> list[tuple[str, Decimal]] | None:

@@ -17,17 +17,35 @@
   payment: a re-export of an exported one checks it still exists and returns it).
 - A record exported before is updated by its id (POST to `/<Entity>/<id>`) only when Xero's
   `UpdatedDateUTC` still equals the version we stored; otherwise it changed in Xero too and the
-  export stops with ConflictFailure (never overwritten).
+  export stops with ConflictFailure (never overwritten). No stored version at all is a conflict
+  too: we cannot tell whether it changed there.
+- Writes are never repeated inside one call (`idempotent=False`: a timeout or a 500 after Xero
+  saved the record would create it twice) and carry an `Idempotency-Key` (a hash of the
+  company, the connection, the entity, our local id and the body): when a create's reply was
+  lost, the engine's next attempt sends the same body with the same key and Xero answers with
+  the record it already created. Invoices and credit notes are also found by their number.
+- Amounts leave as exact decimals (never through float): LineAmount to the cent, Quantity and
+  UnitAmount to 4 places with `unitdp=4`. Xero computes Quantity x UnitAmount and refuses a
+  LineAmount that differs, so a line whose quantity x price (half up to the cent) is not its
+  amount (a discount, a rounded price) goes as Quantity 1 and UnitAmount = its amount.
+- VAT: each line's `TaxType` comes from the connection setting `tax_types`, keyed like
+  QuickBooks' `tax_codes` (a Kontor VAT rate code or a rate in percent -> a Xero TaxType such as
+  "OUTPUT" or "TAX002"); `TaxAmount` carries our figure. An invoice with VAT and no mapping is
+  refused with a ValidationFailure naming the rate; without VAT and without `tax_types` no
+  TaxType is sent (TaxAmount 0 overrides the account's default rate).
+- Contacts page in a stable order (`order=ContactID ASC`): an edit made while an import pages
+  does not move a contact across pages (Xero's default order is not stable under edits).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import httpx
@@ -57,6 +75,7 @@ from accounting.integrations.connectors.base import (
     SyncFailure,
     ValidationFailure,
 )
+from accounting.integrations.connectors.quickbooks import line_tax_codes
 
 API_HOST = "https://api.xero.com"  # the API and /connections; settings["base_url"] overrides
 API = "/api.xro/2.0"
@@ -95,9 +114,44 @@ def _since_header(since: str | datetime | None) -> dict[str, str]:
     return {"If-Modified-Since": moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")}
 
 
-def _amount(value: Decimal | None) -> float | None:
-    # Xero's JSON takes numbers; money leaves as a 2-place decimal string turned number.
-    return None if value is None else float(Decimal(value).quantize(Decimal("0.01")))
+CENT = Decimal("0.01")
+UNIT = Decimal("0.0001")  # unitdp=4
+
+
+def _amount(value: Decimal | None, places: Decimal = CENT) -> Decimal | None:
+    """An exact decimal (half up) for the JSON body; `_encode` writes it as a JSON number."""
+    if value is None:
+        return None
+    return Decimal(value).quantize(places, ROUND_HALF_UP)
+
+
+def _encode(body: Any) -> bytes:
+    """JSON with Decimals written exactly as JSON numbers (never through float)."""
+    numbers: dict[str, str] = {}
+
+    def default(value):
+        if isinstance(value, Decimal):
+            key = f"@@dec{len(numbers)}@@"
+            numbers[key] = format(value, "f")
+            return key
+        raise TypeError(f"cannot encode {type(value).__name__}")
+
+    text = json.dumps(body, default=default, sort_keys=True)
+    if numbers:
+        text = re.sub(r'"(@@dec\d+@@)"', lambda m: numbers[m.group(1)], text)
+    return text.encode()
+
+
+def _line_quantities(line) -> tuple[Decimal, Decimal]:
+    """(Quantity, UnitAmount) whose product, half up to the cent, is the line's amount."""
+    amount = _amount(line.amount)
+    if line.quantity is not None and line.unit_price is not None and line.quantity:
+        quantity = _amount(line.quantity, UNIT)
+        price = _amount(line.unit_price, UNIT)
+        exact = quantity == line.quantity and price == line.unit_price
+        if exact and (quantity * price).quantize(CENT, ROUND_HALF_UP) == amount:
+            return quantity, price
+    return Decimal("1"), amount
 
 
 class XeroConnector(Connector):
@@ -126,10 +180,17 @@ class XeroConnector(Connector):
         headers: dict | None = None,
         tenant: bool = True,
         external_id: str = "",
+        local_id: str = "",
     ) -> Any:
-        """One call; returns the decoded JSON body or raises the matching SyncFailure."""
+        """One call; returns the decoded JSON body or raises the matching SyncFailure. A write
+        carries an Idempotency-Key and is not repeated by the client (see the docstring)."""
         self._respect_limits()
         all_headers = {"Accept": "application/json", **(headers or {})}
+        content = None
+        if json_body is not None:
+            content = _encode(json_body)
+            all_headers["Content-Type"] = "application/json"
+            all_headers["Idempotency-Key"] = self.idempotency_key(path, local_id, content)
         if tenant:
             if not self.tenant_id:
                 raise AuthFailure(
@@ -140,7 +201,13 @@ class XeroConnector(Connector):
         url = path if getattr(self.http, "base_url", "") else f"{API_HOST}{path}"
         try:
             response = self.http.request(
-                method, url, params=params, json=json_body, headers=all_headers, entity=entity
+                method,
+                url,
+                params=params,
+                content=content,
+                headers=all_headers,
+                entity=entity,
+                idempotent=method == "GET",
             )
         except SyncFailure as failure:
             if not failure.external_id and external_id:
@@ -157,6 +224,21 @@ class XeroConnector(Connector):
                 external_id=external_id,
                 detail={"status": response.status_code, "body": response.text[:200]},
             ) from exc
+
+    def idempotency_key(self, path: str, local_id: str, content: bytes) -> str:
+        """The same record and body give the same key (Xero replays the first answer)."""
+        digest = hashlib.sha256(
+            b"|".join(
+                [
+                    str(self.connection.company_id).encode(),
+                    str(self.connection.pk).encode(),
+                    path.encode(),
+                    local_id.encode(),
+                    content,
+                ]
+            )
+        ).hexdigest()
+        return f"kontor-{digest}"
 
     def _read_limits(self, response: httpx.Response) -> None:
         for header, attr in (
@@ -297,7 +379,7 @@ class XeroConnector(Connector):
             "GET",
             f"{API}/Contacts",
             entity=CONTACTS,
-            params={"page": page},
+            params={"page": page, "order": "ContactID ASC"},
             headers=_since_header(since),
         )
         rows = self._rows(reply, "Contacts")
@@ -393,7 +475,7 @@ class XeroConnector(Connector):
                     "GET",
                     f"{API}/{path}",
                     entity=entity,
-                    params={"page": page},
+                    params={"page": page, "order": f"{id_field} ASC"},
                     headers=headers,
                 )
                 rows = self._rows(reply, key)
@@ -438,7 +520,14 @@ class XeroConnector(Connector):
         )
         rows = self._rows(reply, key)
         remote = rows[0].get("UpdatedDateUTC", "") if rows else ""
-        if ref.external_version and remote != ref.external_version:
+        if not ref.external_version:
+            raise ConflictFailure(
+                "Kontor has no stored version of the exported Xero record: it cannot tell "
+                "whether it changed in Xero, so it is not overwritten.",
+                external_id=ref.external_id,
+                detail={"theirs": remote},
+            )
+        if remote != ref.external_version:
             raise ConflictFailure(
                 "The record changed in Xero after Kontor exported it.",
                 external_id=ref.external_id,
@@ -452,12 +541,20 @@ class XeroConnector(Connector):
         item: dict,
         *,
         entity: str,
+        local_id: str,
         external_id: str = "",
         method: str = "POST",
+        params: dict | None = None,
     ) -> PushResult:
         target = f"{API}/{path}/{external_id}" if external_id else f"{API}/{path}"
         reply = self._call(
-            method, target, entity=entity, json_body={key: [item]}, external_id=external_id
+            method,
+            target,
+            entity=entity,
+            json_body={key: [item]},
+            external_id=external_id,
+            local_id=local_id,
+            params=params,
         )
         rows = self._rows(reply, key)
         if not rows:
@@ -474,6 +571,9 @@ class XeroConnector(Connector):
         credit = invoice.kind == "credit_note"
         path = "CreditNotes" if credit else "Invoices"
         entity = CREDIT_NOTES if credit else INVOICES
+        tax_types = line_tax_codes(
+            self.connection, invoice, setting="tax_types", system="Xero", what="tax type"
+        )
         item: dict[str, Any] = {
             "Type": "ACCRECCREDIT" if credit else "ACCREC",
             "Contact": (
@@ -489,15 +589,15 @@ class XeroConnector(Connector):
             "LineItems": [
                 {
                     "Description": line.description,
-                    "Quantity": _amount(line.quantity) if line.quantity is not None else 1.0,
-                    "UnitAmount": _amount(
-                        line.unit_price if line.unit_price is not None else line.amount
-                    ),
+                    "Quantity": quantity,
+                    "UnitAmount": price,
                     "AccountCode": line.account_code,
+                    **({"TaxType": tax_type} if tax_type else {}),
                     "TaxAmount": _amount(line.tax_amount),
                     "LineAmount": _amount(line.amount),
                 }
-                for line in invoice.lines
+                for line, tax_type in zip(invoice.lines, tax_types, strict=True)
+                for quantity, price in [_line_quantities(line)]
             ],
         }
         if credit:
@@ -505,10 +605,11 @@ class XeroConnector(Connector):
         else:
             item["InvoiceNumber"] = invoice.number
             item["DueDate"] = (invoice.due_date or invoice.date).isoformat()
+        options = {"entity": entity, "local_id": invoice.local_id, "params": {"unitdp": 4}}
         if ref is not None and ref.external_id:
             self._check_version(path, path, ref, entity=entity)
-            return self._post_one(path, path, item, entity=entity, external_id=ref.external_id)
-        return self._post_one(path, path, item, entity=entity)
+            return self._post_one(path, path, item, external_id=ref.external_id, **options)
+        return self._post_one(path, path, item, **options)
 
     def push_payment(self, payment: PaymentPayload, *, ref) -> PushResult:
         if ref is not None and ref.external_id:
@@ -530,7 +631,14 @@ class XeroConnector(Connector):
             "Amount": _amount(payment.amount),
             "Reference": payment.reference or payment.local_id,
         }
-        return self._post_one("Payments", "Payments", item, entity=PAYMENTS, method="PUT")
+        return self._post_one(
+            "Payments",
+            "Payments",
+            item,
+            entity=PAYMENTS,
+            local_id=payment.local_id,
+            method="PUT",
+        )
 
     def push_journal(self, journal: JournalPayload, *, ref) -> PushResult:
         narration = " ".join(part for part in (journal.reference, journal.memo) if part)
@@ -555,9 +663,12 @@ class XeroConnector(Connector):
                 "ManualJournals",
                 item,
                 entity=JOURNALS,
+                local_id=journal.local_id,
                 external_id=ref.external_id,
             )
-        return self._post_one("ManualJournals", "ManualJournals", item, entity=JOURNALS)
+        return self._post_one(
+            "ManualJournals", "ManualJournals", item, entity=JOURNALS, local_id=journal.local_id
+        )
 
     def find_by_reference(self, entity: str, local_id: str, number: str = "") -> PushResult | None:
         """An invoice or credit note whose export reply was lost is found by its number."""

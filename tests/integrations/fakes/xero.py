@@ -10,6 +10,15 @@ reply, 429 with `Retry-After` and `X-Rate-Limit-Problem`, 400 `ValidationExcepti
 `Elements[].ValidationErrors[].Message`, 401 problem details `TokenExpired: ...`, 403
 `AuthenticationUnsuccessful` for a wrong tenant, 404 for an unknown id, and refresh tokens that
 are single-use and rotate on every refresh (reusing an old one answers `invalid_grant`).
+
+Writes (PUT/POST) honour `Idempotency-Key`: a repeated key is answered with the first reply and
+not performed again. Failure kind "drop" processes the request and cuts its reply off mid-body
+(saved, reply lost). Lists take `order=<Field> [ASC|DESC]`; contacts without it come in Name
+order (not stable while names change), as a reminder that paging needs an explicit order.
+Invoice and credit-note lines are checked as Xero checks them: UnitAmount is rounded to 2 places
+unless `unitdp=4` is given (then 4), `round(Quantity x UnitAmount, 2)` (half up) must equal a
+LineAmount that is sent, and a line with a non-zero TaxAmount needs a TaxType the organisation
+has (`tax_rates`: OUTPUT 15%, ZERORATEDOUTPUT and NONE 0%).
 """
 
 from __future__ import annotations
@@ -22,10 +31,12 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qs
 
 from tests.integrations.fakes import Request, reply
+from tests.integrations.fakes.tally import lost_reply
 
 API = "/api.xro/2.0"
 _WHERE = re.compile(r'(\w+)\s*==\s*"((?:[^"\\]|\\.)*)"')
@@ -96,6 +107,8 @@ class FakeXero:
         self.day_remaining = self.day_limit
         self._minute = int(time.time() // 60)
         self._last_ms = 0
+        self.answers_by_key: dict[str, tuple] = {}
+        self.tax_rates = {"OUTPUT": Decimal(15), "ZERORATEDOUTPUT": Decimal(0), "NONE": Decimal(0)}
 
     # ----------------------------------------------------------------- test-side helpers
     def issue_tokens(self) -> dict:
@@ -193,6 +206,14 @@ class FakeXero:
         if isinstance(payload, (dict, list)):
             payload = json.dumps(payload)
             content_type = "application/json; charset=utf-8"
+        if headers.pop("X-Fake-Drop", None):
+            data = payload.encode() if isinstance(payload, str) else payload
+            return lost_reply(
+                start_response,
+                f"{status} OK",
+                [("Content-Type", content_type), ("Content-Length", str(len(data)))],
+                data,
+            )
         return reply(start_response, status, payload, content_type=content_type, headers=headers)
 
     def _handle(self, method, path, query, headers, body):
@@ -206,7 +227,8 @@ class FakeXero:
         if not path.startswith(API):
             return 404, {}, "The resource you're looking for cannot be found"
         failure = self._take_failure(path, query)
-        if failure is not None:
+        drop = failure is not None and failure.kind == "drop"
+        if failure is not None and not drop:
             reply = self._fail(failure)
             if reply is not None:
                 return reply
@@ -218,8 +240,18 @@ class FakeXero:
         limited = self._count_call()
         if limited:
             return limited
-        status, payload = self._api(method, path[len(API) :].strip("/"), query, headers, body)
-        return status, self._limit_headers(), payload
+        key = headers.get("idempotency-key") if method in ("PUT", "POST") else None
+        with self.lock:
+            if key and key in self.answers_by_key:
+                status, payload = self.answers_by_key[key]
+            else:
+                status, payload = self._api(
+                    method, path[len(API) :].strip("/"), query, headers, body
+                )
+                if key:
+                    self.answers_by_key[key] = (status, payload)
+        extra = {"X-Fake-Drop": "1"} if drop else {}
+        return status, {**self._limit_headers(), **extra}, payload
 
     # ----------------------------------------------------------------- identity server
     def _token(self, headers, body):
@@ -366,9 +398,13 @@ class FakeXero:
             if object_id:
                 items = [{**items[0], id_field: object_id}]
             saved, errors = [], []
+            exact = json.loads(body or b"{}", parse_float=Decimal)[name]
+            if object_id:
+                exact = [{**exact[0], id_field: object_id}]
             with self.lock:
-                for item in items:
+                for item, exact_item in zip(items, exact, strict=True):
                     problems = self._validate(name, item, store, id_field, method)
+                    problems += self._check_lines(name, exact_item, query)
                     if problems:
                         errors.append({**item, "ValidationErrors": problems})
                         continue
@@ -379,8 +415,19 @@ class FakeXero:
         return 405, ""
 
     def _listing(self, name, store, query, headers):
+        order = query.get("order", "")
         with self.lock:
-            rows = sorted(store.values(), key=lambda row: _ms(row["UpdatedDateUTC"]))
+            if order:
+                field_name, _, direction = order.partition(" ")
+                rows = sorted(
+                    store.values(),
+                    key=lambda row: str(row.get(field_name, "")),
+                    reverse=direction.strip().upper() == "DESC",
+                )
+            elif name == "Contacts":
+                rows = sorted(store.values(), key=lambda row: row.get("Name", ""))
+            else:
+                rows = sorted(store.values(), key=lambda row: _ms(row["UpdatedDateUTC"]))
         since = headers.get("if-modified-since")
         if since:
             cutoff = _parse_since(since)
@@ -421,6 +468,29 @@ class FakeXero:
             problems += self._check_codes(line.get("AccountCode") for line in lines)
             if round(sum(float(line.get("LineAmount", 0)) for line in lines), 2) != 0:
                 problems.append({"Message": "The total debits must equal the total credits"})
+        return problems
+
+    def _check_lines(self, name, item, query) -> list[dict]:
+        if name not in ("Invoices", "CreditNotes"):
+            return []
+        places = Decimal("0.0001") if query.get("unitdp") == "4" else Decimal("0.01")
+        problems = []
+        for line in item.get("LineItems", []):
+            quantity = Decimal(str(line.get("Quantity", 1)))
+            unit = Decimal(str(line.get("UnitAmount", 0))).quantize(places, ROUND_HALF_UP)
+            computed = (quantity * unit).quantize(Decimal("0.01"), ROUND_HALF_UP)
+            if "LineAmount" in line and Decimal(str(line["LineAmount"])) != computed:
+                problems.append(
+                    {
+                        "Message": f"The line total {line['LineAmount']} does not match the "
+                        f"expected line total {computed}"
+                    }
+                )
+            tax_type = line.get("TaxType")
+            if tax_type is not None and tax_type not in self.tax_rates:
+                problems.append({"Message": f"The TaxType code '{tax_type}' does not exist"})
+            if Decimal(str(line.get("TaxAmount", 0))) and tax_type is None:
+                problems.append({"Message": "A TaxType is required when a line has a TaxAmount"})
         return problems
 
     def _check_codes(self, codes) -> list[dict]:
