@@ -14,12 +14,13 @@
   `Retry-After` (seconds or HTTP date) replaces the backoff; one longer than RETRY_MAX_DELAY is
   not slept through but raised at once as `RateLimited(retry_after=...)`, so the sync error is
   retried later by the scheduler instead of holding a worker.
-- What is retried: for idempotent requests (GET, HEAD, PUT, DELETE, OPTIONS, or any request
-  with `idempotent=True`, e.g. Tally's export POSTs, which only read), 429, 5xx, timeouts and
-  network errors. For POST/PATCH (which may create a record) only what certainly did not
-  reach the remote system: 429, 503, connection failures and pool timeouts. A read timeout or a
-  500 after a create may have created it: that is raised (retryable) and the sync engine's
-  lookup-by-reference decides on the next attempt (see sync.py).
+- What is retried: for reads (GET, HEAD, DELETE, OPTIONS, or any request with
+  `idempotent=True`, e.g. Tally's export POSTs, which only read), 429, 5xx, timeouts and network
+  errors. For writes (POST, PUT, PATCH: Xero creates with PUT, an update may be applied twice)
+  only what certainly did not reach the remote system: 429, 503, connection failures and pool
+  timeouts, unless the caller passes `idempotent=True` (a write carrying an idempotency key the
+  remote honours). A read timeout or a 500 after a write may have applied it: that is raised
+  (retryable) and the sync engine decides on the next attempt (see sync.py).
 - 401: `auth.refresh()` once (if the auth has one) and the request is repeated; a second 401
   raises AuthFailure.
 - After the last attempt: RateLimited (429), ServerFailure (5xx), NetworkFailure (timeouts,
@@ -57,7 +58,9 @@ from accounting.integrations.ratelimit import RateLimiter, SlotUnavailable, limi
 
 logger = logging.getLogger(__name__)
 
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+# PUT and PATCH are not here: Xero creates with PUT, and a repeated write is retried only when
+# the caller says it is safe (idempotent=True).
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
 USER_AGENT = "Kontor-Integrations/1.0"
 # How long a request may wait for a rate-limit token or a concurrency slot before giving up
 # with RateLimited (the record is then retried later).
@@ -199,8 +202,11 @@ class HttpClient:
         initial_delay_ms: float | None = None,
         max_delay_ms: float | None = None,
         timeout: httpx.Timeout | float | None = None,
+        now: Callable[[], datetime] | None = None,
     ):
         self.connection = connection
+        # The wall clock for Retry-After dates (tests pass a fixed one).
+        self.now = now or (lambda: datetime.now(UTC))
         self.system = getattr(connection, "system", "") or "default"
         self.base_url = base_url.rstrip("/")
         self.limiter = limiter
@@ -240,7 +246,7 @@ class HttpClient:
     def _delay(self, attempt: int, response: httpx.Response | None) -> float:
         """Seconds to wait before the next attempt (Retry-After wins over backoff)."""
         if response is not None:
-            after = retry_after_seconds(response.headers.get("Retry-After"))
+            after = retry_after_seconds(response.headers.get("Retry-After"), now=self.now())
             if after is not None:
                 return after
         return (
