@@ -584,3 +584,60 @@ def test_summary_counts_runs_and_open_errors(owner, tenants):
     )
     assert summary["open_errors"] == 2
     assert summary["open_errors_by_category"] == {"server": 2}
+
+
+def test_quickbooks_round_trip_stores_tokens_and_realm(owner, api, tenants, loopback_server):  # noqa: F811
+    """Connect URL -> the fake's consent page redirects back with code, state and realmId ->
+    our callback: tokens stored encrypted, realm_id set from the reply."""
+    import httpx
+
+    from tests.integrations.fakes.quickbooks import CLIENT_ID as QBO_ID
+    from tests.integrations.fakes.quickbooks import CLIENT_SECRET as QBO_SECRET
+    from tests.integrations.fakes.quickbooks import FakeQuickBooks
+
+    fake = FakeQuickBooks(realm_id="9130357766")
+    server = loopback_server(fake)
+    fake.server_url = server.url
+    created = owner.post(
+        f"{BASE}/connections/",
+        {
+            "system": "quickbooks",
+            "name": "QBO",
+            "settings": {
+                "environment": "sandbox",
+                "base_url": server.url,
+                "oauth": {
+                    "authorize_url": f"{server.url}/connect/oauth2",
+                    "token_url": f"{server.url}/oauth2/v1/tokens/bearer",
+                },
+            },
+            "credentials": {"client_id": QBO_ID, "client_secret": QBO_SECRET},
+        },
+        format="json",
+    ).json()
+    assert created["settings"]["realm_id"] == ""
+    authorize_url = owner.get(f"{BASE}/connections/{created['id']}/connect/").json()[
+        "authorize_url"
+    ]
+    consent = httpx.get(authorize_url, follow_redirects=False)
+    assert consent.status_code == 302
+    back = urlsplit(consent.headers["location"])
+    assert back.path == "/api/v1/accounting/integrations/quickbooks/callback"
+    params = {k: v[0] for k, v in parse_qs(back.query).items()}
+    response = api().get(back.path, params)
+    assert response.status_code == 200, response.content
+    connection = IntegrationConnection.objects.get(pk=created["id"])
+    assert connection.settings["realm_id"] == "9130357766"
+    assert connection.credentials["refresh_token"] == fake.tokens.refresh
+    assert connection.credentials["access_token"] in fake.tokens.access
+    detail = owner.get(f"{BASE}/connections/{created['id']}/").json()
+    assert detail["credential_keys"] == [
+        "access_token",
+        "client_id",
+        "client_secret",
+        "expires_at",
+        "refresh_expires_at",
+        "refresh_token",
+        "token_type",
+    ]
+    assert fake.tokens.refresh not in json.dumps(detail)
