@@ -1,6 +1,6 @@
-"""The payroll and invoicing benchmarks run end to end at a tiny scale and report their figures
-(never asserted: no timed tests), and the runner's per-benchmark options and one-section
-RESULTS.md update work.
+"""The payroll, invoicing, banking and integrations benchmarks run end to end at a tiny scale
+and report their figures (never asserted: no timed tests), and the runner's per-benchmark
+options and one-section RESULTS.md update work.
 
 The benchmarks run in this process against the test database (no subprocess, no migrations of
 a database of their own), so each takes a few seconds.
@@ -14,6 +14,8 @@ from bench import _django
 
 PAYROLL_KEYS = ("employees", "run_seconds", "peak_rss_mb", "queries")
 INVOICING_KEYS = ("approvals_per_s", "rebuild_100k_events_s", "list_p95_ms")
+BANKING_KEYS = ("reconcile_10k_s", "reconcile_100k_s", "report_ms", "camt_import_10k_s")
+INTEGRATIONS_KEYS = ("contacts_10k_s", "concurrent_seconds", "pressure_seconds")
 
 
 @pytest.fixture
@@ -55,6 +57,59 @@ def test_invoicing_bench_runs_and_reports(in_test_database, monkeypatch):
     assert figures["rebuild_events"] == 30
     assert figures["list_company_invoices"] == 30
     assert figures["list_requests"] == 22
+
+
+@pytest.mark.django_db(transaction=True)
+def test_banking_bench_runs_and_reports(in_test_database, monkeypatch):
+    from bench import banking
+
+    monkeypatch.setattr(banking, "REPORT_WARMUP", 1)
+    monkeypatch.setattr(banking, "REPORT_RUNS", 3)
+    figures = banking.run(scale=200)
+    for key in BANKING_KEYS:
+        assert figures[key] > 0, key
+    assert figures["camt_lines"] == 20  # scale / 10
+    assert figures["camt_reconcile_queued"] == 1  # noted, not sent
+    for name, size in (("reconcile_10k", 20), ("reconcile_100k", 200)):
+        assert figures[f"{name}_lines"] == figures[f"{name}_transactions"] == size
+        assert 0 < figures[f"{name}_accepted"] <= figures[f"{name}_suggested"]
+        assert figures[f"{name}_lines_matched"] <= figures[f"{name}_accepted"]
+    assert "reference" in figures["reconcile_100k_by_method"]
+    assert figures["report_transactions_in_table"] >= 2000  # 10 x scale
+    # The May statement clears every booked line but holds three bank charges the books lack
+    # (150 + 250 + 75): the variance is theirs, and they are the unmatched lines.
+    assert figures["report_variance"] == "-475.00"
+    assert figures["report_unmatched_lines"] == 3
+    assert figures["cash_position_queries"] > 0 and figures["reconciliation_report_queries"] > 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_integrations_bench_runs_and_reports(in_test_database, monkeypatch):
+    from bench import integrations
+
+    monkeypatch.setattr(integrations, "PRESSURE_REQUESTS", 3)
+    figures = integrations.run(scale=250)
+    for key in INTEGRATIONS_KEYS:
+        assert figures[key] > 0, key
+    assert figures["contacts_imported"] == 250
+    assert figures["contacts_requests"] == 2  # 200 a page
+    assert figures["concurrent_connections"] == 10
+    assert figures["concurrent_contacts_per_connection"] == 50  # scale / 5: one page each
+    assert figures["concurrent_requests"] == 10
+    assert figures["pressure_requests_per_connection"] == 3  # three full re-reads of one page
+    assert figures["pressure_connections"] == (1 if connection.vendor == "sqlite" else 10)
+    # As the fake servers counted them: each phase's requests of one connection within a minute.
+    assert figures["peak_rate_per_min"] == 3
+    assert figures["within_limit"] == "yes"
+
+
+def test_window_max_counts_requests_in_a_sliding_window():
+    from bench.integrations import window_max
+
+    stamps = [0.0, 0.5, 1.0, 59.9, 60.0, 60.1, 130.0]
+    assert window_max(stamps, 60.0) == 5  # 0.5 to 60.1: 59.6 s (0.0 to 60.0 is a full 60)
+    assert window_max(stamps, 1.0) == 3  # 59.9, 60.0, 60.1
+    assert window_max([], 60.0) == 0
 
 
 def test_options_are_checked_per_benchmark(capsys):
