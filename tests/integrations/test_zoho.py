@@ -26,6 +26,7 @@ from accounting.integrations.sync import sync_run
 from invoicing.models import Party
 from tests.integrations.conftest import connection_make
 from tests.integrations.fakes import loopback_server  # noqa: F401  (fixture)
+from tests.integrations.fakes.tally import TimeoutTransport
 from tests.integrations.fakes.zoho import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -284,11 +285,21 @@ def test_500_that_persists_ends_as_a_retryable_server_failure(zoho, zoho_connect
 
 
 def test_timeout_becomes_a_network_failure(zoho, zoho_connection):
-    zoho.fail("slow", path="/contacts", delay=1.0, times=99)
+    """Reads time out every time (a transport raising ReadTimeout: no wall-clock race)."""
+    zoho.add_contacts(2)
+    transport = TimeoutTransport(times=99)
     with pytest.raises(NetworkFailure) as caught:
-        connector_for(zoho_connection, timeout=0.2).fetch_contacts()
+        connector_for(zoho_connection, transport=transport).fetch_contacts()
     assert caught.value.category == "network"
     assert caught.value.retryable is True
+    assert transport.hits == 3  # max_attempts
+
+
+def test_a_read_timing_out_once_is_retried(zoho, zoho_connection):
+    zoho.add_contacts(2)
+    transport = TimeoutTransport(times=1, forward=True)
+    assert len(connector_for(zoho_connection, transport=transport).fetch_contacts().items) == 2
+    assert transport.hits == 1
 
 
 def test_malformed_json_is_a_server_error_not_retried(zoho, zoho_connection):
@@ -464,6 +475,86 @@ def test_payment_export_applies_to_the_invoice(zoho, zoho_connection):
     assert payment["amount"] == 1150.0
     assert payment["account_id"] == zoho.accounts_by_code("1100")["account_id"]
     assert payment["invoices"] == [{"invoice_id": invoice.external_id, "amount_applied": 1150.0}]
+    assert payment["reference_number"] == "KONTOR-PAY-9"
+    assert payment["description"] == "BANK-REF-1 INV-0001"
+
+
+def _payment(invoice_id, reference=""):
+    return PaymentPayload(
+        local_id="9",
+        invoice_external_id=invoice_id,
+        invoice_number="INV-0001",
+        date=date(2026, 1, 20),
+        amount=Decimal("1150.00"),
+        account_code="1100",
+        account_name="Bank Account",
+        reference=reference,
+    )
+
+
+def test_payment_saved_with_its_reply_lost_is_found_not_created_twice(zoho, zoho_connection):
+    """The payment has no reference of its own (the usual case): Zoho saves it and the reply
+    is cut off; the client does not repeat the POST, and the engine's lookup finds it by
+    KONTOR-PAY-<id>."""
+    zoho.seed_chart()
+    customer = zoho.add_contact("Meghna Traders")
+    connector = connector_for(zoho_connection)
+    invoice = connector.push_invoice(invoice_payload(contact_id=customer["contact_id"]), ref=None)
+    zoho.fail("drop", path="/customerpayments", method="POST")
+    with pytest.raises(NetworkFailure):
+        connector.push_payment(_payment(invoice.external_id), ref=None)
+    assert len(zoho.calls("/books/v3/customerpayments", "POST")) == 1
+    [saved] = zoho.documents["customerpayments"].values()
+
+    found = connector.find_by_reference("payment", "9", "")
+
+    assert found is not None and found.external_id == saved["payment_id"]
+    assert found.version == saved["last_modified_time"]
+    assert connector.find_by_reference("payment", "10", "") is None
+
+
+def test_a_create_that_times_out_is_not_repeated(zoho, zoho_connection):
+    zoho.seed_chart()
+    customer = zoho.add_contact("Meghna Traders")
+    transport = TimeoutTransport(when=lambda r: r.method == "POST", forward=True, times=5)
+    with pytest.raises(NetworkFailure):
+        connector_for(zoho_connection, transport=transport).push_invoice(
+            invoice_payload(contact_id=customer["contact_id"]), ref=None
+        )
+    assert (transport.hits, len(zoho.documents["invoices"])) == (1, 1)
+
+
+def test_code_1002_on_a_create_is_a_validation_failure(zoho, zoho_connection):
+    zoho.seed_chart()
+    with pytest.raises(ValidationFailure) as caught:
+        connector_for(zoho_connection).push_invoice(
+            invoice_payload(contact_id="460000000099999"), ref=None
+        )
+    assert caught.value.category == "validation"
+    assert caught.value.detail["code"] == 1002
+    assert "Contact does not exist" in caught.value.message
+
+
+def test_update_without_a_stored_version_is_a_conflict(zoho, zoho_connection):
+    zoho.seed_chart()
+    customer = zoho.add_contact("Meghna Traders")
+    connector = connector_for(zoho_connection)
+    first = connector.push_invoice(invoice_payload(contact_id=customer["contact_id"]), ref=None)
+    ref = ref_for(zoho_connection, first)
+    ref.external_version = ""
+    before = dict(zoho.documents["invoices"][first.external_id])
+    with pytest.raises(ConflictFailure):
+        connector.push_invoice(invoice_payload(contact_id=customer["contact_id"]), ref=ref)
+    assert zoho.documents["invoices"][first.external_id] == before
+    assert zoho.calls("/books/v3/invoices/", "PUT") == []
+
+
+def test_fake_refuses_a_search_zoho_does_not_document(zoho, zoho_connection):
+    zoho.add_contacts(3)
+    with pytest.raises(ValidationFailure, match="Invalid value passed for payment_reference"):
+        connector_for(zoho_connection)._call(
+            "GET", "/contacts", params={"payment_reference": "x"}, entity="contacts"
+        )
 
 
 def test_journal_export_sends_debits_and_credits_on_mapped_accounts(zoho, zoho_connection):

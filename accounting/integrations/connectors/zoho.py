@@ -14,7 +14,20 @@ Wire format, from Zoho's published API documentation:
   the page we are on).
 - Timestamps look like `2026-01-05T09:00:01+0530`; a record's `last_modified_time` is its
   version: an update is refused as a conflict when the remote one differs from the version we
-  stored when we last pushed it.
+  stored when we last pushed it, or when we stored none (we cannot tell, so we do not
+  overwrite).
+- Lost replies: writes are never repeated by the HTTP client (`idempotent=False`; Zoho has no
+  idempotency key). Every record carries a reference we can search for: invoices and credit
+  notes their number, journals their reference, payments `KONTOR-PAY-<local id>` in
+  `reference_number` (Kontor's own payment reference goes in `description`); the engine's
+  `find_by_reference` finds a record whose create reply was lost before it pushes again.
+- Code 1002 ("... does not exist") answering a create names something the record points at (a
+  customer, an account, an invoice): a validation failure of the record, not NotFound.
+- VAT: Zoho's tax ids are per organisation and would need configuring per rate; the invoice's
+  VAT goes instead as one line ("VAT", quantity 1, the VAT total) on the account named by the
+  connection setting `tax_account_code`, which keeps Zoho's totals and ledger equal to ours.
+  Zoho's own tax reports therefore do not see that VAT (it is not a Zoho tax). An invoice with
+  VAT is refused while `tax_account_code` is unset.
 """
 
 from __future__ import annotations
@@ -184,6 +197,9 @@ class ZohoBooksConnector(Connector):
                 content=content,
                 headers=headers,
                 entity=entity,
+                # A write is not repeated within one call (its reply may be lost after Zoho
+                # saved it); the engine looks it up by its reference before pushing again.
+                idempotent=method == "GET",
             )
         except SyncFailure as failure:
             # The HTTP client raises for what it gave up on; add the record it was about.
@@ -321,7 +337,7 @@ class ZohoBooksConnector(Connector):
 
     def find_by_reference(self, entity: str, local_id: str, number: str = ""):
         """A record pushed before whose reply was lost, found by its number (invoices, credit
-        notes) or reference number (payments, journals)."""
+        notes), its reference (journals) or `KONTOR-PAY-<local id>` (payments)."""
         searches = {
             "invoice": ("invoices", "invoice_id", "invoice_number"),
             "credit_note": ("creditnotes", "creditnote_id", "creditnote_number"),
@@ -329,11 +345,13 @@ class ZohoBooksConnector(Connector):
             "journal": ("journals", "journal_id", "reference_number"),
         }
         singular = _SINGULAR.get(entity, entity)
+        if singular == "payment":
+            number = payment_reference(local_id)
         if not number or singular not in searches:
             return None
         path, id_field, number_field = searches[singular]
         reply = self._call("GET", f"/{path}", params={number_field: number}, entity=entity)
-        rows = reply.get(path) or []
+        rows = [row for row in reply.get(path) or [] if row.get(number_field) == number]
         if not rows:
             return None
         row = rows[0]
@@ -383,7 +401,10 @@ class ZohoBooksConnector(Connector):
             "payment_mode": "banktransfer",
             "amount": payment.amount,
             "date": payment.date,
-            "reference_number": payment.reference or payment.invoice_number,
+            "reference_number": payment_reference(payment.local_id),
+            "description": " ".join(
+                part for part in (payment.reference, payment.invoice_number) if part
+            ),
             "account_id": self._account_id(payment.account_code, payment.account_name),
             "invoices": [
                 {"invoice_id": payment.invoice_external_id, "amount_applied": payment.amount}
@@ -426,7 +447,14 @@ class ZohoBooksConnector(Connector):
                 "GET", f"/{path}/{ref.external_id}", entity=entity, external_id=ref.external_id
             ).get(key, {})
             remote_version = current.get("last_modified_time", "")
-            if ref.external_version and remote_version != ref.external_version:
+            if not ref.external_version:
+                raise ConflictFailure(
+                    f"Kontor has no stored version of the exported {key}: it cannot tell "
+                    "whether it changed in Zoho Books, so it is not overwritten.",
+                    external_id=ref.external_id,
+                    detail={"remote_version": remote_version},
+                )
+            if remote_version != ref.external_version:
                 raise ConflictFailure(
                     f"The {key} was changed in Zoho Books after Kontor last exported it "
                     f"(remote version {remote_version}, ours {ref.external_version}).",
@@ -442,7 +470,16 @@ class ZohoBooksConnector(Connector):
             )
         else:
             params = {"ignore_auto_number_generation": "true"} if number else None
-            reply = self._call("POST", f"/{path}", params=params, body=body, entity=entity)
+            try:
+                reply = self._call("POST", f"/{path}", params=params, body=body, entity=entity)
+            except NotFound as failure:
+                # 1002 on a create: something the record points at does not exist.
+                raise ValidationFailure(
+                    failure.message,
+                    detail=failure.detail,
+                    suggested_fix="Export or map what the record refers to (customer, account, "
+                    "invoice), then retry.",
+                ) from failure
         record = reply.get(key) or {}
         if id_field not in record:
             raise MalformedReply(f"Zoho Books did not return the saved {key}.", detail={"key": key})
@@ -511,6 +548,11 @@ _SINGULAR = {
     PAYMENTS: "payment",
     JOURNALS: "journal",
 }
+
+
+def payment_reference(local_id: str) -> str:
+    """The reference a Kontor payment carries in Zoho (searchable, unique per payment)."""
+    return f"KONTOR-PAY-{local_id}"
 
 
 def _rate_and_quantity(line) -> dict[str, Decimal]:

@@ -6,7 +6,10 @@ It speaks the wire format of Zoho's published documentation: `/books/v3/...` wit
 1002 is "does not exist", and an accounts server at `/oauth/v2/token` (authorization code and
 refresh grants; Zoho does not rotate refresh tokens). Stores live in memory. Failure switches
 (`fail`) answer chosen requests with 401, 429 (with or without `Retry-After`), 500, a slow reply
-or malformed JSON, a given number of times, optionally only for one page of a list.
+or malformed JSON, a given number of times, optionally only for one page of a list; "drop"
+processes the request (the record is saved) and cuts the reply off mid-body. Lists accept only
+the searches Zoho documents for them (`_SEARCH_PARAMS`); any other query parameter answers code 2
+"Invalid value passed for ...".
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from decimal import Decimal
 from urllib.parse import parse_qs, urlencode
 
 from tests.integrations.fakes import Request, reply
+from tests.integrations.fakes.tally import lost_reply
 
 ORGANIZATION_ID = "10234695"
 CLIENT_ID = "1000.FAKEZOHOCLIENT"
@@ -84,6 +88,7 @@ class Logged:
     headers: dict
     body: object = None
     status: int = 0
+    dropped: bool = False
 
 
 @dataclass
@@ -237,6 +242,13 @@ class FakeZohoBooks:
         )
         logged.status = status
         content_type = headers.pop("Content-Type", "application/json;charset=UTF-8")
+        if logged.dropped:
+            return lost_reply(
+                start_response,
+                f"{status} OK",
+                [("Content-Type", content_type), ("Content-Length", str(len(body)))],
+                body,
+            )
         return reply(start_response, status, body, content_type=content_type, headers=headers)
 
     def _handle(self, method, path, query, headers, raw, logged):
@@ -253,7 +265,9 @@ class FakeZohoBooks:
             if fault:
                 fault.times -= 1
                 fault.hits += 1
-        if fault:
+        if fault and fault.kind == "drop":
+            logged.dropped = True  # processed below, then the reply is cut off
+        elif fault:
             reply = self._fault_reply(fault)
             if reply:
                 return reply
@@ -419,8 +433,13 @@ class FakeZohoBooks:
         if since:
             records = [r for r in records if _parse(r["last_modified_time"]) >= _parse(since)]
         for name, value in query.items():
-            if name not in _LIST_PARAMS:  # a search by field, e.g. contact_name, invoice_number
-                records = [r for r in records if str(r.get(name, "")) == value]
+            if name in _LIST_PARAMS:
+                continue
+            if name not in _SEARCH_PARAMS.get(kind, ()):
+                # Only the documented searches of each list: a connector that filters by
+                # anything else must not pass because the fake obliged.
+                return _json(400, {"code": 2, "message": f"Invalid value passed for {name}"})
+            records = [r for r in records if str(r.get(name, "")) == value]
         column = query.get("sort_column", "created_time")
         if column in ("created_time", "last_modified_time"):
             records.sort(
@@ -545,6 +564,17 @@ _LIST_PARAMS = {
     "sort_order",
     "last_modified_time",
     "filter_by",
+}
+
+
+# The searches Zoho Books documents for each list (exact match; this fake needs no more).
+_SEARCH_PARAMS = {
+    "contacts": ("contact_name", "email", "contact_type"),
+    "chartofaccounts": ("account_type",),
+    "invoices": ("invoice_number", "reference_number", "customer_id"),
+    "creditnotes": ("creditnote_number", "reference_number", "customer_id"),
+    "customerpayments": ("reference_number", "customer_id"),
+    "journals": ("reference_number", "entry_number"),
 }
 
 
