@@ -37,6 +37,7 @@ from invoicing.models import Party
 from tests.integrations.conftest import connection_make
 from tests.integrations.fakes import loopback_server  # noqa: F401  (fixture)
 from tests.integrations.fakes.busy import FakeBusyBridge
+from tests.integrations.fakes.tally import TimeoutTransport
 
 D = Decimal
 API_KEY = "busy-key-PLANTED-5b1e"
@@ -50,10 +51,10 @@ class BusySetup:
     connector: BusyConnector
     sleeps: list
 
-    def connector_with_timeout(self, seconds: float) -> BusyConnector:
+    def connector_with_transport(self, transport) -> BusyConnector:
         return connector_for(
             self.connection,
-            http=http_client_for(self.connection, sleep=self.sleeps.append, timeout=seconds),
+            http=http_client_for(self.connection, sleep=self.sleeps.append, transport=transport),
         )
 
     def last_post(self):
@@ -121,7 +122,8 @@ def test_connection_test_pings_the_bridge(busy):
 
     assert result["success"] is True
     assert result["version"] == "Busy 21 (Rel 6.2)"
-    assert result["latency_ms"] >= 0
+    assert isinstance(result["latency_ms"], int) and result["latency_ms"] >= 0
+    assert [e.path for e in busy.fake.log.entries] == ["/ping"]  # the latency of one ping
     assert busy.fake.log.entries[-1].path == "/ping"
     assert busy.fake.log.entries[-1].headers["x-api-key"] == API_KEY
 
@@ -295,10 +297,13 @@ def test_voucher_post_500_is_raised_and_the_retry_saves_once(busy):
 
 @pytest.mark.django_db
 def test_lost_reply_is_found_by_reference_and_not_duplicated(busy):
-    busy.fake.add_fault("sleep_after:2.0", when=lambda r: r.method == "POST")
+    # The bridge saves the voucher and its reply is cut off (no sleep racing a timeout).
+    busy.fake.add_fault("drop", when=lambda r: r.method == "POST")
 
     with pytest.raises(NetworkFailure):
-        busy.connector_with_timeout(0.8).push_invoice(invoice(), ref=None)
+        busy.connector.push_invoice(invoice(), ref=None)
+    assert len([r for r in busy.fake.log.entries if r.method == "POST"]) == 1  # not repeated
+    assert len(busy.fake.vouchers) == 1
     found = busy.connector.find_by_reference("invoice", "11")
     busy.connector.push_invoice(invoice(), ref=None)
 
@@ -423,3 +428,15 @@ def test_engine_imports_parties_and_then_only_changed_ones(engine):
     assert (party.kind, party.email) == ("vendor", "accounts@karna.test")
     last = [r for r in engine.fake.log.entries if r.path == "/masters"][-1]
     assert (last.param("type"), last.param("since")) == ("parties", cursor)
+
+
+@pytest.mark.django_db
+def test_a_voucher_post_that_times_out_is_not_repeated_but_a_read_is(busy):
+    transport = TimeoutTransport(when=lambda r: r.method == "POST", forward=True, times=5)
+    with pytest.raises(NetworkFailure):
+        busy.connector_with_transport(transport).push_invoice(invoice(), ref=None)
+    assert (transport.hits, len(busy.fake.vouchers)) == (1, 1)
+
+    reads = TimeoutTransport(when=lambda r: r.method == "GET", times=1)
+    assert busy.connector_with_transport(reads).test_connection()["success"] is True
+    assert reads.hits == 1

@@ -178,7 +178,16 @@ class BusyConnector(Connector):
             raise AuthFailure("No API key is stored for the Busy bridge")
         headers = {"X-Api-Key": api_key, **kwargs.pop("headers", {})}
         url = f"{self.base_url(self.connection)}{path}"
-        response = self.http.request(method, url, headers=headers, entity=entity, **kwargs)
+        response = self.http.request(
+            method,
+            url,
+            headers=headers,
+            entity=entity,
+            # Reads are retried; a voucher POST never within one call (a lost reply may mean the
+            # bridge saved it): the X-Kontor-Id lookup settles it on the next attempt.
+            idempotent=method == "GET",
+            **kwargs,
+        )
         if response.status_code in (401, 403):
             raise AuthFailure(
                 "The Busy bridge refused the API key",

@@ -28,8 +28,12 @@ voucher's new AlterID is read back as the version.
 
 Paging: Tally has no paging, so a page of contacts is a window of AlterIDs (`$AlterID > lo AND
 $AlterID <= lo + page_size`), up to the company's highest master AlterID read on the first page;
-the cursor is "lo:max". Incremental sync (`fetch_changes`) asks for ledgers and vouchers with
-`$AlterID > cursor`; the new cursor is the highest AlterID seen. Tally does not report deletions,
+the cursor is "lo:max". Masters and vouchers count AlterIDs in separate series (the company's
+ALTMASTERID and ALTVCHID; TallyConnector too keeps a last master id and a last voucher id), so
+incremental sync (`fetch_changes`) keeps two cursors, "<master AlterID>:<voucher AlterID>": it
+asks for ledgers with `$AlterID > master` and vouchers with `$AlterID > voucher` and returns the
+highest of each seen (one cursor for both would skip every master whose AlterID is below the
+latest voucher's). A bare number (an older cursor) stands for both. Tally does not report deletions,
 and it does not tell a new object from an altered one, so every change is reported as "update";
 the engine tells them apart by its ExternalRefs.
 
@@ -96,6 +100,14 @@ _CONTROL_REFS = re.compile(r"&#(?:x0*([0-9a-fA-F]{1,2})|0*([0-9]{1,3}));")
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 _DECLARED_ENCODING = re.compile(rb"^\s*<\?xml[^>]*encoding=[\"']([A-Za-z0-9_\-]+)[\"']")
 _MISSING_LEDGER = re.compile(r"ledger\s+'([^']*)'\s+does not exist", re.I)
+# Tally's messages about the company itself (not any message that merely names a company,
+# e.g. a ledger called "Company Car"): SVCurrentCompany could not be set, no company open,
+# a named company that does not exist or is not loaded.
+_COMPANY_PROBLEM = re.compile(
+    r"svcurrentcompany|\bno company\b|company\s+'[^']*'\s+(?:does not exist|is not (?:open|loaded))"
+    r"|\bcompany (?:is )?not (?:open|loaded|found)",
+    re.I,
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -145,7 +157,8 @@ def parse_reply(content: bytes, content_type: str = "", *, source: str = "Tally"
     """Decode, strip control characters, parse safely (shared with the Busy connector)."""
     text = clean_xml(decode_reply(content, content_type, source=source))
     try:
-        return fromstring(text)
+        # No DTDs at all (Tally never sends one), no entity expansion, no external references.
+        return fromstring(text, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except (ET.ParseError, DefusedXmlException, ValueError) as exc:
         raise MalformedReply(
             f"{source}'s reply is not well-formed XML: {exc}", detail={"body": text[:500]}
@@ -205,7 +218,7 @@ def _suggested_fix(message: str) -> str:
         return "Create the voucher type in Tally or set the connection's voucher type names."
     if "totals do not match" in lowered:
         return "The voucher's debits and credits differ; check the record's amounts and retry."
-    if "svcurrentcompany" in lowered or "company" in lowered:
+    if _COMPANY_PROBLEM.search(message):
         return "Open the company in Tally, or correct the company name in the connection settings."
     return "Correct the record or the Tally masters it refers to, then retry."
 
@@ -474,7 +487,9 @@ class TallyConnector(Connector):
             content=body,
             headers={"Content-Type": "text/xml; charset=utf-8"},
             entity=entity,
-            idempotent=True if reads_only else None,
+            # Exports only read: retried freely. An import is never repeated within one call
+            # (a lost reply may mean Tally saved it); the REMOTEID lookup settles it next time.
+            idempotent=reads_only,
         )
         if response.status_code >= 400:
             # The shared client retried what was retryable; whatever is left is not XML.
@@ -636,8 +651,13 @@ class TallyConnector(Connector):
         raise NotFound(f"No ledger with GUID {external_id} in Tally", external_id=external_id)
 
     def fetch_changes(self, *, since: str | None) -> tuple[list[Change], str]:
-        after = _int(since or "")
+        """Ledgers and vouchers altered since the cursor "<master>:<voucher>" (see the
+        module docstring); masters first, each series in AlterID order."""
+        master_text, _, voucher_text = (since or "").partition(":")
+        after = _int(master_text)
+        voucher_after = _int(voucher_text) if voucher_text else after
         changes: list[tuple[int, Change]] = []
+        voucher_changes: list[tuple[int, Change]] = []
         for element in self._collection(
             "KontorChangedLedgers",
             object_type="Ledger",
@@ -658,7 +678,7 @@ class TallyConnector(Connector):
             "KontorChangedVouchers",
             object_type="Voucher",
             fetch=("GUID", "ALTERID", "VOUCHERTYPENAME", "VOUCHERNUMBER", "DATE"),
-            filters=(f"$AlterID > {after}",),
+            filters=(f"$AlterID > {voucher_after}",),
         ):
             if element.tag != "VOUCHER":
                 continue
@@ -668,10 +688,12 @@ class TallyConnector(Connector):
             if entity is None:
                 continue  # a voucher type Kontor does not sync (stock journal, contra…)
             external_id = _text(element, "GUID") or element.get("REMOTEID", "")
-            changes.append((alter_id, Change(entity, external_id, "update", str(alter_id))))
+            voucher_changes.append((alter_id, Change(entity, external_id, "update", str(alter_id))))
         changes.sort(key=lambda pair: pair[0])
-        cursor = max([after] + [alter_id for alter_id, _ in changes])
-        return [change for _, change in changes], str(cursor)
+        voucher_changes.sort(key=lambda pair: pair[0])
+        master = max([after] + [alter_id for alter_id, _ in changes])
+        voucher = max([voucher_after] + [alter_id for alter_id, _ in voucher_changes])
+        return [change for _, change in changes + voucher_changes], f"{master}:{voucher}"
 
     # --- vouchers --------------------------------------------------------------------------
     def find_by_reference(self, entity: str, local_id: str, number: str = "") -> PushResult | None:

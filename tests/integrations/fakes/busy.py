@@ -6,8 +6,8 @@ VchType must match the root element, Date must be dd-mm-yyyy, debits (AmountType
 credits (AmountType 2). `capabilities` controls whether /masters exists.
 
 Faults: `add_fault(action, when=..., times=n)` with action "500", "malformed", "sleep:<s>" or
-"sleep_after:<s>" (save, then sleep past the client's timeout); `when(request)` gets the
-`Request`.
+"sleep_after:<s>" (save, then sleep past the client's timeout) or "drop" (save, then cut the
+reply off mid-body: the reply is lost, deterministically); `when(request)` gets the `Request`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from xml.etree import ElementTree as ET
 from defusedxml.ElementTree import fromstring
 
 from tests.integrations.fakes import Request, RequestLog, reply
+from tests.integrations.fakes.tally import lost_reply
 
 ROOT_BY_CODE = {9: "Sale", 2: "Purchase", 16: "Journal", 14: "Receipt", 3: "SaleReturn"}
 
@@ -145,6 +146,18 @@ class FakeBusyBridge:
                 time.sleep(float(arg))
             if action == "sleep_after":
                 after = float(arg)
+            if action == "drop":
+                status, body = self._route(request)
+                data = body.encode("utf-8")
+                return lost_reply(
+                    start_response,
+                    f"{status} OK",
+                    [
+                        ("Content-Type", "application/xml; charset=utf-8"),
+                        ("Content-Length", str(len(data))),
+                    ],
+                    data,
+                )
         status, body = self._route(request)
         if after:
             time.sleep(after)

@@ -14,12 +14,14 @@ What it answers (shapes as in Tally's XML integration documentation):
   with the sign); reply with the counters and one LINEERROR per rejected voucher, either as
   `ENVELOPE/BODY/DATA/IMPORTRESULT` (`import_shape="envelope"`) or a bare `<RESPONSE>`
   (`import_shape="response"`). A voucher whose REMOTEID exists is altered, never duplicated.
-Every change takes the next value of the company-wide AlterID counter.
+Masters and vouchers take AlterIDs from two separate series (ALTMASTERID, ALTVCHID), as in Tally.
 
 Faults for tests: `add_fault(action, when=..., times=n)`, where action is "500", "malformed"
 (truncated XML), "sleep:<seconds>" (then answer normally, after the client gave up),
 "sleep_after:<s>" (process the request, then sleep: the client times out although the work was
-done) or "garbage" (a reply full of control characters and `&#4;` references around valid XML), and
+done), "drop" (process the request, then cut the reply off mid-body: the work is done and the
+reply lost, deterministically) or "garbage" (a reply full of control characters and `&#4;`
+references around valid XML), and
 `when(info)` selects requests by `info` (kind: "list_of_accounts", "collection", "import"; type:
 collection object type; after/upto: the AlterID window bounds, else None). `encoding="utf-16"`
 answers everything in UTF-16 LE with a BOM.
@@ -91,16 +93,22 @@ class FakeTally:
         self.vouchers: list[Voucher] = []
         self.faults: list[Fault] = []
         self.log = RequestLog()
-        self.alter_id = 0
+        # Masters and vouchers count AlterIDs in separate series, as Tally does (ALTMASTERID,
+        # ALTVCHID).
+        self.master_alter_id = 0
+        self.voucher_alter_id = 0
         self.master_id = 0
         self._lock = threading.RLock()
         self.add_ledger("Cash", "Cash-in-Hand")
         self.add_ledger("Profit & Loss A/c", "")
 
     # --- state -----------------------------------------------------------------------------
-    def _next_alter_id(self) -> int:
-        self.alter_id += 1
-        return self.alter_id
+    def _next_alter_id(self, *, voucher: bool = False) -> int:
+        if voucher:
+            self.voucher_alter_id += 1
+            return self.voucher_alter_id
+        self.master_alter_id += 1
+        return self.master_alter_id
 
     def add_group(self, name: str, parent: str) -> None:
         with self._lock:
@@ -138,7 +146,7 @@ class FakeTally:
             (voucher,) = self.vouchers_with(remote_id)
             for key, value in fields.items():
                 setattr(voucher, key, value)
-            voucher.alter_id = self._next_alter_id()
+            voucher.alter_id = self._next_alter_id(voucher=True)
             return voucher
 
     def vouchers_with(self, remote_id: str) -> list[Voucher]:
@@ -185,6 +193,17 @@ class FakeTally:
                 body = self._answer(envelope, info)
                 time.sleep(float(arg))
                 return self._send(start_response, body)
+            if action == "drop":
+                data = self._answer(envelope, info).encode("utf-8")
+                return lost_reply(
+                    start_response,
+                    "200 OK",
+                    [
+                        ("Content-Type", "text/xml; charset=utf-8"),
+                        ("Content-Length", str(len(data))),
+                    ],
+                    data,
+                )
             if action == "garbage":
                 body = self._answer(envelope, info)
                 body = body.replace("<ENVELOPE>", "<ENVELOPE>\x04&#4;", 1).replace(
@@ -481,14 +500,14 @@ class FakeTally:
             voucher = existing[0]
             for key, value in fields.items():
                 setattr(voucher, key, value)
-            voucher.alter_id = self._next_alter_id()
+            voucher.alter_id = self._next_alter_id(voucher=True)
             counters["ALTERED"] += 1
         else:
             self.master_id += 1
             voucher = Voucher(
                 remote_id=remote_id or str(uuid.uuid4()),
                 master_id=self.master_id,
-                alter_id=self._next_alter_id(),
+                alter_id=self._next_alter_id(voucher=True),
                 **fields,
             )
             self.vouchers.append(voucher)
