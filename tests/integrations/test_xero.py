@@ -802,9 +802,15 @@ def test_fake_refuses_a_line_whose_quantity_times_price_is_not_its_amount(xero):
     }
     with pytest.raises(ValidationFailure, match="does not match"):
         connector._call("POST", f"{API}/Invoices", json_body=body)  # no unitdp: 3 x 3.33
-    body["Invoices"][0]["LineItems"][0].update(TaxAmount=1.5)
-    with pytest.raises(ValidationFailure, match="TaxType"):
+    line = body["Invoices"][0]["LineItems"][0]
+    line.update(TaxAmount=1.5, TaxType="NONE")
+    with pytest.raises(ValidationFailure, match="0% TaxType 'NONE'"):
         connector._call("POST", f"{API}/Invoices", json_body=body, params={"unitdp": 4})
+    line.update(TaxType="GST")
+    with pytest.raises(ValidationFailure, match="TaxType code 'GST' does not exist"):
+        connector._call("POST", f"{API}/Invoices", json_body=body, params={"unitdp": 4})
+    del line["TaxType"]  # the account's default: Sales is OUTPUT (15%)
+    connector._call("POST", f"{API}/Invoices", json_body=body, params={"unitdp": 4})
 
 
 @pytest.mark.django_db
@@ -815,6 +821,13 @@ def test_vat_without_a_tax_type_mapping_is_refused(xero):
         xero.connector().push_invoice(invoice_payload(contact["ContactID"]), ref=None)
     assert "No Xero tax type is mapped for VAT 15.00%" in caught.value.message
     assert xero.fake.invoices == {}
+    # Without tax_types: no TaxType, Xero applies the account's default rate.
+    xero.connection.settings = {
+        k: v for k, v in xero.connection.settings.items() if k != "tax_types"
+    }
+    result = xero.connector().push_invoice(invoice_payload(contact["ContactID"]), ref=None)
+    [line] = xero.fake.invoices[result.external_id]["LineItems"]
+    assert "TaxType" not in line and line["TaxAmount"] == 150.0
 
 
 @pytest.mark.django_db

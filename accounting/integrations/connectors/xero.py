@@ -28,11 +28,13 @@
   UnitAmount to 4 places with `unitdp=4`. Xero computes Quantity x UnitAmount and refuses a
   LineAmount that differs, so a line whose quantity x price (half up to the cent) is not its
   amount (a discount, a rounded price) goes as Quantity 1 and UnitAmount = its amount.
-- VAT: each line's `TaxType` comes from the connection setting `tax_types`, keyed like
-  QuickBooks' `tax_codes` (a Kontor VAT rate code or a rate in percent -> a Xero TaxType such as
-  "OUTPUT" or "TAX002"); `TaxAmount` carries our figure. An invoice with VAT and no mapping is
-  refused with a ValidationFailure naming the rate; without VAT and without `tax_types` no
-  TaxType is sent (TaxAmount 0 overrides the account's default rate).
+- VAT: `TaxAmount` carries our figure on every line (Xero takes it over its own computation).
+  With the connection setting `tax_types`, keyed like QuickBooks' `tax_codes` (a Kontor VAT
+  rate code or a rate in percent -> a Xero TaxType such as "OUTPUT" or "TAX002"), each line
+  names its TaxType and a line whose rate has no mapping refuses the export with a
+  ValidationFailure naming the rate. Without `tax_types` no TaxType is sent and Xero applies the
+  line account's default tax rate (Xero refuses a TaxAmount under a 0% rate, so a wrong
+  default shows up as a validation error, never as silently different VAT).
 - Contacts page in a stable order (`order=ContactID ASC`): an edit made while an import pages
   does not move a contact across pages (Xero's default order is not stable under edits).
 """
@@ -571,8 +573,12 @@ class XeroConnector(Connector):
         credit = invoice.kind == "credit_note"
         path = "CreditNotes" if credit else "Invoices"
         entity = CREDIT_NOTES if credit else INVOICES
-        tax_types = line_tax_codes(
-            self.connection, invoice, setting="tax_types", system="Xero", what="tax type"
+        tax_types = (
+            line_tax_codes(
+                self.connection, invoice, setting="tax_types", system="Xero", what="tax type"
+            )
+            if (self.connection.settings or {}).get("tax_types")
+            else [""] * len(invoice.lines)
         )
         item: dict[str, Any] = {
             "Type": "ACCRECCREDIT" if credit else "ACCREC",

@@ -17,8 +17,9 @@ not performed again. Failure kind "drop" processes the request and cuts its repl
 order (not stable while names change), as a reminder that paging needs an explicit order.
 Invoice and credit-note lines are checked as Xero checks them: UnitAmount is rounded to 2 places
 unless `unitdp=4` is given (then 4), `round(Quantity x UnitAmount, 2)` (half up) must equal a
-LineAmount that is sent, and a line with a non-zero TaxAmount needs a TaxType the organisation
-has (`tax_rates`: OUTPUT 15%, ZERORATEDOUTPUT and NONE 0%).
+LineAmount that is sent, a line's TaxType must be one the organisation has (`tax_rates`: OUTPUT
+15%, ZERORATEDOUTPUT and NONE 0%), a line without one takes its account's TaxType, and a
+non-zero TaxAmount under a 0% TaxType is refused.
 """
 
 from __future__ import annotations
@@ -167,6 +168,8 @@ class FakeXero:
             "Type": type_,
             "Status": "ACTIVE",
             "Class": fields.pop("Class", "REVENUE"),
+            # Xero's default tax rate of the account, used by a line that names none.
+            "TaxType": fields.pop("TaxType", "OUTPUT" if type_ == "REVENUE" else "NONE"),
             **fields,
         }
         with self.lock:
@@ -487,10 +490,18 @@ class FakeXero:
                     }
                 )
             tax_type = line.get("TaxType")
-            if tax_type is not None and tax_type not in self.tax_rates:
+            if tax_type is None:
+                account = next(
+                    (a for a in self.accounts.values() if a["Code"] == line.get("AccountCode")),
+                    {},
+                )
+                tax_type = account.get("TaxType", "NONE")
+            if tax_type not in self.tax_rates:
                 problems.append({"Message": f"The TaxType code '{tax_type}' does not exist"})
-            if Decimal(str(line.get("TaxAmount", 0))) and tax_type is None:
-                problems.append({"Message": "A TaxType is required when a line has a TaxAmount"})
+            elif Decimal(str(line.get("TaxAmount", 0))) and not self.tax_rates[tax_type]:
+                problems.append(
+                    {"Message": f"A TaxAmount cannot be given for the 0% TaxType '{tax_type}'"}
+                )
         return problems
 
     def _check_codes(self, codes) -> list[dict]:
