@@ -344,12 +344,14 @@ def _alert_recipients(company) -> list[str]:
     )
 
 
-def _send_disabled_alert(connection_id: int) -> None:
+def connection_disabled_alert_send(*, connection_id: int) -> int:
+    """Email the owners and accountants that the connection was switched off (called by the
+    `integrations_connection_alert` task, which retries a failed send). Returns how many."""
     connection = IntegrationConnection.objects.select_related("company").get(pk=connection_id)
     recipients = _alert_recipients(connection.company)
     if not recipients:
-        return
-    send_mail(
+        return 0
+    return send_mail(
         subject=f"Kontor: the {connection} integration was switched off",
         message=(
             f'The {connection.get_system_display()} integration "{connection.name}" of '
@@ -363,16 +365,36 @@ def _send_disabled_alert(connection_id: int) -> None:
     )
 
 
-def connection_sync_recorded(*, connection: IntegrationConnection, run: SyncRun, failure=None):
-    """Note a finished run on its connection; disable it after too many failures in a row."""
+# What says the connection itself is failing (not one record): these stop a run.
+CONNECTION_FAILURE_CATEGORIES = frozenset({"auth", "network", "rate_limit", "server"})
+
+
+def connection_failure(*, run: SyncRun, failure=None, refused: bool = False) -> bool | None:
+    """True when the run failed because of the connection (auth, network, rate limit, a fatal
+    server failure, or a refused run), False when it reached the system (whatever its records
+    did), None when it says nothing about the connection (webhook runs)."""
+    if run.sync_type == SyncType.WEBHOOK:
+        return None
+    if refused:
+        return True
+    return failure is not None and failure.category in CONNECTION_FAILURE_CATEGORIES
+
+
+def connection_sync_recorded(
+    *, connection: IntegrationConnection, run: SyncRun, failure=None, refused: bool = False
+):
+    """Note a finished run on its connection; disable it after too many connection failures
+    in a row. A record that fails validation or conflicts does not count (one bad invoice
+    must not switch off the connection); a webhook run neither counts nor resets."""
     limit = settings.INTEGRATIONS_MAX_CONSECUTIVE_FAILURES
+    failing = connection_failure(run=run, failure=failure, refused=refused)
     with transaction.atomic():
         row = IntegrationConnection.objects.select_for_update().get(pk=connection.pk)
         row.last_sync_at = run.completed_at
         row.last_sync_status = run.status
-        if run.status == SyncStatus.FAILED:
+        if failing is True:
             row.consecutive_failures += 1
-        else:
+        elif failing is False:
             row.consecutive_failures = 0
         fields = ["last_sync_at", "last_sync_status", "consecutive_failures", "updated_at"]
         if row.enabled and limit and row.consecutive_failures >= limit:
@@ -394,12 +416,18 @@ def connection_sync_recorded(*, connection: IntegrationConnection, run: SyncRun,
                 row.system,
                 row.consecutive_failures,
             )
-            transaction.on_commit(lambda pk=row.pk: _send_disabled_alert(pk))
+            transaction.on_commit(lambda pk=row.pk: _alert_queue(pk))
         row.save(update_fields=fields)
     for name in ("last_sync_at", "last_sync_status", "consecutive_failures", "enabled"):
         setattr(connection, name, getattr(row, name))
     connection.disabled_reason = row.disabled_reason
     return row
+
+
+def _alert_queue(connection_id: int) -> None:
+    from accounting.integrations.tasks import integrations_connection_alert
+
+    integrations_connection_alert.delay(connection_id)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -424,6 +452,18 @@ def sync_error_retry(*, actor, error: SyncError) -> SyncError:
     if error.resolution not in OPEN:
         raise ConflictError(f"The error is already {error.resolution}.", code="error_closed")
     before = {"resolution": error.resolution, "retry_count": error.retry_count}
+    if (error.detail or {}).get("outcome_unknown") and error.local_id:
+        # The person checked the other system and did not find the record: its pending ref
+        # goes, so the retry sends it as a new create.
+        from accounting.integrations.models import ExternalRef
+
+        ExternalRef.objects.filter(
+            connection_id=error.connection_id,
+            local_type=error.local_type,
+            local_id=error.local_id,
+            external_id__startswith="pending:",
+        ).delete()
+        before["pending_cleared"] = True
     error.resolution = Resolution.RETRYING
     error.next_retry_at = timezone.now()
     error.save(update_fields=["resolution", "next_retry_at", "updated_at"])
@@ -509,25 +549,77 @@ def sync_errors_due(*, now=None):
 
 def sync_logs_retain(*, now=None) -> dict:
     """Archive runs older than INTEGRATIONS_ARCHIVE_AFTER_DAYS; delete runs older than
-    INTEGRATIONS_DELETE_AFTER_DAYS with their closed errors. Returns the counts."""
+    INTEGRATIONS_DELETE_AFTER_DAYS with their closed errors, and finished webhook events older
+    than that. A run's age is its start, or its creation when it never started. Returns the
+    counts."""
+    from django.db.models import Q
+
+    from accounting.integrations.models import WebhookEvent
+
     now = now or timezone.now()
     archive_before = now - timedelta(days=settings.INTEGRATIONS_ARCHIVE_AFTER_DAYS)
     delete_before = now - timedelta(days=settings.INTEGRATIONS_DELETE_AFTER_DAYS)
+
+    def older(moment):
+        return Q(started_at__lt=moment) | Q(started_at__isnull=True, created_at__lt=moment)
+
     with transaction.atomic():
         deleted_errors, _ = SyncError.objects.filter(
             created_at__lt=delete_before,
             resolution__in=[Resolution.RESOLVED, Resolution.IGNORED],
         ).delete()
-        old_runs = SyncRun.objects.filter(started_at__lt=delete_before)
         # Open errors outlive their run (sync_run is SET_NULL), so nothing unresolved is lost.
-        deleted_runs, _ = old_runs.delete()
-        archived = SyncRun.objects.filter(started_at__lt=archive_before, archived=False).update(
+        deleted_runs, _ = SyncRun.objects.filter(older(delete_before)).delete()
+        archived = SyncRun.objects.filter(older(archive_before), archived=False).update(
             archived=True
         )
-    counts = {"archived": archived, "deleted_runs": deleted_runs, "deleted_errors": deleted_errors}
+        # Events still waiting (received, processing) are kept whatever their age.
+        deleted_events, _ = WebhookEvent.objects.filter(
+            received_at__lt=delete_before,
+            status__in=[
+                WebhookEvent.Status.PROCESSED,
+                WebhookEvent.Status.IGNORED,
+                WebhookEvent.Status.FAILED,
+            ],
+        ).delete()
+    counts = {
+        "archived": archived,
+        "deleted_runs": deleted_runs,
+        "deleted_errors": deleted_errors,
+        "deleted_webhook_events": deleted_events,
+    }
     if any(counts.values()):
         logger.info("Integration sync logs retained: %s", counts)
     return counts
+
+
+def sync_runs_reap(*, now=None) -> int:
+    """Mark failed the runs still `running` longer than a task may live (CELERY_TASK_TIME_LIMIT
+    plus a margin): their worker was killed, and they would otherwise show as running for
+    ever. Returns how many."""
+    now = now or timezone.now()
+    limit = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT) + timedelta(minutes=5)
+    stuck = list(
+        SyncRun.objects.filter(
+            status__in=[SyncStatus.RUNNING, SyncStatus.PENDING], started_at__lt=now - limit
+        ).values_list("id", flat=True)
+    )
+    if not stuck:
+        return 0
+    reaped = (
+        SyncRun.objects.filter(id__in=stuck, status__in=[SyncStatus.RUNNING, SyncStatus.PENDING])
+        .exclude(started_at__isnull=True)
+        .update(
+            status=SyncStatus.FAILED,
+            completed_at=now,
+            error_summary=(
+                "Stopped: still running after the task time limit (the worker was stopped); "
+                "the next sync picks up where it left off."
+            ),
+        )
+    )
+    logger.warning("Reaped %d integration sync runs stuck in running", reaped)
+    return reaped
 
 
 def queue_size_measure() -> int:

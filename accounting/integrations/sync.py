@@ -18,12 +18,27 @@ Idempotency:
   "pending:<local_type>:<local_id>") is committed. If the push's reply is lost (a timeout, a
   crash), the next attempt finds the pending ref and first asks the connector's
   `find_by_reference` (Tally REMOTEID, the invoice number…) whether the record already exists
-  remotely; only if not does it push again. The unique (connection, local_type, local_id)
+  remotely. If it cannot confirm it, the push is repeated only when the connector declares
+  the entity's creates idempotent (`Connector.idempotent_creates`: QuickBooks requestid, Xero
+  Idempotency-Key, Tally/Busy REMOTEID), with the same idempotency key as the first attempt
+  (made from the connection, entity, local id and a value kept on the pending ref, never from
+  the body); otherwise the record becomes a non-retryable conflict "outcome unknown: check
+  <system> for <number> before retrying" and nothing is sent (a person's Retry, after
+  checking, clears the pending ref and sends it). A pending ref whose create certainly did not
+  happen (the remote refused it, or the connection never opened) is dropped at once, so the
+  next attempt is an ordinary create. The unique (connection, local_type, local_id)
   constraint also keeps two runs from pushing the same record at once. A lock per connection
   and entity keeps two runs of the same sync from overlapping at all.
 - Conflicts never overwrite: a ConflictFailure from the connector (QuickBooks 5010, a newer
   remote version), or a contact changed on both sides since the last sync, becomes a `conflict`
   SyncError and the local and external rows are left as they are.
+
+Records that leave the export selection (an invoice voided after its push failed) have their
+open errors resolved ("no longer selected for export") by the next export run. A retry run of
+contacts first re-fetches each record whose error is being retried (`fetch_contact`), then
+imports incrementally as usual. Webhook runs leave page-level errors of scheduled imports
+alone. A connector that answers the same next-page cursor twice is a MalformedReply, not the
+end of the listing.
 
 Failures: a record's SyncFailure becomes (or updates) one open SyncError with its category,
 severity, retryable flag, next retry time (exponential) and suggested fix; the run goes on.
@@ -37,9 +52,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import logging
 import re
+import secrets
 import time
 from collections.abc import Iterable
 from datetime import timedelta
@@ -58,6 +75,8 @@ from accounting.integrations.connectors.base import (
     InvoicePayload,
     JournalPayload,
     LinePayload,
+    MalformedReply,
+    NotFound,
     PaymentPayload,
     SyncFailure,
     ValidationFailure,
@@ -191,6 +210,7 @@ class RunContext:
         self.secrets = secret_values(connection)
         self.page_failed = False
         self.fatal: SyncFailure | None = None
+        self.refused = False  # the run did not start (disabled, needs reauth, unsupported)
 
     # -- counting -----------------------------------------------------------------------
 
@@ -281,6 +301,50 @@ class RunContext:
             updated_at=timezone.now(),
         )
 
+    def resolve_record_errors(self, external_ids: list[str]) -> None:
+        """Resolve the open errors of these imported records: one UPDATE for the lot."""
+        if not external_ids:
+            return
+        SyncError.objects.filter(
+            connection=self.connection,
+            entity=self.entity,
+            local_type="",
+            local_id="",
+            external_id__in=external_ids,
+            resolution__in=[Resolution.OPEN, Resolution.RETRYING],
+        ).update(
+            resolution=Resolution.RESOLVED,
+            resolved_at=timezone.now(),
+            next_retry_at=None,
+            updated_at=timezone.now(),
+        )
+
+    def close_unselected(self, local_type: str, selected: Iterable[str]) -> int:
+        """Resolve the open errors of records no longer selected for export (an invoice voided
+        after its push failed): they would otherwise come due for ever. Returns how many."""
+        selected = {str(pk) for pk in selected}
+        stale = [
+            error
+            for error in SyncError.objects.filter(
+                connection=self.connection,
+                entity=self.entity,
+                local_type=local_type,
+                resolution__in=[Resolution.OPEN, Resolution.RETRYING],
+            ).exclude(local_id="")
+            if error.local_id not in selected
+        ]
+        now = timezone.now()
+        for error in stale:
+            error.resolution = Resolution.RESOLVED
+            error.resolved_at = now
+            error.next_retry_at = None
+            error.updated_at = now
+            error.detail = {**(error.detail or {}), "note": "no longer selected for export"}
+        SyncError.objects.bulk_update(
+            stale, ["resolution", "resolved_at", "next_retry_at", "updated_at", "detail"]
+        )
+        return len(stale)
+
     def record_failure(self, failure: SyncFailure, **where) -> None:
         """A record failed: note it; stop the run when the whole connection is affected."""
         self.failed()
@@ -320,7 +384,9 @@ def _finish(ctx: RunContext, started: float) -> SyncRun:
     )
     from accounting.integrations.services import connection_sync_recorded
 
-    connection_sync_recorded(connection=ctx.connection, run=run, failure=ctx.fatal)
+    connection_sync_recorded(
+        connection=ctx.connection, run=run, failure=ctx.fatal, refused=ctx.refused
+    )
     return run
 
 
@@ -415,24 +481,54 @@ def _sync_run_locked(*, connection, entity, direction, triggered_by, sync_type) 
         logger.exception("Sync %s of connection %s crashed", entity, connection.pk)
         ctx.fatal = SyncFailure(f"Internal error: {type(exc).__name__}")
         ctx.error_record(ctx.fatal)
+    if sync_type == SyncType.RETRY:
+        _retrying_reopen(ctx)
     return _finish(ctx, started)
+
+
+def _retrying_reopen(ctx: RunContext) -> None:
+    """Errors a person asked to retry that this retry run did not reach (it stopped early)
+    go back to open, due again after the first back-off, instead of staying "retrying"."""
+    now = timezone.now()
+    base = SyncError.objects.filter(
+        connection=ctx.connection, entity=ctx.entity, resolution=Resolution.RETRYING
+    )
+    base.filter(retryable=True).update(
+        resolution=Resolution.OPEN,
+        next_retry_at=now + timedelta(seconds=RETRY_BASE_SECONDS),
+        updated_at=now,
+    )
+    base.update(resolution=Resolution.OPEN, next_retry_at=None, updated_at=now)
 
 
 def _refuse(ctx: RunContext, failure: SyncFailure) -> _Stop:
     ctx.fatal = failure
+    ctx.refused = True
     return _Stop()
 
 
 def _pages(ctx: RunContext, fetch, *, since) -> Iterable[list]:
     cursor = None
+    seen: set[str] = set()
     while True:
         try:
             page = fetch(cursor=cursor, since=since)
         except SyncFailure as failure:
             ctx.page_failure(failure)
         yield page.items
-        if not page.next_cursor or page.next_cursor == cursor:
+        if not page.next_cursor:
             return
+        if page.next_cursor == cursor or page.next_cursor in seen:
+            # The same page again would loop for ever, and stopping here would take a cut
+            # listing for a complete one (and move the cursor past what was never read).
+            ctx.page_failure(
+                MalformedReply(
+                    "The system returned a next-page cursor it had returned before "
+                    f"({str(page.next_cursor)[:50]}): the listing cannot be completed.",
+                    detail={"cursor": str(page.next_cursor)[:200]},
+                )
+            )
+        seen.add(page.next_cursor)
         cursor = page.next_cursor
 
 
@@ -480,15 +576,21 @@ def _import_accounts(ctx: RunContext) -> None:
                 connection=ctx.connection, external_id__in=[i.external_id for i in items]
             )
         }
-        new, changed = [], []
+        new, changed, succeeded = [], [], []
         for item in items:
             if not item.external_id or not item.name:
                 ctx.failed()
                 ctx.error_record(
-                    ValidationFailure("An account without id or name was skipped."),
-                    external_id=item.external_id,
+                    ValidationFailure(
+                        f"An account without {'a name' if item.external_id else 'an id'} was "
+                        "skipped.",
+                        detail={"code": item.code, "name": item.name},
+                    ),
+                    # never "": that is a page-level error, resolved by every complete run
+                    external_id=item.external_id or f"(no id) {item.code or item.name}"[:255],
                 )
                 continue
+            succeeded.append(item.external_id)
             versions.append(item.version)
             fields = {
                 "external_code": (item.code or "")[:100],
@@ -516,8 +618,8 @@ def _import_accounts(ctx: RunContext) -> None:
             AccountMapping.objects.bulk_update(
                 changed, ["external_code", "external_name", "external_type"]
             )
-        for item in items:
-            ctx.resolve_errors(external_id=item.external_id)
+            # Only the accounts that went through: one UPDATE for the page.
+            ctx.resolve_record_errors(succeeded)
     ctx.resolve_errors()  # the page-level errors of earlier runs
     _cursor_save(ctx, _next_since(ctx, versions, started_iso))
 
@@ -540,78 +642,119 @@ def _party_fields(contact: ExternalContact) -> dict:
 
 
 def _import_contacts(ctx: RunContext) -> None:
+    started_iso = timezone.now().isoformat()
+    since = (ctx.connection.cursors or {}).get("contacts")
+    versions: list[str] = []
+    if ctx.sync_type == SyncType.RETRY:
+        _contacts_retry_records(ctx)
+    for items in _pages(ctx, ctx.connector.fetch_contacts, since=since):
+        versions.extend(contact.version for contact in items)
+        _contacts_apply(ctx, items)
+    if ctx.sync_type != SyncType.WEBHOOK:
+        # A complete listing clears the page-level errors of earlier runs; a webhook's one
+        # re-fetched contact says nothing about the pages of the scheduled import.
+        ctx.resolve_errors()
+    _cursor_save(ctx, _next_since(ctx, versions, started_iso))
+
+
+def _contacts_retry_records(ctx: RunContext) -> None:
+    """A retry run first re-fetches, one by one, the contacts whose errors are being retried
+    (a person's Retry, or a retryable error come due): an incremental import would not list a
+    contact that has not changed remotely again, and its error would stay "retrying"."""
+    due = (
+        SyncError.objects.filter(
+            connection=ctx.connection,
+            entity=ctx.entity,
+            local_type="",
+            local_id="",
+            resolution__in=[Resolution.OPEN, Resolution.RETRYING],
+        )
+        .exclude(external_id="")
+        .filter(
+            Q(resolution=Resolution.RETRYING) | Q(retryable=True, next_retry_at__lte=timezone.now())
+        )
+        .order_by("id")
+        .values_list("external_id", flat=True)
+    )
+    for external_id in list(dict.fromkeys(due)):
+        try:
+            contact = ctx.connector.fetch_contact(external_id)
+        except SyncFailure as failure:
+            if isinstance(failure, NotFound):
+                failure.retryable = False
+            ctx.record_failure(failure, external_id=external_id)
+            continue
+        _contacts_apply(ctx, [contact])
+
+
+def _contacts_apply(ctx: RunContext, items: list[ExternalContact]) -> None:
+    """Create or update the parties of one page of contacts (one transaction per contact with
+    its ExternalRef)."""
     from invoicing.models import Party
     from invoicing.services import party_create, party_update
 
-    started_iso = timezone.now().isoformat()
-    since = (ctx.connection.cursors or {}).get("contacts")
     local_type = LOCAL_TYPE["contacts"]
-    versions: list[str] = []
-    for items in _pages(ctx, ctx.connector.fetch_contacts, since=since):
-        refs = {
-            r.external_id: r
-            for r in ExternalRef.objects.filter(
-                connection=ctx.connection,
-                entity="contact",
-                external_id__in=[c.external_id for c in items],
-            )
-        }
-        parties = Party.objects.in_bulk([int(r.local_id) for r in refs.values()])
-        for contact in items:
-            versions.append(contact.version)
-            ref = refs.get(contact.external_id)
-            fields = _party_fields(contact)
-            digest = payload_hash(contact)
-            if ref is not None and ref.last_synced_hash == digest:
-                continue  # unchanged since the last import: nothing to do, nothing counted
-            try:
-                if not fields["name"]:
-                    raise ValidationFailure(
-                        "The contact has no name.", external_id=contact.external_id
-                    )
-                party = parties.get(int(ref.local_id)) if ref is not None else None
-                if (
-                    party is not None
-                    and ref.last_synced_at
-                    and (party.updated_at > ref.last_synced_at + timedelta(seconds=1))
-                ):
-                    raise ConflictFailure(
-                        f"{party.name} changed in Kontor and in "
-                        f"{ctx.connection.get_system_display()} since the last sync.",
-                        external_id=contact.external_id,
-                        detail={"local_id": party.pk, "remote_version": contact.version},
-                    )
-                with transaction.atomic():
-                    if party is None:
-                        party = party_create(actor=None, company=ctx.company, **fields)
-                    else:
-                        party = party_update(actor=None, party=party, **fields)
-                    now = timezone.now()
-                    ExternalRef.objects.update_or_create(
-                        connection=ctx.connection,
-                        local_type=local_type,
-                        local_id=str(party.pk),
-                        defaults={
-                            "company": ctx.company,
-                            "entity": "contact",
-                            "external_id": contact.external_id,
-                            "external_version": (contact.version or "")[:100],
-                            "last_synced_hash": digest,
-                            "last_synced_at": max(now, party.updated_at),
-                        },
-                    )
-                    ctx.resolve_errors(external_id=contact.external_id)
-            except SyncFailure as failure:
-                ctx.record_failure(failure, external_id=contact.external_id)
-            except DomainError as exc:  # invoicing refused the party (a bad BIN…)
-                ctx.record_failure(
-                    ValidationFailure(exc.message, detail={"fields": exc.fields}),
+    refs = {
+        r.external_id: r
+        for r in ExternalRef.objects.filter(
+            connection=ctx.connection,
+            entity="contact",
+            external_id__in=[c.external_id for c in items],
+        )
+    }
+    parties = Party.objects.in_bulk([int(r.local_id) for r in refs.values()])
+    for contact in items:
+        ref = refs.get(contact.external_id)
+        fields = _party_fields(contact)
+        digest = payload_hash(contact)
+        if ref is not None and ref.last_synced_hash == digest:
+            continue  # unchanged since the last import: nothing to do, nothing counted
+        try:
+            if not fields["name"]:
+                raise ValidationFailure("The contact has no name.", external_id=contact.external_id)
+            party = parties.get(int(ref.local_id)) if ref is not None else None
+            if (
+                party is not None
+                and ref.last_synced_at
+                and (party.updated_at > ref.last_synced_at + timedelta(seconds=1))
+            ):
+                raise ConflictFailure(
+                    f"{party.name} changed in Kontor and in "
+                    f"{ctx.connection.get_system_display()} since the last sync.",
                     external_id=contact.external_id,
+                    detail={"local_id": party.pk, "remote_version": contact.version},
                 )
-            else:
-                ctx.succeeded()
-    ctx.resolve_errors()
-    _cursor_save(ctx, _next_since(ctx, versions, started_iso))
+            with transaction.atomic():
+                if party is None:
+                    party = party_create(actor=None, company=ctx.company, **fields)
+                else:
+                    party = party_update(actor=None, party=party, **fields)
+                now = timezone.now()
+                ref, _ = ExternalRef.objects.update_or_create(
+                    connection=ctx.connection,
+                    local_type=local_type,
+                    local_id=str(party.pk),
+                    defaults={
+                        "company": ctx.company,
+                        "entity": "contact",
+                        "external_id": contact.external_id,
+                        "external_version": (contact.version or "")[:100],
+                        "last_synced_hash": digest,
+                        "last_synced_at": max(now, party.updated_at),
+                    },
+                )
+                refs[contact.external_id] = ref
+                parties[party.pk] = party
+                ctx.resolve_errors(external_id=contact.external_id)
+        except SyncFailure as failure:
+            ctx.record_failure(failure, external_id=contact.external_id)
+        except DomainError as exc:  # invoicing refused the party (a bad BIN…)
+            ctx.record_failure(
+                ValidationFailure(exc.message, detail={"fields": exc.fields}),
+                external_id=contact.external_id,
+            )
+        else:
+            ctx.succeeded()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -663,6 +806,61 @@ def _refs_for(ctx: RunContext, local_type: str, local_ids: list[str]) -> dict[st
     }
 
 
+# Failures after which a create certainly did not happen remotely: the system answered and
+# refused it, or the request never left (the connection could not be opened).
+NOT_APPLIED_CATEGORIES = frozenset(
+    {
+        ErrorCategory.VALIDATION,
+        ErrorCategory.AUTH,
+        ErrorCategory.RATE_LIMIT,
+        ErrorCategory.NOT_FOUND,
+        ErrorCategory.CONFLICT,
+    }
+)
+NOT_SENT_ERRORS = frozenset({"ConnectError", "ConnectTimeout", "PoolTimeout"})
+
+
+def _not_applied(failure: SyncFailure) -> bool:
+    if failure.category in NOT_APPLIED_CATEGORIES:
+        return True
+    if failure.category == ErrorCategory.NETWORK:
+        return (failure.detail or {}).get("error") in NOT_SENT_ERRORS
+    return (failure.detail or {}).get("status") == 503  # unavailable: nothing was done
+
+
+def idempotency_key(connection_id, entity: str, local_id, attempt: str) -> str:
+    """Stable for one record's create (or one update) across attempts: never from the body,
+    which may change between a lost reply and the retry. 47 characters (QuickBooks: 50)."""
+    text = f"{connection_id}|{entity}|{local_id}|{attempt}"
+    return "kontor-" + hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def _accepts_key(push) -> bool:
+    try:
+        parameters = inspect.signature(push).parameters
+    except (TypeError, ValueError):
+        return False
+    return "idempotency_key" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
+
+
+def _outcome_unknown(ctx: RunContext, *, number: str, local_id: str) -> ConflictFailure:
+    system = ctx.connection.get_system_display()
+    what = number or f"{ctx.entity[:-1].replace('_', ' ')} {local_id}"
+    return ConflictFailure(
+        f"outcome unknown: check {system} for {what} before retrying",
+        retryable=False,
+        detail={"outcome_unknown": True, "number": number, "local_id": local_id},
+        suggested_fix=(
+            f"An earlier export of {what} may have reached {system} without its answer coming "
+            f"back, and {system} cannot be asked whether it did. Look for {what} in {system}: "
+            "if it is not there, press Retry to send it again; if it is, leave this error "
+            "open or ignore it so nothing is sent twice."
+        ),
+    )
+
+
 def _push_one(ctx: RunContext, *, local_type, local_id, payload, ref, push, number="") -> None:
     """Push one record; on success write its ExternalRef (same transaction as the success)."""
     entity = REF_ENTITY[ctx.entity]
@@ -670,6 +868,8 @@ def _push_one(ctx: RunContext, *, local_type, local_id, payload, ref, push, numb
     exported = ref is not None and not ref.external_id.startswith(PENDING_PREFIX)
     if exported and ref.last_synced_hash == digest:
         return  # exported and unchanged
+    remote_ref = None
+    attempt_create = False
     try:
         if ref is None:
             try:
@@ -681,10 +881,12 @@ def _push_one(ctx: RunContext, *, local_type, local_id, payload, ref, push, numb
                         local_type=local_type,
                         local_id=local_id,
                         external_id=pending_external_id(local_type, local_id),
+                        # the attempt value of the create's idempotency key, kept until the
+                        # create is known to have happened or not
+                        external_version=secrets.token_hex(8),
                     )
             except IntegrityError:
                 return  # another run is pushing it right now
-            remote_ref = None
         elif ref.external_id.startswith(PENDING_PREFIX):
             # An earlier push may have succeeded with its reply lost: look before pushing.
             found = ctx.connector.find_by_reference(entity, local_id, number)
@@ -694,12 +896,38 @@ def _push_one(ctx: RunContext, *, local_type, local_id, payload, ref, push, numb
                 )
                 ctx.succeeded()
                 return
-            remote_ref = None
+            if ctx.entity not in getattr(ctx.connector, "idempotent_creates", frozenset()):
+                # Pushing again could create it twice: a person has to look.
+                ctx.record_failure(
+                    _outcome_unknown(ctx, number=number, local_id=local_id),
+                    local_type=local_type,
+                    local_id=local_id,
+                )
+                return
+            remote_ref = None  # the same key as the lost create: the remote replays it
         else:
             remote_ref = ref
-        result = push(payload, ref=remote_ref)
+        if remote_ref is None:
+            attempt_create = True
+            key = idempotency_key(
+                ctx.connection.pk, entity, local_id, f"create:{ref.external_version}"
+            )
+        else:
+            # An update is keyed on the version it updates from and what it sends: a lost
+            # reply repeated unchanged is replayed, a changed record is a new update.
+            key = idempotency_key(
+                ctx.connection.pk, entity, local_id, f"update:{ref.external_version}:{digest}"
+            )
+        if _accepts_key(push):
+            result = push(payload, ref=remote_ref, idempotency_key=key)
+        else:
+            result = push(payload, ref=remote_ref)
         _ref_record(ctx, ref, result.external_id, result.version, digest, local_type, local_id)
     except SyncFailure as failure:
+        if attempt_create and _not_applied(failure):
+            # The create certainly did not happen: no pending ref, the next attempt is a
+            # plain create (with a new key: a refused body must not be replayed).
+            ExternalRef.objects.filter(pk=ref.pk).delete()
         ctx.record_failure(failure, local_type=local_type, local_id=local_id)
     except IntegrityError:
         ctx.record_failure(
@@ -778,6 +1006,7 @@ def _export_invoices(ctx: RunContext) -> None:
         .order_by("issue_date", "id")
         .values_list("id", flat=True)
     )
+    ctx.close_unselected(local_type, ids)
     for start in range(0, len(ids), EXPORT_CHUNK):
         chunk = (
             Invoice.objects.filter(id__in=ids[start : start + EXPORT_CHUNK])
@@ -819,6 +1048,7 @@ def _export_payments(ctx: RunContext) -> None:
         .select_related("invoice")
         .order_by("date", "id")
     )
+    ctx.close_unselected(local_type, [p.id for p in payments])
     for start in range(0, len(payments), EXPORT_CHUNK):
         chunk = payments[start : start + EXPORT_CHUNK]
         refs = _refs_for(ctx, local_type, [str(p.id) for p in chunk])
@@ -866,6 +1096,7 @@ def _export_journals(ctx: RunContext) -> None:
         .order_by("date", "id")
         .values_list("id", flat=True)
     )
+    ctx.close_unselected(local_type, ids)
     for start in range(0, len(ids), EXPORT_CHUNK):
         chunk = list(
             JournalEntry.objects.filter(id__in=ids[start : start + EXPORT_CHUNK])

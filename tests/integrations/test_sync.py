@@ -13,6 +13,7 @@ from accounting.integrations.connectors.base import (
     ExternalAccount,
     ExternalContact,
     NetworkFailure,
+    PushResult,
     ValidationFailure,
 )
 from accounting.integrations.models import AccountMapping, ExternalRef, SyncError
@@ -21,6 +22,7 @@ from core.models import AuditEvent
 from invoicing import services as invoicing
 from invoicing.models import Party
 from tests.integrations.conftest import connection_make
+from tests.integrations.memory_connector import MemoryConnector
 
 pytestmark = pytest.mark.django_db
 
@@ -74,9 +76,8 @@ def test_paging_that_fails_halfway_ends_partial_and_the_retry_duplicates_nothing
     error = SyncError.objects.get(connection=conn)
     assert (error.category, error.retryable, error.resolution) == ("network", True, "open")
     assert error.next_retry_at is not None and error.sync_run == run
-    assert "cursor" not in conn.cursors.get("contacts", "")  # not advanced by a partial run
     conn.refresh_from_db()
-    assert conn.cursors.get("contacts") is None
+    assert conn.cursors.get("contacts") is None  # not advanced by a partial run
 
     remote.page_failures = {}
     retry = sync_run(connection=conn, entity="contacts", direction="import", sync_type="retry")
@@ -255,8 +256,23 @@ def test_journals_export_with_mapped_account_codes(books, remote):
 # --- the connection --------------------------------------------------------------------------
 
 
+@pytest.fixture
+def alerts_run_here(monkeypatch):
+    """The alert task runs in the test process (eagerly, with its retries) when queued."""
+    from accounting.integrations import tasks
+
+    queued = []
+
+    def delay(connection_id):
+        queued.append(connection_id)
+        return tasks.integrations_connection_alert.apply(args=(connection_id,))
+
+    monkeypatch.setattr(tasks.integrations_connection_alert, "delay", delay)
+    return queued
+
+
 def test_after_n_failures_in_a_row_the_connection_is_disabled_with_an_alert(
-    conn, remote, settings, mailoutbox, django_capture_on_commit_callbacks, books
+    conn, remote, settings, mailoutbox, django_capture_on_commit_callbacks, books, alerts_run_here
 ):
     settings.INTEGRATIONS_MAX_CONSECUTIVE_FAILURES = 3
     books.users_a["owner"].email = "owner@alpha.example"
@@ -274,6 +290,7 @@ def test_after_n_failures_in_a_row_the_connection_is_disabled_with_an_alert(
     conn.refresh_from_db()
     assert (conn.consecutive_failures, conn.enabled) == (3, False)
     assert "auth" in conn.disabled_reason
+    assert alerts_run_here == [conn.pk]  # queued as a task after commit
     assert len(mailoutbox) == 1
     assert sorted(mailoutbox[0].to) == ["acc@alpha.example", "owner@alpha.example"]
     assert AuditEvent.objects.filter(action="integrations.connection.disabled").count() == 1
@@ -341,3 +358,266 @@ def test_metrics_and_summary_follow_the_runs(conn, remote):
     assert (summary["runs"], summary["succeeded"], summary["failed"]) == (2, 1, 1)
     assert (summary["open_errors"], summary["retryable"]) == (1, 1)
     assert summary["linked"] == {"contact": 2}
+
+
+def test_the_alert_email_is_retried_when_the_mail_server_fails(
+    conn, books, monkeypatch, mailoutbox, alerts_run_here
+):
+    from django.core import mail
+
+    from accounting.integrations import services as hub
+
+    books.users_a["owner"].email = "owner@alpha.example"
+    books.users_a["owner"].save()
+    real_send, attempts = mail.send_mail, []
+
+    def flaky(*args, **kwargs):
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ConnectionRefusedError("smtp down")
+        return real_send(*args, **kwargs)
+
+    monkeypatch.setattr(hub, "send_mail", flaky)
+    hub._alert_queue(conn.pk)
+    assert len(attempts) == 2 and len(mailoutbox) == 1
+
+
+# --- review 1: what the engine must not do ----------------------------------------------------
+
+
+def test_an_account_validation_error_stays_open_and_resolving_is_one_update_per_page(conn, remote):
+    from django.db import connection as db
+    from django.test.utils import CaptureQueriesContext
+
+    remote.page_size = 2
+    remote.accounts = [
+        ExternalAccount(external_id="A1", code="1110", name="Cash", type="asset", version="1"),
+        ExternalAccount(external_id="A2", code="9", name="", type="asset", version="2"),
+        ExternalAccount(external_id="A3", code="4000", name="Sales", type="income", version="3"),
+        ExternalAccount(external_id="", code="77", name="No id", type="asset", version="4"),
+    ]
+    with CaptureQueriesContext(db) as queries:
+        run = sync_run(connection=conn, entity="accounts", direction="import")
+    assert (run.status, run.records_succeeded, run.records_failed) == ("partial", 2, 2)
+    errors = {e.external_id: e.resolution for e in SyncError.objects.filter(connection=conn)}
+    assert errors == {"A2": "open", "(no id) 77": "open"}
+    resolves = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].startswith("UPDATE") and "integrations_syncerror" in q["sql"]
+    ]
+    assert len(resolves) == 3  # one per page (2) and the page-level one at the end
+    # A2 fixed remotely: its error is resolved by the next run
+    remote.accounts[1] = ExternalAccount(
+        external_id="A2", code="9", name="Suspense", type="asset", version="5"
+    )
+    sync_run(connection=conn, entity="accounts", direction="import")
+    assert SyncError.objects.get(connection=conn, external_id="A2").resolution == "resolved"
+
+
+def test_one_bad_invoice_or_a_conflict_does_not_disable_the_connection(
+    conn, remote, sales, settings
+):
+    settings.INTEGRATIONS_MAX_CONSECUTIVE_FAILURES = 2
+    invoice = sales.approved()
+    for _ in range(3):
+        remote.push_failures = {str(invoice.pk): ValidationFailure("Account 4000 is not mapped")}
+        run = sync_run(connection=conn, entity="invoices", direction="export")
+        assert run.status == "failed"
+    conn.refresh_from_db()
+    assert (conn.enabled, conn.consecutive_failures) == (True, 0)
+    # ... while the connection itself failing twice does switch it off
+    remote.fail_everything = NetworkFailure("could not connect")
+    for _ in range(2):
+        sync_run(connection=conn, entity="contacts", direction="import")
+    conn.refresh_from_db()
+    assert (conn.enabled, conn.consecutive_failures) == (False, 2)
+
+
+def test_webhook_runs_neither_count_nor_reset_connection_failures(conn, remote, settings):
+    from accounting.integrations.webhooks import _engine_run
+
+    settings.INTEGRATIONS_MAX_CONSECUTIVE_FAILURES = 5
+    remote.fail_everything = NetworkFailure("could not connect")
+    sync_run(connection=conn, entity="contacts", direction="import")
+    remote.fail_everything = None
+    connector = MemoryConnector(conn, http=None)
+    _engine_run(conn, "contacts", connector, contact=contacts(1)[0])
+    conn.refresh_from_db()
+    assert conn.consecutive_failures == 1  # the webhook's success says nothing of the rest
+
+
+def test_a_webhook_run_leaves_the_page_errors_of_the_scheduled_import_open(conn, remote):
+    from accounting.integrations.webhooks import _engine_run
+
+    remote.contacts = contacts(4)
+    remote.page_failures = {2: NetworkFailure("Read timed out on page 2")}
+    sync_run(connection=conn, entity="contacts", direction="import")
+    page_error = SyncError.objects.get(connection=conn)
+    assert page_error.external_id == "" and page_error.resolution == "open"
+    _engine_run(conn, "contacts", MemoryConnector(conn, http=None), contact=contacts(1, 7)[0])
+    page_error.refresh_from_db()
+    assert page_error.resolution == "open"  # pages 2.. still have not been read
+    assert Party.objects.filter(name="Customer 7").exists()
+
+
+def test_the_due_error_of_an_invoice_voided_since_is_closed_by_the_next_export(conn, remote, sales):
+    from django.utils import timezone
+
+    from accounting.integrations.connectors.base import ServerFailure
+
+    invoice = sales.approved()
+    remote.push_failures = {str(invoice.pk): ServerFailure("500")}
+    sync_run(connection=conn, entity="invoices", direction="export")
+    error = SyncError.objects.get(connection=conn)
+    assert error.retryable
+    invoicing.invoice_void(actor=sales.owner, invoice=invoice, reason="wrong customer")
+    SyncError.objects.filter(pk=error.pk).update(next_retry_at=timezone.now())
+    sync_run(connection=conn, entity="invoices", direction="export", sync_type="retry")
+    error.refresh_from_db()
+    assert (error.resolution, error.next_retry_at) == ("resolved", None)
+    assert error.detail["note"] == "no longer selected for export"
+    assert not services.sync_errors_due().filter(pk=error.pk).exists()
+    assert remote.pushes == []  # nothing was sent for the voided invoice
+
+
+def test_retrying_a_contact_error_refetches_that_contact(conn, remote, books, monkeypatch):
+    remote.contacts = contacts(1)
+    sync_run(connection=conn, entity="contacts", direction="import")
+    party = Party.objects.get(name="Customer 1")
+    invoicing.party_update(actor=None, party=party, email="local@example.com")
+    changed = ExternalContact(external_id="C1", name="Customer 1", email="r@x.com", version="2")
+    remote.contacts = [changed]
+    ExternalRef.objects.filter(connection=conn).update(
+        last_synced_at=party.updated_at.replace(year=party.updated_at.year - 1)
+    )
+    sync_run(connection=conn, entity="contacts", direction="import")
+    error = SyncError.objects.get(connection=conn)
+    assert error.category == "conflict"
+    services.sync_error_retry(actor=books.users_a["owner"], error=error)
+    # The incremental listing no longer names C1 (it has not changed again remotely) ...
+    remote.contacts = []
+    fetched = []
+
+    def fetch_contact(self, external_id):
+        fetched.append(external_id)
+        return changed
+
+    monkeypatch.setattr(MemoryConnector, "fetch_contact", fetch_contact)
+    run = sync_run(connection=conn, entity="contacts", direction="import", sync_type="retry")
+    assert fetched == ["C1"]  # ... so the retry re-fetched it by id
+    error.refresh_from_db()
+    # still changed on both sides: back to open (with one more attempt), not left "retrying"
+    assert (error.resolution, error.retry_count, run.records_failed) == ("open", 1, 1)
+    # The person takes the remote side (the local edit is undone): the next retry succeeds.
+    ExternalRef.objects.filter(connection=conn).update(last_synced_at=party.updated_at)
+    services.sync_error_retry(actor=books.users_a["owner"], error=error)
+    sync_run(connection=conn, entity="contacts", direction="import", sync_type="retry")
+    error.refresh_from_db()
+    party.refresh_from_db()
+    assert (error.resolution, party.email) == ("resolved", "r@x.com")
+
+
+def test_a_cursor_returned_twice_is_a_malformed_reply_not_the_end(conn, remote, monkeypatch):
+    from accounting.integrations.connectors.base import Page
+
+    remote.contacts = contacts(2)
+
+    def fetch_contacts(self, *, cursor=None, since=None):
+        return Page(items=contacts(2) if cursor is None else [], next_cursor="same")
+
+    monkeypatch.setattr(MemoryConnector, "fetch_contacts", fetch_contacts)
+    run = sync_run(connection=conn, entity="contacts", direction="import")
+    assert run.status == "partial" and "cursor" in run.error_summary
+    error = SyncError.objects.get(connection=conn)
+    assert (error.category, error.retryable) == ("server", False)
+    conn.refresh_from_db()
+    assert conn.cursors.get("contacts") is None  # the listing was not complete
+
+
+# --- lost replies --------------------------------------------------------------------------
+
+
+class IdempotentMemory(MemoryConnector):
+    """Creates carry an idempotency key the remote honours (as QuickBooks and Xero do): a
+    repeated key is answered with the record the first create made."""
+
+    idempotent_creates = frozenset({"invoices"})
+    keys: list = []
+    replies: dict = {}
+
+    def push_invoice(self, invoice, *, ref, idempotency_key=""):
+        self.keys.append(idempotency_key)
+        if idempotency_key in self.replies:
+            return self.replies[idempotency_key]
+        try:
+            result = self._push(invoice.kind, invoice, ref)
+        except NetworkFailure:  # created, reply lost: the remote still knows the key
+            self.replies[idempotency_key] = PushResult(list(self.remote.created)[-1], "0")
+            raise
+        self.replies[idempotency_key] = result
+        return result
+
+
+def _lose_the_reply_and_forget_the_number(remote, invoice, monkeypatch):
+    """The create goes through remotely, the reply is lost, and the system cannot be searched
+    for it (find_by_reference: None)."""
+    remote.lose_reply = {str(invoice.pk)}
+    monkeypatch.setattr(MemoryConnector, "find_by_reference", lambda self, *a, **k: None)
+
+
+def test_an_unconfirmed_lost_create_is_not_pushed_blind(conn, remote, sales, monkeypatch, books):
+    invoice = sales.approved()
+    _lose_the_reply_and_forget_the_number(remote, invoice, monkeypatch)
+    sync_run(connection=conn, entity="invoices", direction="export")
+    assert len(remote.created) == 1
+    run = sync_run(connection=conn, entity="invoices", direction="export", sync_type="retry")
+    assert (run.status, run.records_failed) == ("failed", 1)
+    assert len(remote.created) == 1 and len(remote.pushes) == 1  # nothing sent again
+    error = SyncError.objects.get(connection=conn, local_id=str(invoice.pk))
+    assert (
+        error.message == f"outcome unknown: check Zoho Books for {invoice.number} before retrying"
+    )
+    assert (error.category, error.retryable, error.next_retry_at) == ("conflict", False, None)
+    assert "Retry" in error.suggested_fix
+    conn.refresh_from_db()
+    assert conn.enabled and conn.consecutive_failures == 0
+    # A person checked Zoho Books, did not find it, pressed Retry: it is sent again.
+    remote.created.clear()
+    services.sync_error_retry(actor=books.users_a["owner"], error=error)
+    sync_run(connection=conn, entity="invoices", direction="export", sync_type="retry")
+    assert len(remote.created) == 1
+    error.refresh_from_db()
+    assert error.resolution == "resolved"
+
+
+def test_a_lost_create_is_repeated_with_the_same_key_when_creates_are_idempotent(
+    conn, remote, sales, monkeypatch
+):
+    from accounting.integrations.connectors import register
+
+    IdempotentMemory.keys, IdempotentMemory.replies = [], {}
+    register("zoho_books", IdempotentMemory)
+    invoice = sales.approved()
+    _lose_the_reply_and_forget_the_number(remote, invoice, monkeypatch)
+    sync_run(connection=conn, entity="invoices", direction="export")
+    # The record changes locally before the retry (its body hash with it): the key does not.
+    invoicing.party_update(actor=None, party=invoice.customer, name="Renamed customer")
+    ExternalRef.objects.filter(connection=conn).update(last_synced_hash="")
+    run = sync_run(connection=conn, entity="invoices", direction="export", sync_type="retry")
+    assert run.status == "succeeded"
+    first, second = IdempotentMemory.keys
+    assert first == second and first.startswith("kontor-") and len(first) <= 50
+    assert len(remote.created) == 1  # replayed, not created twice
+    ref = ExternalRef.objects.get(connection=conn, local_id=str(invoice.pk))
+    assert ref.external_id == next(iter(remote.created))
+
+
+def test_a_refused_create_leaves_no_pending_ref_and_is_simply_sent_again(conn, remote, sales):
+    invoice = sales.approved()
+    remote.push_failures = {str(invoice.pk): ValidationFailure("Customer missing")}
+    sync_run(connection=conn, entity="invoices", direction="export")
+    assert not ExternalRef.objects.filter(connection=conn).exists()  # certainly not created
+    run = sync_run(connection=conn, entity="invoices", direction="export", sync_type="retry")
+    assert run.status == "succeeded" and remote.lookups == []
+    assert len(remote.created) == 1

@@ -30,8 +30,9 @@ def test_beat_entries_are_declared_and_operator_edits_survive():
         "seconds",
         "integrations",
     )
-    contacts = entries["integrations: import contacts"]
-    assert (contacts.crontab.minute, contacts.crontab.hour) == ("0", "0")
+    contacts = entries["integrations: import contacts at local midnight"]
+    # hourly: each company's contacts at its own midnight (see the next tests)
+    assert (contacts.crontab.minute, contacts.crontab.hour) == ("0", "*")
     invoices = entries["integrations: sync invoices"]
     assert invoices.interval.every == 6 * 3600
     assert entries["integrations: sync log retention"].task == tasks.RETENTION_TASK
@@ -86,14 +87,28 @@ def test_retry_due_queues_one_sync_per_connection_and_entity(tenants, queued):
 
 
 def test_contact_and_invoice_schedules_pick_the_right_connections(tenants, queued):
-    both = connection_make(tenants.a, name="Both", entities=["contacts", "invoices", "payments"])
-    export_only = connection_make(
-        tenants.a, name="Out", direction="export", entities=["contacts", "invoices"]
+    from datetime import UTC, datetime
+
+    both = connection_make(
+        tenants.a, name="Both", frequency="daily", entities=["contacts", "invoices", "payments"]
     )
-    connection_make(tenants.a, name="Off", enabled=False, entities=["contacts"])
-    assert tasks.integrations_import_contacts() == 1
+    export_only = connection_make(
+        tenants.a,
+        name="Out",
+        frequency="daily",
+        direction="export",
+        entities=["contacts", "invoices"],
+    )
+    connection_make(tenants.a, name="Off", frequency="daily", enabled=False, entities=["contacts"])
+    # manual: synced only when someone asks (the fixed jobs skip it too)
+    connection_make(tenants.a, name="Manual", entities=["contacts", "invoices"])
+    # Company A is in Asia/Dhaka (UTC+6): 18:30 UTC is 00:30 there.
+    dhaka_midnight = datetime(2026, 3, 9, 18, 30, tzinfo=UTC)
+    assert tasks.integrations_import_contacts(now=dhaka_midnight) == 1
     assert queued == [(both.pk, "contacts", "import", None, None)]
     queued.clear()
+    assert tasks.integrations_import_contacts(now=datetime(2026, 3, 10, 0, 30, tzinfo=UTC)) == 0
+    assert queued == []  # midnight UTC is 06:30 in Dhaka
     tasks.integrations_sync_invoices()
     assert sorted(queued) == sorted(
         [
@@ -104,15 +119,58 @@ def test_contact_and_invoice_schedules_pick_the_right_connections(tenants, queue
     )
 
 
+def _ran(conn, entity, sync_type, hours_ago):
+    from accounting.integrations.models import SyncRun
+
+    return SyncRun.objects.create(
+        company=conn.company,
+        connection=conn,
+        sync_type=sync_type,
+        entity=entity,
+        status="succeeded",
+        started_at=timezone.now() - timedelta(hours=hours_ago),
+    )
+
+
 def test_frequency_schedules_sync_only_when_due(tenants, queued):
     hourly = connection_make(tenants.a, name="H", frequency="hourly", entities=["contacts"])
     daily = connection_make(tenants.a, name="D", frequency="daily", entities=["contacts"])
     connection_make(tenants.a, name="M", frequency="manual", entities=["contacts"])
-    now = timezone.now()
-    type(hourly).objects.filter(pk=hourly.pk).update(last_sync_at=now - timedelta(hours=2))
-    type(daily).objects.filter(pk=daily.pk).update(last_sync_at=now - timedelta(hours=2))
+    _ran(hourly, "contacts", "import", 2)
+    _ran(daily, "contacts", "import", 2)
     assert tasks.integrations_sync_scheduled() == 1
     assert queued == [(hourly.pk, "contacts", "import", None, None)]
+
+
+def test_webhook_and_retry_runs_do_not_hold_back_the_scheduled_sync(tenants, queued):
+    """Per entity, from import/export runs only: a webhook that updated one contact a minute
+    ago, or a retry run, says nothing about the rest of the listing or about invoices."""
+    conn = connection_make(
+        tenants.a, name="H", frequency="hourly", entities=["contacts", "invoices"]
+    )
+    _ran(conn, "contacts", "import", 3)
+    _ran(conn, "invoices", "export", 0.2)  # invoices were exported minutes ago
+    _ran(conn, "contacts", "webhook", 0.01)
+    _ran(conn, "contacts", "retry", 0.02)
+    type(conn).objects.filter(pk=conn.pk).update(last_sync_at=timezone.now())
+    assert tasks.integrations_sync_scheduled() == 1
+    assert queued == [(conn.pk, "contacts", "import", None, None)]
+
+
+def test_runs_stuck_in_running_past_the_task_time_limit_are_marked_failed(tenants, settings):
+    from accounting.integrations.models import SyncRun
+
+    settings.CELERY_TASK_TIME_LIMIT = 1800
+    conn = connection_make(tenants.a)
+    stuck = _ran(conn, "contacts", "import", 1)  # an hour: past 30 min + 5 min margin
+    fresh = _ran(conn, "invoices", "export", 0.25)
+    SyncRun.objects.filter(pk__in=[stuck.pk, fresh.pk]).update(status="running")
+    counts = tasks.integrations_retention()
+    assert counts["reaped_runs"] == 1
+    stuck.refresh_from_db()
+    fresh.refresh_from_db()
+    assert (stuck.status, fresh.status) == ("failed", "running")
+    assert stuck.completed_at is not None and "time limit" in stuck.error_summary
 
 
 def test_the_sync_task_runs_the_engine_and_skips_a_running_sync(tenants, remote):

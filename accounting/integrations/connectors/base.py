@@ -226,6 +226,13 @@ class MalformedReply(SyncFailure):
 class Connector(ABC):
     system: ClassVar[str]
     supports: ClassVar[frozenset[str]] = frozenset()
+    # Entities (names as in `supports`) whose creates the remote system deduplicates by an
+    # idempotency key (QuickBooks `requestid`, Xero `Idempotency-Key`) or by our own reference
+    # (Tally/Busy REMOTEID looked up before Create): a create repeated with the same key is
+    # answered with the record the first one made. When the reply of a create was lost and
+    # `find_by_reference` cannot confirm the record, the engine repeats the push only for these
+    # entities; for the others it records a conflict ("outcome unknown") for a person to check.
+    idempotent_creates: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, connection: IntegrationConnection, *, http: HttpClient):
         self.connection = connection
@@ -248,13 +255,25 @@ class Connector(ABC):
     ) -> Page[ExternalContact]:
         raise NotImplementedError
 
-    def push_invoice(self, invoice: InvoicePayload, *, ref: ExternalRef | None) -> PushResult:
+    # push_*: `idempotency_key` (optional keyword; the engine passes it only to a connector
+    # whose push_* accepts it) is stable for one record across attempts: for a create it is made
+    # from the connection, the entity, our local id and a value the engine keeps with the
+    # pending ExternalRef until the create is known to have succeeded or been refused (never
+    # from the body, which may change between attempts); for an update it also names the
+    # version updated from. At most 47 characters ("kontor-" + 40 hex), within QuickBooks' 50.
+    def push_invoice(
+        self, invoice: InvoicePayload, *, ref: ExternalRef | None, idempotency_key: str = ""
+    ) -> PushResult:
         raise NotImplementedError
 
-    def push_payment(self, payment: PaymentPayload, *, ref: ExternalRef | None) -> PushResult:
+    def push_payment(
+        self, payment: PaymentPayload, *, ref: ExternalRef | None, idempotency_key: str = ""
+    ) -> PushResult:
         raise NotImplementedError
 
-    def push_journal(self, journal: JournalPayload, *, ref: ExternalRef | None) -> PushResult:
+    def push_journal(
+        self, journal: JournalPayload, *, ref: ExternalRef | None, idempotency_key: str = ""
+    ) -> PushResult:
         raise NotImplementedError
 
     def fetch_changes(self, *, since: str | None) -> tuple[list[Change], str]:
@@ -268,6 +287,8 @@ class Connector(ABC):
     def find_by_reference(self, entity: str, local_id: str, number: str = "") -> PushResult | None:
         """Look a pushed record up by our reference (Tally REMOTEID, the invoice number, a
         QuickBooks DocNumber…). The engine calls it before re-creating a record whose earlier
-        push may have succeeded remotely with the reply lost. Optional: None means "cannot
-        tell" and the engine pushes."""
+        push may have succeeded remotely with the reply lost. None means "not found, or cannot
+        tell": the engine then pushes again only when the entity is in `idempotent_creates`,
+        and otherwise records a non-retryable "outcome unknown" conflict for a person to check
+        (their Retry, after checking, sends it again)."""
         return None
