@@ -5,10 +5,11 @@ refresh serialised per connection.
   connection may override them: `settings["oauth"]` {authorize_url, token_url, scope} (tests
   point these at a loopback fake) and credentials `client_id`/`client_secret`.
 - `oauth_refresh` takes a lock per connection (core.locks: Redis SET NX, or the local cache),
-  then re-reads the row `select_for_update`: if another worker refreshed meanwhile, its token
-  is used and no token request is made. Rotated refresh tokens (QuickBooks, Xero: single-use)
-  are stored in the same transaction as the access token. `invalid_grant` (Zoho:
-  `invalid_code`) marks the connection `needs_reauth` and raises AuthFailure.
+  then re-reads the row: if another worker refreshed meanwhile, its token is used and no token
+  request is made. The token request holds no database row lock; rotated refresh tokens
+  (QuickBooks, Xero: single-use) are stored with the access token in one committed transaction
+  right after, and a refresh inside a caller's transaction is refused before any request.
+  `invalid_grant` (Zoho: `invalid_code`) marks the connection `needs_reauth` and raises AuthFailure.
 - `OAuthAuth(connection)` plugs into HttpClient: sets `Authorization` (Zoho: `Zoho-oauthtoken`,
   others `Bearer`), refreshes ahead of expiry, and on a 401 refreshes once.
 """
@@ -243,54 +244,74 @@ def _mark_needs_reauth(connection, failure: SyncFailure) -> None:
     )
 
 
+def _outside_transactions() -> None:
+    """Refuse to refresh inside a caller's transaction: a rotated refresh token (QuickBooks,
+    Xero: the old one stops working once used) stored in it would be lost if the caller rolled
+    back, leaving the connection unusable. Checked before any token request is made."""
+    try:
+        with transaction.atomic(durable=True):
+            pass
+    except RuntimeError as exc:
+        raise RuntimeError(
+            "oauth_refresh must not run inside a transaction (a rotated refresh token stored "
+            "in it could be rolled back); call it outside transaction.atomic()."
+        ) from exc
+
+
 def oauth_refresh(connection, *, stale_access_token: str | None = None) -> str:
     """A fresh access token for the connection, refreshing at most once across all workers.
 
     `stale_access_token`: the token that was just rejected (a 401). When the stored token is
     no longer that one and has not expired, another worker already refreshed: use its token.
+
+    The per-connection lock (Redis, or the local cache) serialises refreshes; the token request
+    is made outside any database transaction and row lock (a slow token endpoint holds no row),
+    and the new tokens are stored right after in their own committed transaction, merged into
+    the credentials as they are then (the row re-read under select_for_update). Refuses to run
+    inside a caller's transaction (see `_outside_transactions`).
     """
     from accounting.integrations.models import IntegrationConnection
 
+    _outside_transactions()
     lock_name = f"integrations:oauth-refresh:{connection.pk}"
     lock_token = _lock_wait(lock_name)
     reauth: SyncFailure | None = None
     try:
-        with transaction.atomic():
-            row = IntegrationConnection.objects.select_for_update().get(pk=connection.pk)
-            credentials = row.credentials
-            current = credentials.get("access_token", "")
-            someone_refreshed = stale_access_token is not None and current != stale_access_token
-            if (
-                current
-                and not _expired(credentials)
-                and (stale_access_token is None or someone_refreshed)
-            ):
-                connection.credentials_encrypted = row.credentials_encrypted
-                return current
-            if not credentials.get("refresh_token"):
-                reauth = NeedsReauth("There is no refresh token: connect the integration again.")
+        row = IntegrationConnection.objects.get(pk=connection.pk)
+        credentials = row.credentials
+        current = credentials.get("access_token", "")
+        someone_refreshed = stale_access_token is not None and current != stale_access_token
+        if (
+            current
+            and not _expired(credentials)
+            and (stale_access_token is None or someone_refreshed)
+        ):
+            connection.credentials_encrypted = row.credentials_encrypted
+            return current
+        if not credentials.get("refresh_token"):
+            reauth = NeedsReauth("There is no refresh token: connect the integration again.")
+        else:
+            config = provider(row)
+            try:
+                body = _token_request(
+                    row,
+                    config,
+                    {"grant_type": "refresh_token", "refresh_token": credentials["refresh_token"]},
+                )
+            except NeedsReauth as exc:
+                reauth = exc
             else:
-                config = provider(row)
-                try:
-                    body = _token_request(
-                        row,
-                        config,
-                        {
-                            "grant_type": "refresh_token",
-                            "refresh_token": credentials["refresh_token"],
-                        },
-                    )
-                except NeedsReauth as exc:
-                    reauth = exc
-                else:
-                    credentials.update(_tokens_from(body, credentials))
-                    row.set_credentials(credentials)
+                with transaction.atomic(durable=True):
+                    row = IntegrationConnection.objects.select_for_update().get(pk=connection.pk)
+                    latest = row.credentials
+                    latest.update(_tokens_from(body, credentials))
+                    row.set_credentials(latest)
                     row.needs_reauth = False
                     row.save(update_fields=["credentials_encrypted", "needs_reauth", "updated_at"])
-                    connection.credentials_encrypted = row.credentials_encrypted
-                    connection.needs_reauth = False
-                    logger.info("Connection %s: access token refreshed", connection.pk)
-                    return credentials["access_token"]
+                connection.credentials_encrypted = row.credentials_encrypted
+                connection.needs_reauth = False
+                logger.info("Connection %s: access token refreshed", connection.pk)
+                return latest["access_token"]
     finally:
         lock_release(lock_name, lock_token)
     # Outside the refresh transaction, so the flag is kept although we raise.

@@ -19,8 +19,10 @@ from tests.integrations.fakes import Request, reply, serve
 class TokenServer:
     """An OAuth token endpoint that rotates refresh tokens (single use, like Xero's)."""
 
-    def __init__(self, *, delay=0.0):
-        self.delay = delay
+    def __init__(self, *, gate: threading.Event | None = None):
+        # With a gate, a token request is held (after `entered` is set) until the gate opens.
+        self.gate = gate
+        self.entered = threading.Event()
         self.requests: list[dict] = []
         self.valid_refresh = {"refresh-1"}
         self.counter = 1
@@ -31,7 +33,9 @@ class TokenServer:
         form = {k: v[0] for k, v in parse_qs(request.body.decode()).items()}
         with self.lock:
             self.requests.append({"form": form, "auth": request.headers.get("authorization", "")})
-        time.sleep(self.delay)
+        self.entered.set()
+        if self.gate is not None:
+            assert self.gate.wait(timeout=30), "the test never opened the gate"
         with self.lock:
             if form.get("grant_type") == "authorization_code":
                 ok = form.get("code") == "good-code"
@@ -131,8 +135,21 @@ def test_an_expired_token_is_refreshed_before_use(tenants):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_workers_refreshing_at_once_make_one_token_request(tenants):
-    with serve(TokenServer(delay=0.3)) as server:
+def test_two_workers_refreshing_at_once_make_one_token_request(tenants, monkeypatch):
+    """The overlap is arranged, not hoped for: the first worker's token request is held at the
+    fake server until the second worker has been seen waiting for the refresh lock."""
+    gate = threading.Event()
+    second_waiting = threading.Event()
+    real_acquire = oauth.lock_acquire
+
+    def acquire(name, **kwargs):
+        token = real_acquire(name, **kwargs)
+        if token is None:  # somebody holds it: that is the second worker, waiting
+            second_waiting.set()
+        return token
+
+    monkeypatch.setattr(oauth, "lock_acquire", acquire)
+    with serve(TokenServer(gate=gate)) as server:
         conn = xero_connection(tenants.a, server.url)
         results, errors = [], []
 
@@ -146,16 +163,37 @@ def test_two_workers_refreshing_at_once_make_one_token_request(tenants):
             finally:
                 connections.close_all()
 
-        threads = [threading.Thread(target=worker) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        first = threading.Thread(target=worker)
+        first.start()
+        assert server.app.entered.wait(timeout=30)  # the first is at the token endpoint
+        second = threading.Thread(target=worker)
+        second.start()
+        assert second_waiting.wait(timeout=30)  # ... and the second is queued behind it
+        gate.set()
+        first.join()
+        second.join()
         assert errors == []
         assert results == ["access-2", "access-2"]
         assert len(server.app.requests) == 1
     stored = IntegrationConnection.objects.get(pk=conn.pk).credentials
     assert (stored["access_token"], stored["refresh_token"]) == ("access-2", "refresh-2")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refresh_inside_a_callers_transaction_is_refused_before_any_token_request(tenants):
+    """The rotated refresh token would be stored in the caller's transaction and lost with its
+    rollback (the old one already spent): refused up front, nothing asked of the provider."""
+    from django.db import transaction
+
+    with serve(TokenServer()) as server:
+        conn = xero_connection(tenants.a, server.url, expires_in=-10)
+        with pytest.raises(RuntimeError, match="inside a transaction"), transaction.atomic():
+            oauth.oauth_refresh(conn)
+        assert server.app.requests == []
+        # Outside a transaction it refreshes, and the rotated token is committed at once.
+        assert oauth.oauth_refresh(conn) == "access-2"
+    stored = IntegrationConnection.objects.get(pk=conn.pk).credentials
+    assert stored["refresh_token"] == "refresh-2"
 
 
 @pytest.mark.django_db
