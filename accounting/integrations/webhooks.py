@@ -289,9 +289,13 @@ def webhook_parse(*, system: str, settings: dict, body: bytes) -> list[ParsedEve
 
 
 # ------------------------------------------------------------------------------ the service
-def webhook_receive(*, system: str, connection_id: int, headers, body: bytes) -> WebhookReceipt:
+def webhook_receive(
+    *, system: str, connection_id: int, headers, body: bytes, authentic=None
+) -> WebhookReceipt:
     """Verify, store new events, queue their processing after commit. Makes no outgoing call
-    (the sender waits for our answer: QuickBooks 3 s, Xero 5 s)."""
+    (the sender waits for our answer: QuickBooks 3 s, Xero 5 s). `authentic(connection)` is
+    called once the signature is verified, before anything is stored (the view's throttle of
+    authentic deliveries: a forger cannot use up a connection's allowance)."""
     from accounting.integrations.models import IntegrationConnection, WebhookEvent
     from accounting.integrations.webhook_tasks import webhook_process
 
@@ -305,6 +309,8 @@ def webhook_receive(*, system: str, connection_id: int, headers, body: bytes) ->
         raise WebhookRejected("unknown connection")
     secret = str((connection.credentials or {}).get(CREDENTIAL_KEY) or "")
     webhook_verify(system=system, secret=secret, headers=headers, body=body)
+    if authentic is not None:
+        authentic(connection)
     events = webhook_parse(system=system, settings=connection.settings or {}, body=body)
     if not events:
         return WebhookReceipt(stored=[], duplicates=0, handshake=system == "xero")

@@ -497,6 +497,12 @@ INTEGRATIONS_RATE_LIMITS = {
     "tally": {"rate_per_minute": 0, "burst": 0, "max_concurrent": 0},
     "busy": {"rate_per_minute": 0, "burst": 0, "max_concurrent": 0},
 }
+# Webhooks: authentic deliveries per connection, and rejected ones (wrong signature, unknown
+# connection) per client address; an address over its rejected allowance gets 429 unchecked.
+INTEGRATIONS_WEBHOOK_THROTTLE = env.str("INTEGRATIONS_WEBHOOK_THROTTLE", default="600/min")
+INTEGRATIONS_WEBHOOK_REJECTED_THROTTLE = env.str(
+    "INTEGRATIONS_WEBHOOK_REJECTED_THROTTLE", default="30/min"
+)
 # A connection failing this many syncs in a row is disabled and its owners are alerted.
 INTEGRATIONS_MAX_CONSECUTIVE_FAILURES = env.int("INTEGRATIONS_MAX_CONSECUTIVE_FAILURES", default=5)
 # Sync runs (and their resolved errors) older than these are archived, then deleted.

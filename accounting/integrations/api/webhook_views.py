@@ -2,9 +2,14 @@
 
 No JWT or session: the signature (or Zoho's shared-secret header) is the authentication, checked
 by accounting.integrations.webhooks. CSRF does not apply (APIView exempts it; there is no
-session). Throttled per connection. The answer is always an empty body (Xero requires it): 200
-once the events are stored and their processing queued, 401 for a wrong signature or unknown
-connection, 400 for an authentic but unreadable body. The view makes no outgoing call.
+session). Throttling comes after the signature: authentic deliveries are throttled per
+connection (INTEGRATIONS_WEBHOOK_THROTTLE), rejected ones per client address
+(INTEGRATIONS_WEBHOOK_REJECTED_THROTTLE), and an address over its rejected allowance is answered
+429 before anything is checked. So forged posts never use up a connection's allowance and a
+genuine sender is not locked out by someone else's flood. The answer is always an empty body
+(Xero requires it): 200 once the events are stored and their processing queued, 401 for a wrong
+signature or unknown connection, 400 for an authentic but unreadable body, 429 when throttled.
+The view makes no outgoing call.
 """
 
 from __future__ import annotations
@@ -29,8 +34,9 @@ log = logging.getLogger(__name__)
 
 
 class WebhookThrottle(SimpleRateThrottle):
-    """Per connection, not per address: QuickBooks and Xero deliver from many addresses.
-    Rate from INTEGRATIONS_WEBHOOK_THROTTLE (default 600/min), read per request."""
+    """Authentic deliveries per connection, not per address: QuickBooks and Xero deliver from
+    many addresses. Rate from INTEGRATIONS_WEBHOOK_THROTTLE (default 600/min), read per
+    request. Checked after the signature (see WebhookView.post)."""
 
     scope = "integrations_webhook"
 
@@ -45,10 +51,41 @@ class WebhookThrottle(SimpleRateThrottle):
         }
 
 
+class RejectedWebhookThrottle(SimpleRateThrottle):
+    """Rejected deliveries (wrong signature, unknown connection) per client address. `over`
+    only looks; `note` records one rejection."""
+
+    scope = "integrations_webhook_rejected"
+
+    def get_rate(self):
+        return getattr(settings, "INTEGRATIONS_WEBHOOK_REJECTED_THROTTLE", "30/min")
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+    def _history(self, request, view):
+        self.key = self.get_cache_key(request, view)
+        self.now = self.timer()
+        history = [t for t in self.cache.get(self.key, []) if t > self.now - self.duration]
+        return history
+
+    def over(self, request, view) -> bool:
+        return len(self._history(request, view)) >= self.num_requests
+
+    def note(self, request, view) -> None:
+        history = self._history(request, view)
+        history.insert(0, self.now)
+        self.cache.set(self.key, history, self.duration)
+
+
+class _Throttled(Exception):
+    pass
+
+
 class WebhookView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    throttle_classes = [WebhookThrottle]
+    throttle_classes: list = []  # both throttles are applied in post(), around the signature
     parser_classes: list = []  # the raw body is what is signed: never parsed by DRF
 
     @extend_schema(
@@ -78,18 +115,33 @@ class WebhookView(APIView):
             200: OpenApiResponse(description="Stored (or a repeat, or Xero's handshake)."),
             400: OpenApiResponse(description="Authentic but not in the sender's format."),
             401: OpenApiResponse(description="Wrong signature or secret, or unknown connection."),
-            429: OpenApiResponse(description="Too many deliveries for this connection."),
+            429: OpenApiResponse(
+                description="Too many deliveries for this connection, or too many rejected "
+                "ones from this address."
+            ),
         },
     )
     def post(self, request, system: str, connection_id: int):
+        rejected = RejectedWebhookThrottle()
+        if rejected.over(request, self):
+            return HttpResponse(status=429)
+
+        def authentic(connection) -> None:
+            if not WebhookThrottle().allow_request(request, self):
+                raise _Throttled
+
         try:
             receipt = webhook_receive(
                 system=system,
                 connection_id=connection_id,
                 headers=request.headers,
                 body=request.body,
+                authentic=authentic,
             )
+        except _Throttled:
+            return HttpResponse(status=429)
         except WebhookRejected as exc:
+            rejected.note(request, self)
             log.warning(
                 "webhook rejected",
                 extra={"system": system, "connection_id": connection_id, "reason": str(exc)},
