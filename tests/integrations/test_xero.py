@@ -862,3 +862,31 @@ def test_contact_pages_keep_their_order_while_contacts_change(xero):
     seen = {c.external_id for c in first.items} | {c.external_id for c in second.items}
     assert len(seen) == 150
     assert xero.fake.requests[-1]["query"]["order"] == "ContactID ASC"
+
+
+@pytest.mark.django_db
+def test_an_edit_back_to_an_earlier_body_is_applied_not_replayed(xero):
+    connector = xero.connector()
+    contact = xero.fake.add_contact("Dhaka Retail Ltd")
+    first = connector.push_invoice(invoice_payload(contact["ContactID"]), ref=None)
+
+    def ref(version):
+        return ExternalRef(
+            company=xero.connection.company,
+            connection=xero.connection,
+            entity="invoice",
+            local_type="invoicing.invoice",
+            local_id="17",
+            external_id=first.external_id,
+            external_version=version,
+        )
+
+    original = invoice_payload(contact["ContactID"])
+    changed = InvoicePayload(**{**original.__dict__, "reference": "PO-8"})
+    one = connector.push_invoice(original, ref=ref(first.version))
+    two = connector.push_invoice(changed, ref=ref(one.version))
+    connector.push_invoice(original, ref=ref(two.version))
+
+    assert xero.fake.invoices[first.external_id]["Reference"] == "PO-7"
+    keys = [r["headers"]["idempotency-key"] for r in _writes(xero, "POST")]
+    assert len(set(keys)) == len(keys) == 4

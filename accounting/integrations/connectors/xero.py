@@ -614,6 +614,9 @@ class XeroConnector(Connector):
         options = {"entity": entity, "local_id": invoice.local_id, "params": {"unitdp": 4}}
         if ref is not None and ref.external_id:
             self._check_version(path, path, ref, entity=entity)
+            # The version we update from is part of the key: an edit back to an earlier body
+            # is a new request, not a replay of the first update.
+            options["local_id"] = f"{invoice.local_id}@{ref.external_version}"
             return self._post_one(path, path, item, external_id=ref.external_id, **options)
         return self._post_one(path, path, item, **options)
 
@@ -669,7 +672,7 @@ class XeroConnector(Connector):
                 "ManualJournals",
                 item,
                 entity=JOURNALS,
-                local_id=journal.local_id,
+                local_id=f"{journal.local_id}@{ref.external_version}",
                 external_id=ref.external_id,
             )
         return self._post_one(
