@@ -10,13 +10,16 @@ Steps, in order, each working on what the earlier ones left open:
    item's reference, case- and whitespace-insensitive. Equal amounts: confidence 1.00 (0.90
    when the key names several items of that amount, or when an earlier suggestion of this run
    took part of the item); unequal amounts: allocate the smaller open amount (a partial or
-   instalment payment), confidence 0.90.
+   instalment payment), confidence 0.90. A key is only sure within `reference_window_days`
+   (90) of the line: a cheque number reused a year later is suggested at 0.60, for review.
 2. Exact amount and sign within the date window: a hash join on (sign, open amount in cents),
-   then the nearest date. Confidence 0.98 on the same day, falling linearly to 0.90 at the edge
-   of the window. Several items at the same nearest distance are told apart by party/reference
-   similarity; when that cannot decide, the earliest item (date, id) is taken and the confidence
-   is cut by 15 % so a person looks at it, unless the tied items are interchangeable (same
-   reference and party).
+   then, inside each (sign, amount) group, the pairs are assigned by global nearest date
+   distance (party/reference similarity breaking ties), so a line is never taken by a
+   competing line of the same amount further away. Confidence 0.98 on the same day, falling
+   linearly to 0.90 at the edge of the window; when a pair still competes with another at the
+   same distance and similarity (another item for the line, or another line for the item)
+   that is not interchangeable with it (same reference and party), the earliest is taken and
+   the confidence is cut by 15 % so a person looks at it.
 3. Party/reference similarity among same-amount items outside the window (up to
    `similarity_max_days` away): rapidfuzz `token_set_ratio` >= threshold, refusing ties.
    Confidence 0.60 at the threshold rising to 0.90 at 100.
@@ -27,6 +30,10 @@ Steps, in order, each working on what the earlier ones left open:
    accepted within `tolerance`. Then the same for one book item against several lines.
    Confidence 0.80 (party narrowed), 0.75 (not), 0.70 (greedy).
 5. Everything still open is returned for review.
+
+`forbidden` pairs (line id, item id), e.g. the pairs a person rejected, are never suggested
+by any step: the matcher looks past them (a many-to-one group is built without them), so the
+line and the item stay available to other partners.
 
 Every step is a dictionary or sorted-list lookup per row, so the whole run is near-linear:
 100,000 lines against 100,000 items match in about a second of pure Python.
@@ -96,6 +103,10 @@ class MatchConfig:
     tolerance: Decimal = Decimal("0.00")
     # A reference shared by more items than this is not a key (e.g. "SALARY" on every payslip).
     max_items_per_key: int = 20
+    # Beyond this many days from the line a reference match is only suggested (confidence
+    # `reference_far_confidence`, below any sensible auto-accept): cheque numbers are reused.
+    reference_window_days: int = 90
+    reference_far_confidence: Decimal = Decimal("0.60")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +132,11 @@ def match(
     lines: Iterable[StatementLineIn],
     items: Iterable[BookItemIn],
     config: MatchConfig | None = None,
+    forbidden: Iterable[tuple[object, object]] = (),
 ) -> MatchResult:
-    """Suggest allocations of `items` to `lines`; see the module docstring for the steps."""
-    matcher = _Matcher(list(lines), list(items), config or MatchConfig())
+    """Suggest allocations of `items` to `lines`; see the module docstring for the steps.
+    `forbidden`: (line id, item id) pairs never to suggest."""
+    matcher = _Matcher(list(lines), list(items), config or MatchConfig(), forbidden)
     matcher.by_reference()
     matcher.by_amount_and_date()
     matcher.by_similarity()
@@ -286,10 +299,17 @@ def _subset_sum(values: list[int], target: int) -> list[int] | None:
 
 
 class _Matcher:
-    def __init__(self, lines: list, items: list, config: MatchConfig):
+    def __init__(self, lines: list, items: list, config: MatchConfig, forbidden=()):
         self.cfg = config
         self.lines = _Side(lines, lambda r: (r.reference, r.counterparty, r.description))
         self.items = _Side(items, lambda r: (r.reference, r.counterparty))
+        line_pos = {v: k for k, v in enumerate(self.lines.ids)}
+        item_pos = {v: k for k, v in enumerate(self.items.ids)}
+        self._forbid: set[tuple[int, int]] = set()
+        for line_id, item_id in forbidden:
+            i, j = line_pos.get(line_id), item_pos.get(item_id)
+            if i is not None and j is not None:
+                self._forbid.add((i, j))
         self.suggestions: list[Suggestion] = []
         # (sign, open cents) -> items in date order, and the lines looking for that amount
         self._item_groups: dict[tuple[int, int], list[int]] = {}
@@ -362,9 +382,14 @@ class _Matcher:
                 hits = index.get(_key(text)) if text else None
                 if hits and len(hits) <= limit:
                     found.update(hits)
-            candidates = sorted(j for j in found if i_signs[j] == l_signs[i] and i_open[j])
+            forbid = self._forbid
+            candidates = sorted(
+                j for j in found if i_signs[j] == l_signs[i] and i_open[j] and (i, j) not in forbid
+            )
             if not candidates:
                 continue
+            far = self.cfg.reference_window_days
+            far_confidence = self.cfg.reference_far_confidence
             exact = [j for j in candidates if i_open[j] == l_open[i]]
             if exact:
                 j = min(exact, key=lambda j: (abs(i_days[j] - l_days[i]), j))
@@ -372,10 +397,15 @@ class _Matcher:
                 # a person may still reject) has already taken part of it.
                 sure = len(exact) == 1 and i_open[j] == items.initial_open[j]
                 confidence = _confidence(1.0 if sure else 0.9)
+                if abs(i_days[j] - l_days[i]) > far:
+                    confidence = min(confidence, far_confidence)
                 self._allocate(i, j, l_open[i], METHOD_REFERENCE, confidence)
                 continue
             for j in candidates:  # partial payments or instalments: oldest first
-                self._allocate(i, j, min(l_open[i], i_open[j]), METHOD_REFERENCE, _confidence(0.9))
+                confidence = _confidence(0.9)
+                if abs(i_days[j] - l_days[i]) > far:
+                    confidence = min(confidence, far_confidence)
+                self._allocate(i, j, min(l_open[i], i_open[j]), METHOD_REFERENCE, confidence)
                 if not l_open[i]:
                     break
 
@@ -397,39 +427,74 @@ class _Matcher:
                 key = (l_signs[i], l_open[i])
                 if key in groups:
                     line_groups[key].append(i)
+        forbid = self._forbid
         for key, line_idx in line_groups.items():
             members = groups[key]
             if len(members) == 1 and len(line_idx) == 1:  # the common case, without a bucket
                 i, j = line_idx[0], members[0]
                 distance = abs(i_days[j] - l_days[i])
-                if distance <= window:
+                if distance <= window and (i, j) not in forbid:
                     confidence = _confidence(0.98 - 0.08 * distance / max(window, 1))
                     self._allocate(i, j, l_open[i], METHOD_AMOUNT_DATE, confidence)
                 continue
-            bucket = self._bucket(key)
-            for i in line_idx:
-                tied: list[int] = []
-                best = None
-                for p, distance in bucket.outward(l_days[i], window):
-                    if best is None:
-                        best = distance
-                    elif distance != best or len(tied) >= cfg.max_group_candidates:
-                        break
-                    tied.append(p)
-                if best is None:
+            self._assign_nearest(key, line_idx)
+
+    def _assign_nearest(self, key: tuple[int, int], line_idx: list[int]) -> None:
+        """Lines and items of one (sign, amount): every pair within the window (at most
+        `max_group_candidates` nearest items per line), assigned by global nearest distance,
+        then party/reference similarity (scores under the threshold count as none), then
+        (line, item) position. A pair with an open, non-interchangeable rival at the same
+        distance and similarity gets its confidence cut by 15 %."""
+        lines, items, cfg = self.lines, self.items, self.cfg
+        window, threshold = cfg.date_window_days, cfg.similarity_threshold
+        bucket = self._bucket(key)
+        if bucket is None:
+            return
+        forbid = self._forbid
+        pairs = []
+        for i in line_idx:
+            text = lines.text(i)
+            taken = 0
+            for p, distance in bucket.outward(lines.days[i], window):
+                j = bucket.members[p]
+                if (i, j) in forbid:
                     continue
-                confidence = 0.98 - 0.08 * best / max(window, 1)
-                candidates = [bucket.members[p] for p in sorted(tied)]
-                chosen = candidates[0]
-                if len(candidates) > 1:
-                    kinds = {(_key(items.rows[j].reference), items.party(j)) for j in candidates}
-                    if len(kinds) > 1:  # not interchangeable: let the party/reference decide
-                        told_apart = self._similar(lines.text(i), candidates, items)
-                        if told_apart is None:
-                            confidence *= 0.85
-                        else:
-                            chosen = told_apart[0]
-                self._allocate(i, chosen, l_open[i], METHOD_AMOUNT_DATE, _confidence(confidence))
+                score = 0.0
+                if text:
+                    score = fuzz.token_set_ratio(text, items.text(j), processor=None)
+                    if score < threshold:
+                        score = 0.0
+                pairs.append((distance, -score, i, j))
+                taken += 1
+                if taken >= cfg.max_group_candidates:
+                    break
+        if not pairs:
+            return
+        pairs.sort()
+        levels: dict[tuple[int, float], list[tuple[int, int]]] = defaultdict(list)
+        for distance, score, i, j in pairs:
+            levels[(distance, score)].append((i, j))
+        l_open, i_open = lines.open, items.open
+
+        def line_kind(i):
+            row = lines.rows[i]
+            return (_key(row.reference), lines.party(i), _key(row.description))
+
+        def item_kind(j):
+            return (_key(items.rows[j].reference), items.party(j))
+
+        for distance, score, i, j in pairs:
+            if not l_open[i] or i_open[j] != key[1] or l_open[i] != key[1]:
+                continue
+            confidence = 0.98 - 0.08 * distance / max(window, 1)
+            contested = any(
+                (i2 == i and j2 != j and i_open[j2] == key[1] and item_kind(j2) != item_kind(j))
+                or (j2 == j and i2 != i and l_open[i2] == key[1] and line_kind(i2) != line_kind(i))
+                for i2, j2 in levels[(distance, score)]
+            )
+            if contested:
+                confidence *= 0.85
+            self._allocate(i, j, l_open[i], METHOD_AMOUNT_DATE, _confidence(confidence))
 
     # step 3
 
@@ -448,6 +513,8 @@ class _Matcher:
                 continue
             candidates = []
             for p, _distance in bucket.outward(lines.days[i], cfg.similarity_max_days):
+                if (i, bucket.members[p]) in self._forbid:
+                    continue
                 candidates.append(bucket.members[p])
                 if len(candidates) >= cfg.max_group_candidates:
                     break
@@ -497,6 +564,8 @@ class _Matcher:
             if hi - lo < 2 or totals[hi] - totals[lo] < target - tolerance:
                 continue
             scanned = self._nearest_open(members, days, lo, hi, day, pool, target)
+            if self._forbid:  # a group is built without the forbidden pairs
+                scanned = [k for k in scanned if as_pair(t, k) not in self._forbid]
             if len(scanned) < 2:
                 continue
             party = targets.party(t)

@@ -226,8 +226,10 @@ def reconciliation_auto(
         auto_accept = thresholds.auto_accept_for(account)
         config = matching.MatchConfig(date_window_days=thresholds.match_window_days)
         line_rows, txn_rows, skip_pairs, reconciled = _load_open(account, period, lines, config)
-        result = matching.match(line_rows, txn_rows, config)
-        suggestions = [s for s in result.suggestions if (s.line_id, s.item_id) not in skip_pairs]
+        # rejected pairs (and pairs already matched) go into the matcher, which looks past
+        # them: they never use up a line or a transaction another partner could take
+        result = matching.match(line_rows, txn_rows, config, forbidden=skip_pairs)
+        suggestions = result.suggestions
         accepted = _write_suggestions(
             account, suggestions, auto_accept=auto_accept, actor=actor, reconciled=reconciled
         )

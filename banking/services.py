@@ -1624,10 +1624,14 @@ def petty_cash_voucher_create(
 def float_replenish(
     *, actor, float_allocation: FloatAllocation, counted_cash, date=None
 ) -> FloatReplenishment:
-    """Replenish the float for its open vouchers. One entry: Dr each voucher's expense account
-    with its dimensions, Cr bank for the vouchers' total; counted cash + vouchers − float is
-    over (Dr petty cash / Cr cash over and short) or short (Dr cash over and short / Cr petty
-    cash). The bank pays the vouchers' total (a posted withdrawal bound to the entry)."""
+    """Replenish the float back to its fixed amount (standard imprest). The bank pays what
+    the custodian lacks, float − counted cash; one entry: Dr each voucher's expense account
+    with its dimensions, Dr cash over and short for a shortage (Cr for an overage:
+    counted cash + vouchers − float), Cr bank for the payment. The petty cash account is not
+    touched: it stays at the float (a shortage is booked once, at the count that found it).
+    The payment is a posted withdrawal bound to the entry; a custodian holding more than the
+    float (an overage larger than the vouchers) pays the surplus into the bank instead (a
+    posted deposit)."""
     company = float_allocation.company
     _require_write(actor, company)
     locked = (
@@ -1645,6 +1649,7 @@ def float_replenish(
     )
     total = sum((v.amount for v in vouchers), Decimal("0.00"))
     over_short = counted + total - locked.float_amount
+    payment = locked.float_amount - counted  # what the bank pays the custodian (< 0: receives)
     if total == 0 and over_short == 0:
         raise InvalidTransition(
             f"Float '{locked.name}' has no open vouchers and no difference: nothing to replenish.",
@@ -1670,28 +1675,27 @@ def float_replenish(
         }
         for v in vouchers
     ]
-    if total:
-        lines.append(
-            {"account": locked.bank_account.ledger_account_id, "credit": str(total), **float_dims}
-        )
+    bank_ledger = locked.bank_account.ledger_account_id
+    if payment > 0:
+        lines.append({"account": bank_ledger, "credit": str(payment), **float_dims})
+    elif payment < 0:
+        lines.append({"account": bank_ledger, "debit": str(-payment), **float_dims})
     if over_short < 0:
-        lines += [
+        lines.append(
             {
                 "account_role": AccountRoleName.CASH_OVER_SHORT,
                 "debit": str(-over_short),
                 **float_dims,
-            },
-            {"account": locked.petty_cash_account_id, "credit": str(-over_short), **float_dims},
-        ]
+            }
+        )
     elif over_short > 0:
-        lines += [
-            {"account": locked.petty_cash_account_id, "debit": str(over_short), **float_dims},
+        lines.append(
             {
                 "account_role": AccountRoleName.CASH_OVER_SHORT,
                 "credit": str(over_short),
                 **float_dims,
-            },
-        ]
+            }
+        )
     entry = journal_entry_post(
         actor=None,
         system_job=SYSTEM_JOB,
@@ -1704,12 +1708,12 @@ def float_replenish(
         idempotency_key=f"banking.float.replenish:{replenishment.pk}",
     )
     replenishment.journal_entry = entry
-    if total:
+    if payment:
         replenishment.bank_transaction = bank_transaction_create_posted(
             actor=actor,
             bank_account=locked.bank_account,
-            kind=TransactionKind.WITHDRAWAL,
-            amount=total,
+            kind=TransactionKind.WITHDRAWAL if payment > 0 else TransactionKind.DEPOSIT,
+            amount=abs(payment),
             date=day,
             journal_entry=entry,
             source=TransactionSource.FLOAT,

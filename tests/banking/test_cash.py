@@ -184,12 +184,13 @@ def test_float_ten_thousand_vouchers_five_thousand_counted_4900_is_short_100(ban
             (over_short.code, Decimal("100.00"), bank.cost_center.pk),
         ]
     )
-    assert credits == sorted([("1131", Decimal("5000.00")), (petty.code, Decimal("100.00"))])
-    # the bank paid the vouchers' 5,000; petty cash holds 4,900 + 5,000 = 9,900
-    assert bank.balance("1131") == Decimal("-15000.00")
-    assert bank.balance(petty) == Decimal("9900.00")
+    # imprest: the bank pays float − counted = 10,000 − 4,900 = 5,100 (vouchers 5,000 and the
+    # 100 shortage); petty cash stays at the float
+    assert credits == [("1131", Decimal("5100.00"))]
+    assert bank.balance("1131") == Decimal("-15100.00")
+    assert bank.balance(petty) == Decimal("10000.00")
     assert bank.balance(over_short) == Decimal("100.00")
-    assert replenishment.bank_transaction.amount == Decimal("5000.00")
+    assert replenishment.bank_transaction.amount == Decimal("5100.00")
     assert set(
         PettyCashVoucher.objects.filter(pk__in=[v1.pk, v2.pk]).values_list("status", flat=True)
     ) == {VoucherStatus.REPLENISHED}
@@ -236,4 +237,54 @@ def test_counted_cash_over_the_float_credits_over_short(bank):
     )
     assert replenishment.over_short == Decimal("20.00")
     assert bank.balance(bank.role_account(AccountRoleName.CASH_OVER_SHORT)) == Decimal("-20.00")
-    assert bank.balance(bank.role_account(AccountRoleName.PETTY_CASH)) == Decimal("10020.00")
+    # the bank pays 10,000 − 9,020 = 980; petty cash stays at the float
+    assert bank.balance(bank.role_account(AccountRoleName.PETTY_CASH)) == Decimal("10000.00")
+    assert replenishment.bank_transaction.amount == Decimal("980.00")
+
+
+def test_imprest_shortage_is_booked_once_and_petty_cash_stays_at_the_float(bank):
+    """Hand figures: float 1,000; vouchers 300, counted 650 → the bank pays 350, short 50;
+    next period vouchers 200, counted 800 → the bank pays 200, no over/short; the petty cash
+    ledger holds 1,000 throughout."""
+    petty = bank.role_account(AccountRoleName.PETTY_CASH)
+    over_short = bank.role_account(AccountRoleName.CASH_OVER_SHORT)
+    imprest = services.float_allocation_create(
+        actor=bank.clerk,
+        bank_account=bank.main,
+        name="F",
+        custodian="R",
+        float_amount="1000.00",
+        issued_on=D(2026, 8, 1),
+    )
+    services.petty_cash_voucher_create(
+        actor=bank.clerk,
+        float_allocation=imprest,
+        date=D(2026, 8, 5),
+        amount="300.00",
+        expense_account=bank.account("6700"),
+        description="x",
+    )
+    first = services.float_replenish(
+        actor=bank.clerk, float_allocation=imprest, counted_cash="650.00", date=D(2026, 8, 20)
+    )
+    assert first.over_short == Decimal("-50.00")
+    assert first.bank_transaction.amount == Decimal("350.00")
+    assert bank.balance(petty) == Decimal("1000.00")
+    assert bank.balance(over_short) == Decimal("50.00")
+    services.petty_cash_voucher_create(
+        actor=bank.clerk,
+        float_allocation=imprest,
+        date=D(2026, 9, 5),
+        amount="200.00",
+        expense_account=bank.account("6700"),
+        description="y",
+    )
+    second = services.float_replenish(
+        actor=bank.clerk, float_allocation=imprest, counted_cash="800.00", date=D(2026, 9, 20)
+    )
+    assert second.over_short == Decimal("0.00")
+    assert second.bank_transaction.amount == Decimal("200.00")
+    assert bank.balance(petty) == Decimal("1000.00")
+    assert bank.balance(over_short) == Decimal("50.00")  # not booked a second time
+    assert bank.balance("6700") == Decimal("500.00")
+    assert bank.balance("1131") == Decimal("-1550.00")  # float 1,000 + 350 + 200

@@ -1,7 +1,6 @@
 """banking.matching on hand-made cases: each step, its confidence, and what is left for review."""
 
 import random
-import time
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -239,7 +238,7 @@ def test_a_generic_reference_shared_by_many_items_is_not_a_key():
     assert match(lines, items).suggestions == []
 
 
-def test_ten_thousand_lines_match_in_well_under_a_second():
+def test_ten_thousand_lines_pair_up_one_to_one():
     rnd = random.Random(3)
     lines, items = [], []
     for k in range(10_000):
@@ -250,10 +249,67 @@ def test_ten_thousand_lines_match_in_well_under_a_second():
         lines.append(
             StatementLineIn(k, day + timedelta(days=rnd.randint(0, 2)), amount, reference=ref)
         )
-    started = time.perf_counter()
     result = match(lines, items)
-    elapsed = time.perf_counter() - started
     assert len(result.suggestions) == 10_000
     # equal random amounts a day or two apart may pair the other way round; nothing else does
     assert sum(s.line_id != s.item_id for s in result.suggestions) < 20
-    assert elapsed < 2.0  # about 0.2 s on an idle 2-core machine; generous for a busy one
+    # (speed is measured by bench/banking.py, never asserted on a wall clock here)
+
+
+def test_a_competing_line_further_away_does_not_take_the_same_day_same_party_item():
+    # review: a 500 deposit for Acme Ltd on 10 Mar went to the 8 Mar "Other Co" line at 0.96
+    lines = [
+        line("early", "500.00", DAY - timedelta(days=2), counterparty="Other Co"),
+        line("exact", "500.00", counterparty="Acme Ltd"),
+    ]
+    items = [item("acme", "500.00", counterparty="Acme Ltd")]
+    (s,) = match(lines, items).suggestions
+    assert (s.line_id, s.item_id, s.confidence) == ("exact", "acme", D("0.98"))
+
+
+def test_two_lines_equally_near_one_item_are_cut_below_auto_accept():
+    lines = [
+        line(1, "500.00", DAY - timedelta(days=1), counterparty="Other Co"),
+        line(2, "500.00", DAY + timedelta(days=1), counterparty="Third Co"),
+    ]
+    (s,) = match(lines, [item("x", "500.00")]).suggestions
+    assert s.line_id == 1
+    assert s.confidence == D("0.81")  # (0.98 - 0.08 / 3) * 0.85, below the 0.95 default
+
+
+def test_a_reference_match_a_year_apart_is_only_a_suggestion():
+    lines = [line(1, "500.00", date(2026, 6, 1), reference="1001")]
+    items = [item("old", "500.00", date(2025, 8, 1), reference="1001")]
+    (s,) = match(lines, items).suggestions
+    assert (s.item_id, s.method, s.confidence) == ("old", METHOD_REFERENCE, D("0.60"))
+    near = [item("near", "500.00", date(2026, 3, 10), reference="1001")]  # 83 days
+    (s,) = match(lines, near).suggestions
+    assert s.confidence == D("1.00")
+
+
+def test_forbidden_pairs_are_skipped_and_the_next_partner_taken():
+    lines = [line(1, "500.00")]
+    items = [item("wrong", "500.00"), item("right", "500.00", DAY + timedelta(days=3))]
+    result = match(lines, items, forbidden={(1, "wrong")})
+    (s,) = result.suggestions
+    assert (s.line_id, s.item_id) == (1, "right")
+    assert result.review_item_ids == ["wrong"]
+
+
+def test_forbidden_pairs_in_every_step():
+    # reference
+    lines = [line(1, "100.00", reference="INV-1")]
+    items = [item("a", "100.00", reference="INV-1")]
+    assert match(lines, items, forbidden={(1, "a")}).suggestions == []
+    # similarity outside the window
+    lines = [line(1, "100.00", counterparty="Karim Traders")]
+    items = [item("a", "100.00", DAY + timedelta(days=20), counterparty="Karim Traders")]
+    assert match(lines, items).suggestions
+    assert match(lines, items, forbidden={(1, "a")}).suggestions == []
+    # many-to-one: a group is never written without a forbidden member's part
+    lines = [line(1, "300.00")]
+    items = [item("a", "100.00"), item("b", "200.00")]
+    assert {s.item_id for s in match(lines, items).suggestions} == {"a", "b"}
+    result = match(lines, items, forbidden={(1, "a")})
+    assert result.suggestions == []
+    assert result.review_line_ids == [1]

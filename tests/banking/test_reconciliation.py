@@ -526,3 +526,63 @@ def models_amount():
     from django.db.models import F
 
     return F("amount")
+
+
+# --- review 1: rejected pairs, ambiguity, references far apart -------------------------------
+
+
+def test_a_rejected_pair_leaves_the_line_for_the_other_deposit(bank):
+    wrong = deposit(bank, "500.00", D(2026, 3, 10), counterparty="Acme")
+    right = deposit(bank, "500.00", D(2026, 3, 13), counterparty="Acme")
+    (line,) = statement(bank, bank.main, [(D(2026, 3, 10), "500.00", {"counterparty": "Acme"})])
+    recon.reconciliation_auto(company=bank.company, bank_account=bank.main)
+    (first,) = live_matches(line)
+    assert first.bank_transaction_id == wrong.pk
+    recon.reconciliation_unmatch(actor=bank.clerk, match=first)
+    summary = recon.reconciliation_auto(company=bank.company, bank_account=bank.main)
+    (second,) = live_matches(line)
+    assert second.bank_transaction_id == right.pk
+    assert summary["suggested"] == 1
+    assert summary["unmatched_lines"] == 0
+
+
+def test_a_many_to_one_group_is_never_written_without_its_rejected_member(bank):
+    services.banking_settings_update(
+        actor=bank.owner, company=bank.company, auto_accept_confidence="0.70"
+    )
+    a = deposit(bank, "100.00", D(2026, 3, 10))
+    b = deposit(bank, "200.00", D(2026, 3, 10))
+    (line,) = statement(bank, bank.main, [(D(2026, 3, 11), "300.00")])
+    recon.reconciliation_auto(company=bank.company, bank_account=bank.main)
+    matches = {m.bank_transaction_id: m for m in live_matches(line)}
+    assert set(matches) == {a.pk, b.pk}
+    recon.reconciliation_unmatch(actor=bank.clerk, match=matches[a.pk])
+    recon.reconciliation_unmatch(actor=bank.clerk, match=matches[b.pk])
+    ReconciliationMatch.objects.filter(bank_transaction=b).delete()  # only a's pair rejected
+    summary = recon.reconciliation_auto(company=bank.company, bank_account=bank.main)
+    assert live_matches(line) == []
+    assert summary["suggested"] == 0
+    assert summary["unmatched_lines"] == 1
+
+
+def test_the_same_day_same_party_line_gets_the_deposit(bank):
+    deposit(bank, "500.00", D(2026, 3, 10), counterparty="Acme Ltd")
+    early, exact = statement(
+        bank,
+        bank.main,
+        [
+            (D(2026, 3, 8), "500.00", {"counterparty": "Other Co"}),
+            (D(2026, 3, 10), "500.00", {"counterparty": "Acme Ltd"}),
+        ],
+    )
+    recon.reconciliation_auto(company=bank.company, bank_account=bank.main)
+    assert fresh(exact).status == LineStatus.MATCHED
+    assert fresh(early).status == LineStatus.UNMATCHED
+
+
+def test_a_cheque_number_reused_a_year_later_is_not_auto_accepted(bank):
+    deposit(bank, "500.00", D(2025, 8, 1), reference="1001")
+    (line,) = statement(bank, bank.main, [(D(2026, 6, 1), "500.00", {"reference": "1001"})])
+    recon.reconciliation_auto(company=bank.company, bank_account=bank.main)
+    (m,) = live_matches(line)
+    assert (m.status, m.confidence) == (MatchStatus.SUGGESTED, M("0.6000"))
