@@ -136,6 +136,8 @@ def voucher_xml(
 class BusyConnector(Connector):
     system = "busy"
     supports = frozenset({ACCOUNTS, CONTACTS, INVOICES, CREDIT_NOTES, PAYMENTS, JOURNALS})
+    # The bridge keys vouchers by X-Kontor-Id (a repeat alters), so repeating a create is safe.
+    idempotent_creates = frozenset({INVOICES, CREDIT_NOTES, PAYMENTS, JOURNALS})
 
     @staticmethod
     def base_url(connection) -> str:

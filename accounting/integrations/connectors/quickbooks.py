@@ -21,13 +21,14 @@ Wire format, from Intuit's published API reference:
   never the latest stamp overall, so nothing after a cut is skipped (what comes twice is
   absorbed by the engine). A cursor older than 30 days is clamped to 30 days and
   `resync_required` names the entities that need a full import instead.
-- Lost replies: every write carries `requestid=<stable key>` (at most 50 characters: a hash of
-  the connection, the entity, our local id and the body sent). QuickBooks answers a repeated
-  requestid with the original response instead of performing the operation again, so when a
-  create's reply was lost (a timeout after QuickBooks saved it) the engine's next attempt, which
-  sends the same body, gets the record that exists instead of a duplicate. The HTTP client is
-  told `idempotent=False` on writes (not retried on a read timeout or a 500 inside one call);
-  the next sync attempt does that, with the same requestid.
+- Lost replies: every write carries `requestid=<stable key>` (at most 50 characters): the
+  engine's `idempotency_key` when it passes one (stable across attempts even if the body
+  changed), else a hash of the connection, the path, our local id and the body sent.
+  QuickBooks answers a repeated requestid with the original response instead of performing the
+  operation again, so when a create's reply was lost (a timeout after QuickBooks saved it) the
+  engine's next attempt, with the same key, gets the record that exists, not a duplicate. The
+  HTTP client is told `idempotent=False` on writes (not retried on a read timeout or a 500
+  inside one call); the next sync attempt does that, with the same requestid.
 - VAT: an invoice line carries `TaxCodeRef` from the connection setting `tax_codes`, a dict
   whose keys are a Kontor VAT rate code (`"VAT15"`, the line's `vat_rate_code`) or a rate in
   percent (`"15"`, `"7.5"`, `"0"`) and whose values are QuickBooks TaxCode ids. QuickBooks
@@ -157,6 +158,8 @@ def _iso(value: str | datetime) -> str:
 class QuickBooksConnector(Connector):
     system = "quickbooks"
     supports = frozenset({ACCOUNTS, CONTACTS, INVOICES, CREDIT_NOTES, PAYMENTS, JOURNALS})
+    # Every write carries a requestid (the engine's idempotency key when it gives one).
+    idempotent_creates = frozenset({INVOICES, CREDIT_NOTES, PAYMENTS, JOURNALS})
 
     def __init__(self, connection, *, http, now=None):
         super().__init__(connection, http=http)
@@ -192,6 +195,7 @@ class QuickBooksConnector(Connector):
         entity: str = "",
         external_id: str = "",
         local_id: str = "",
+        request_id: str = "",
     ) -> dict:
         headers = {"Accept": "application/json"}
         content = None
@@ -199,7 +203,9 @@ class QuickBooksConnector(Connector):
         if body is not None:
             content = _encode(body)
             headers["Content-Type"] = "application/json"
-            params["requestid"] = self.request_id(path, local_id, content)
+            params["requestid"] = (request_id or self.request_id(path, local_id, content))[
+                :REQUEST_ID_MAX
+            ]
         try:
             response = self.http.request(
                 method,
@@ -424,7 +430,9 @@ class QuickBooksConnector(Connector):
             return (self._latest[entity] - CURSOR_OVERLAP).isoformat()
         return self._since.get(entity) or started_iso
 
-    def push_invoice(self, invoice: InvoicePayload, *, ref) -> PushResult:
+    def push_invoice(
+        self, invoice: InvoicePayload, *, ref, idempotency_key: str = ""
+    ) -> PushResult:
         name = "Invoice" if invoice.kind == "invoice" else "CreditMemo"
         entity = INVOICES if invoice.kind == "invoice" else CREDIT_NOTES
         item = {"value": self._item()}
@@ -451,7 +459,9 @@ class QuickBooksConnector(Connector):
         }
         if invoice.due_date and name == "Invoice":
             body["DueDate"] = invoice.due_date
-        return self._save(name, entity, body, ref, local_id=invoice.local_id)
+        return self._save(
+            name, entity, body, ref, local_id=invoice.local_id, request_id=idempotency_key
+        )
 
     def _tax_codes(self, invoice: InvoicePayload) -> list[str]:
         """The QuickBooks TaxCode id of each line (see the module docstring), "" for none."""
@@ -459,7 +469,9 @@ class QuickBooksConnector(Connector):
             self.connection, invoice, setting="tax_codes", system="QuickBooks", what="tax code"
         )
 
-    def push_payment(self, payment: PaymentPayload, *, ref) -> PushResult:
+    def push_payment(
+        self, payment: PaymentPayload, *, ref, idempotency_key: str = ""
+    ) -> PushResult:
         invoice = self._call(
             "GET",
             f"/invoice/{payment.invoice_external_id}",
@@ -481,9 +493,13 @@ class QuickBooksConnector(Connector):
                 }
             ],
         }
-        return self._save("Payment", PAYMENTS, body, ref, local_id=payment.local_id)
+        return self._save(
+            "Payment", PAYMENTS, body, ref, local_id=payment.local_id, request_id=idempotency_key
+        )
 
-    def push_journal(self, journal: JournalPayload, *, ref) -> PushResult:
+    def push_journal(
+        self, journal: JournalPayload, *, ref, idempotency_key: str = ""
+    ) -> PushResult:
         body = {
             "DocNumber": journal.reference[:DOC_NUMBER_MAX],
             "TxnDate": journal.date,
@@ -505,7 +521,14 @@ class QuickBooksConnector(Connector):
                 for number, line in enumerate(journal.lines)
             ],
         }
-        return self._save("JournalEntry", JOURNALS, body, ref, local_id=journal.local_id)
+        return self._save(
+            "JournalEntry",
+            JOURNALS,
+            body,
+            ref,
+            local_id=journal.local_id,
+            request_id=idempotency_key,
+        )
 
     # --- helpers -----------------------------------------------------------------------------
     def _note(self, entity: str, since, rows: list[dict]) -> None:
@@ -518,7 +541,9 @@ class QuickBooksConnector(Connector):
                 latest = self._latest.get(entity)
                 self._latest[entity] = moment if latest is None or moment > latest else latest
 
-    def _save(self, name: str, entity: str, body: dict, ref, *, local_id: str) -> PushResult:
+    def _save(
+        self, name: str, entity: str, body: dict, ref, *, local_id: str, request_id: str = ""
+    ) -> PushResult:
         """Create, or update with the SyncToken we stored when we last pushed: if QuickBooks
         has a newer one it answers 5010 and we raise a conflict instead of overwriting. With
         no stored SyncToken we cannot tell whether QuickBooks' copy changed: a conflict too
@@ -540,6 +565,7 @@ class QuickBooksConnector(Connector):
             entity=entity,
             external_id=ref.external_id if ref is not None else "",
             local_id=local_id,
+            request_id=request_id,
         )
         saved = reply.get(name) or {}
         if "Id" not in saved:

@@ -444,6 +444,8 @@ class RemoteVoucher:
 class TallyConnector(Connector):
     system = "tally"
     supports = frozenset({ACCOUNTS, CONTACTS, INVOICES, CREDIT_NOTES, PAYMENTS, JOURNALS})
+    # A create is preceded by the REMOTEID lookup (found: Alter), so repeating one is safe.
+    idempotent_creates = frozenset({INVOICES, CREDIT_NOTES, PAYMENTS, JOURNALS})
 
     def __init__(self, connection, *, http):
         super().__init__(connection, http=http)

@@ -22,8 +22,9 @@
 - Writes are never repeated inside one call (`idempotent=False`: a timeout or a 500 after Xero
   saved the record would create it twice) and carry an `Idempotency-Key` (a hash of the
   company, the connection, the entity, our local id and the body): when a create's reply was
-  lost, the engine's next attempt sends the same body with the same key and Xero answers with
-  the record it already created. Invoices and credit notes are also found by their number.
+  lost, the engine's next attempt sends the same key (the engine's `idempotency_key`, stable
+  across attempts, when it passes one) and Xero answers with the record it already created.
+  Invoices and credit notes are also found by their number.
 - Amounts leave as exact decimals (never through float): LineAmount to the cent, Quantity and
   UnitAmount to 4 places with `unitdp=4`. Xero computes Quantity x UnitAmount and refuses a
   LineAmount that differs, so a line whose quantity x price (half up to the cent) is not its
@@ -159,6 +160,8 @@ def _line_quantities(line) -> tuple[Decimal, Decimal]:
 class XeroConnector(Connector):
     system = "xero"
     supports = frozenset({ACCOUNTS, CONTACTS, INVOICES, CREDIT_NOTES, PAYMENTS, JOURNALS})
+    # Every write carries an Idempotency-Key (the engine's when it gives one).
+    idempotent_creates = frozenset({INVOICES, CREDIT_NOTES, PAYMENTS, JOURNALS})
 
     def __init__(self, connection, *, http, sleep: Callable[[float], None] = time.sleep):
         super().__init__(connection, http=http)
@@ -183,6 +186,7 @@ class XeroConnector(Connector):
         tenant: bool = True,
         external_id: str = "",
         local_id: str = "",
+        idem_key: str = "",
     ) -> Any:
         """One call; returns the decoded JSON body or raises the matching SyncFailure. A write
         carries an Idempotency-Key and is not repeated by the client (see the docstring)."""
@@ -192,7 +196,9 @@ class XeroConnector(Connector):
         if json_body is not None:
             content = _encode(json_body)
             all_headers["Content-Type"] = "application/json"
-            all_headers["Idempotency-Key"] = self.idempotency_key(path, local_id, content)
+            all_headers["Idempotency-Key"] = idem_key or self.idempotency_key(
+                path, local_id, content
+            )
         if tenant:
             if not self.tenant_id:
                 raise AuthFailure(
@@ -547,6 +553,7 @@ class XeroConnector(Connector):
         external_id: str = "",
         method: str = "POST",
         params: dict | None = None,
+        idem_key: str = "",
     ) -> PushResult:
         target = f"{API}/{path}/{external_id}" if external_id else f"{API}/{path}"
         reply = self._call(
@@ -557,6 +564,7 @@ class XeroConnector(Connector):
             external_id=external_id,
             local_id=local_id,
             params=params,
+            idem_key=idem_key,
         )
         rows = self._rows(reply, key)
         if not rows:
@@ -569,7 +577,9 @@ class XeroConnector(Connector):
         }[key]
         return PushResult(external_id=rows[0][id_field], version=rows[0].get("UpdatedDateUTC", ""))
 
-    def push_invoice(self, invoice: InvoicePayload, *, ref) -> PushResult:
+    def push_invoice(
+        self, invoice: InvoicePayload, *, ref, idempotency_key: str = ""
+    ) -> PushResult:
         credit = invoice.kind == "credit_note"
         path = "CreditNotes" if credit else "Invoices"
         entity = CREDIT_NOTES if credit else INVOICES
@@ -611,7 +621,12 @@ class XeroConnector(Connector):
         else:
             item["InvoiceNumber"] = invoice.number
             item["DueDate"] = (invoice.due_date or invoice.date).isoformat()
-        options = {"entity": entity, "local_id": invoice.local_id, "params": {"unitdp": 4}}
+        options = {
+            "entity": entity,
+            "local_id": invoice.local_id,
+            "params": {"unitdp": 4},
+            "idem_key": idempotency_key,
+        }
         if ref is not None and ref.external_id:
             self._check_version(path, path, ref, entity=entity)
             # The version we update from is part of the key: an edit back to an earlier body
@@ -620,7 +635,9 @@ class XeroConnector(Connector):
             return self._post_one(path, path, item, external_id=ref.external_id, **options)
         return self._post_one(path, path, item, **options)
 
-    def push_payment(self, payment: PaymentPayload, *, ref) -> PushResult:
+    def push_payment(
+        self, payment: PaymentPayload, *, ref, idempotency_key: str = ""
+    ) -> PushResult:
         if ref is not None and ref.external_id:
             # Xero cannot edit a payment (only delete it): an exported one stays as it is.
             reply = self._call(
@@ -647,9 +664,12 @@ class XeroConnector(Connector):
             entity=PAYMENTS,
             local_id=payment.local_id,
             method="PUT",
+            idem_key=idempotency_key,
         )
 
-    def push_journal(self, journal: JournalPayload, *, ref) -> PushResult:
+    def push_journal(
+        self, journal: JournalPayload, *, ref, idempotency_key: str = ""
+    ) -> PushResult:
         narration = " ".join(part for part in (journal.reference, journal.memo) if part)
         item = {
             "Narration": narration or f"Kontor journal {journal.local_id}",
@@ -674,9 +694,15 @@ class XeroConnector(Connector):
                 entity=JOURNALS,
                 local_id=f"{journal.local_id}@{ref.external_version}",
                 external_id=ref.external_id,
+                idem_key=idempotency_key,
             )
         return self._post_one(
-            "ManualJournals", "ManualJournals", item, entity=JOURNALS, local_id=journal.local_id
+            "ManualJournals",
+            "ManualJournals",
+            item,
+            entity=JOURNALS,
+            local_id=journal.local_id,
+            idem_key=idempotency_key,
         )
 
     def find_by_reference(self, entity: str, local_id: str, number: str = "") -> PushResult | None:

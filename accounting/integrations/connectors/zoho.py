@@ -149,6 +149,9 @@ def _encode(body: dict) -> bytes:
 class ZohoBooksConnector(Connector):
     system = "zoho_books"
     supports = frozenset({ACCOUNTS, CONTACTS, INVOICES, CREDIT_NOTES, PAYMENTS, JOURNALS})
+    # find_by_reference is authoritative for every export (number, reference, KONTOR-PAY-<id>):
+    # when it finds nothing, nothing was created and pushing again is safe.
+    idempotent_creates = frozenset({INVOICES, CREDIT_NOTES, PAYMENTS, JOURNALS})
 
     def __init__(self, connection, *, http):
         super().__init__(connection, http=http)
