@@ -265,10 +265,22 @@ def parse_csv(content: bytes, mapping: CsvMapping | dict) -> list[ParsedStatemen
     )
     if balances and len(balances) == len(lines):
         # Rows may run newest first: the opening is the balance before the earliest row.
-        first, last = (0, -1) if lines[0].date <= lines[-1].date else (-1, 0)
+        first, last = (0, -1) if _oldest_first(lines, balances) else (-1, 0)
         statement.opening_balance = balances[first] - lines[first].amount
         statement.closing_balance = balances[last]
     return [statement]
+
+
+def _oldest_first(lines: list[ParsedLine], balances: list[Decimal]) -> bool:
+    """Do the rows run oldest first? The dates tell when the first and last differ; when they
+    are the same day (a one-day export), the running balance tells: oldest first, each row's
+    balance is the one above plus its amount; newest first, the one below plus its amount."""
+    if lines[0].date != lines[-1].date:
+        return lines[0].date < lines[-1].date
+    pairs = range(1, len(lines))
+    if all(balances[i] == balances[i - 1] + lines[i].amount for i in pairs):
+        return True
+    return not all(balances[i - 1] == balances[i] + lines[i - 1].amount for i in pairs)
 
 
 class _Cells:

@@ -95,6 +95,9 @@ def content_hashes(account_key: str, lines: list[ParsedLine]) -> list[str]:
 
 
 CENT = Decimal("0.01")
+# The amount columns hold 18 digits with 2 decimals (below 10**16): a larger figure is a
+# broken file, refused naming its line before the database would refuse the whole insert.
+MONEY_LIMIT = Decimal("1e16")
 
 
 def to_money(value: str | Decimal, *, what: str, line: int | None = None) -> Decimal:
@@ -106,6 +109,10 @@ def to_money(value: str | Decimal, *, what: str, line: int | None = None) -> Dec
         raise StatementParseError(f"{what} {value!r} is not a number", line) from None
     if not amount.is_finite():
         raise StatementParseError(f"{what} {value!r} is not a number", line)
+    if abs(amount) >= MONEY_LIMIT:  # before quantize, which fails past 28 digits
+        raise StatementParseError(
+            f"{what} {value} is too large (at most 16 digits before the decimal point)", line
+        )
     rounded = amount.quantize(CENT, rounding=ROUND_HALF_UP)
     if rounded != amount:
         raise StatementParseError(f"{what} {value} has more than two decimal places", line)

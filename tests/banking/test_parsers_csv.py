@@ -166,3 +166,44 @@ def test_mapping_round_trips():
 def test_csv_needs_a_mapping():
     with pytest.raises(StatementParseError, match="needs a column mapping"):
         parse_statement(b"a,b\n1,2\n")
+
+
+ONE_DAY_NEWEST_FIRST = b"""Date,Text,Amount,Balance
+2026-03-02,Card payment,-30.00,970.00
+2026-03-02,Transfer in,500.00,1000.00
+2026-03-02,Fee,-2.00,500.00
+"""
+
+
+def test_a_one_day_export_newest_first_takes_its_balances_from_the_running_balance():
+    """Opening 502.00: -2.00 -> 500.00, +500.00 -> 1,000.00, -30.00 -> 970.00 (read upward)."""
+    mapping = {"date": "Date", "description": "Text", "amount": "Amount", "balance": "Balance"}
+    (statement,) = parse_statement(ONE_DAY_NEWEST_FIRST, format="csv", mapping=mapping)
+    assert statement.opening_balance == Decimal("502.00")
+    assert statement.closing_balance == Decimal("970.00")
+    oldest_first = b"Date,Text,Amount,Balance\n" + b"".join(
+        reversed(ONE_DAY_NEWEST_FIRST.splitlines(keepends=True)[1:])
+    )
+    (statement,) = parse_statement(oldest_first, format="csv", mapping=mapping)
+    assert (statement.opening_balance, statement.closing_balance) == (
+        Decimal("502.00"), Decimal("970.00")
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "amount", ["99999999999999999999.00", "10000000000000000", "-10000000000000000.00"]
+)
+def test_an_amount_too_large_for_the_books_is_refused_naming_its_line(amount):
+    content = f"Date,Amount\n2026-03-02,1.00\n2026-03-03,{amount}\n".encode()
+    with pytest.raises(StatementParseError) as caught:
+        parse_statement(content, format="csv", mapping={"date": "Date", "amount": "Amount"})
+    assert "too large" in str(caught.value)
+    assert caught.value.line == 3
+
+
+def test_the_largest_amount_the_books_hold_is_read():
+    content = b"Date,Amount\n2026-03-02,9999999999999999.99\n"
+    (statement,) = parse_statement(
+        content, format="csv", mapping={"date": "Date", "amount": "Amount"}
+    )
+    assert statement.lines[0].amount == Decimal("9999999999999999.99")
