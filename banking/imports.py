@@ -16,7 +16,15 @@ import re
 from django.db import connection, transaction
 
 from banking.errors import BankingValidationError
-from banking.models import BankAccount, StatementFormat, StatementImport, StatementLine
+from banking.models import (
+    BankAccount,
+    LineStatus,
+    MatchStatus,
+    ReconciliationMatch,
+    StatementFormat,
+    StatementImport,
+    StatementLine,
+)
 from banking.parsers import (
     CsvMapping,
     CsvMappingError,
@@ -33,6 +41,7 @@ from core.services import audit_record
 
 BATCH_SIZE = 2000  # rows per INSERT; also the chunk of ids looked up per query
 _IBAN_RE = re.compile(r"^[A-Z]{2}\d{2}[A-Z0-9]{8,30}$")
+IBAN_MIN_VISIBLE = 8  # visible account-number characters that may stand for a missing IBAN
 
 
 @transaction.atomic
@@ -59,6 +68,7 @@ def statement_import_create(
     if isinstance(content, str):
         content = content.encode()
     content = bytes(content)
+    check_statement_size(len(content))
     digest = hashlib.sha256(content).hexdigest()
     earlier = _earlier_import(account, digest)
     if earlier is not None:
@@ -140,6 +150,8 @@ def statement_import_create(
                 counterparty_account=_clean(line.counterparty_account)[:64],
                 description=_clean(line.description),
                 raw=_clean(line.raw),
+                # A zero entry (a notice, a reversed hold) moves no money: nothing to match.
+                status=LineStatus.IGNORED if line.amount == 0 else LineStatus.UNMATCHED,
             )
         )
     _insert_lines(rows)
@@ -147,6 +159,7 @@ def statement_import_create(
     record.save(update_fields=["new_line_count"])
     record.replayed = False
     record.skipped_count = record.line_count - record.new_line_count
+    record.ignored_count = sum(1 for row in rows if row.status == LineStatus.IGNORED)
     audit_record(
         action="banking.statement.import",
         actor=actor,
@@ -161,6 +174,7 @@ def statement_import_create(
             "lines": record.line_count,
             "new_lines": record.new_line_count,
             "skipped_lines": record.skipped_count,
+            "ignored_lines": record.ignored_count,
             "opening_balance": str(record.opening_balance)
             if record.opening_balance is not None
             else None,
@@ -180,6 +194,7 @@ def _earlier_import(account: BankAccount, digest: str) -> StatementImport | None
     if earlier is not None:
         earlier.replayed = True
         earlier.skipped_count = earlier.line_count - earlier.new_line_count
+        earlier.ignored_count = earlier.lines.filter(status=LineStatus.IGNORED).count()
     return earlier
 
 
@@ -244,12 +259,16 @@ def _account_matches(account: BankAccount, statement_account: str) -> bool:
     if not theirs:
         return False
     iban = _normalise(account.iban)
-    if _IBAN_RE.match(theirs) and iban:
-        return theirs == iban
-    if iban and (theirs == iban or (len(theirs) >= 6 and iban.endswith(theirs))):
-        return True
     masked = account.account_number_masked or ""
     visible = _normalise(masked.rsplit("*", 1)[-1])
+    if _IBAN_RE.match(theirs):
+        if iban:
+            return theirs == iban
+        # A full IBAN against an account without one: four masked digits (****1234) fit any
+        # IBAN ending in them, so at least IBAN_MIN_VISIBLE visible characters are needed.
+        return len(visible) >= IBAN_MIN_VISIBLE and theirs.endswith(visible)
+    if iban and (theirs == iban or (len(theirs) >= 6 and iban.endswith(theirs))):
+        return True
     if len(visible) >= 4:
         return theirs.endswith(visible) if "*" in masked else theirs == visible
     return False
@@ -279,6 +298,11 @@ def _statements_for(account: BankAccount, statements: list[ParsedStatement]):
         found = ", ".join(sorted({s.account_id for s in named}))
         if not (account.iban or account.account_number_masked):
             hint = " The bank account has no IBAN or account number to compare with."
+        elif not account.iban and any(_IBAN_RE.match(_normalise(s.account_id)) for s in named):
+            hint = (
+                " The file names an IBAN and the bank account has none: enter the account's "
+                f"IBAN (or at least {IBAN_MIN_VISIBLE} visible characters of its number)."
+            )
         else:
             hint = ""
         raise BankingValidationError(
@@ -415,3 +439,142 @@ def _queue_reconcile(bank_account_id: int) -> None:
     from banking.tasks import reconcile_account
 
     reconcile_account.delay(bank_account_id)
+
+
+# --- undoing an import, ignoring a line --------------------------------------------------------
+
+
+def max_statement_bytes() -> int:
+    from django.conf import settings
+
+    return int(getattr(settings, "BANKING_MAX_STATEMENT_BYTES", 20 * 1024 * 1024))
+
+
+def check_statement_size(size: int) -> None:
+    """Refuse a statement file over BANKING_MAX_STATEMENT_BYTES before anything reads it."""
+    limit = max_statement_bytes()
+    if size > limit:
+        raise BankingValidationError(
+            f"The file is {size:,} bytes; statements up to {limit:,} bytes are accepted "
+            "(BANKING_MAX_STATEMENT_BYTES). Split it by month.",
+            code="file_too_large",
+            fields={"file": [f"At most {limit:,} bytes."]},
+        )
+
+
+def _locked_import(statement_import) -> StatementImport:
+    record = StatementImport.objects.select_related("bank_account", "company").get(
+        pk=getattr(statement_import, "pk", statement_import)
+    )
+    BankAccount.objects.select_for_update().filter(pk=record.bank_account_id).values_list(
+        "pk"
+    ).get()
+    return record
+
+
+@transaction.atomic
+def statement_import_delete(*, actor, statement_import) -> dict:
+    """Undo a wrong import: its lines and the import go, so the right file can be imported
+    (the same file again would otherwise replay the earlier import). Refused (409
+    `import_matched`) while any of its lines carries an accepted match or is partly or wholly
+    reconciled: unmatch those first. Pending suggestions on its lines are deleted with them.
+    Audited with the file's name, hash and line count."""
+    from core.errors import ConflictError
+
+    record = _locked_import(statement_import)
+    _require_write(actor, record.company)
+    lines = StatementLine.objects.filter(statement_import=record)
+    matched = (
+        lines.filter(reconciled_amount__gt=0).count()
+        + ReconciliationMatch.objects.filter(
+            statement_line__statement_import=record, status=MatchStatus.ACCEPTED
+        ).count()
+    )
+    if matched:
+        raise ConflictError(
+            f"Import {record.pk} ({record.filename or record.format}) has matched lines: "
+            "unmatch them before deleting the import.",
+            code="import_matched",
+        )
+    before = {
+        "bank_account": record.bank_account_id,
+        "format": record.format,
+        "filename": record.filename,
+        "sha256": record.sha256,
+        "lines": record.new_line_count,
+        "closing_balance": None if record.closing_balance is None else str(record.closing_balance),
+    }
+    suggestions, _ = ReconciliationMatch.objects.filter(
+        statement_line__statement_import=record
+    ).delete()
+    line_count, _ = lines.delete()
+    audit_record(
+        action="banking.statement.delete",
+        actor=actor,
+        company=record.company,
+        obj=record,
+        before=before,
+        after={"deleted_lines": line_count, "deleted_suggestions": suggestions},
+    )
+    record.delete()
+    return {"lines": line_count, "suggestions": suggestions}
+
+
+def _line_for_change(statement_line) -> StatementLine:
+    line = StatementLine.objects.select_related("bank_account", "company").get(
+        pk=getattr(statement_line, "pk", statement_line)
+    )
+    BankAccount.objects.select_for_update().filter(pk=line.bank_account_id).values_list("pk").get()
+    return StatementLine.objects.select_for_update().select_related("company").get(pk=line.pk)
+
+
+@transaction.atomic
+def statement_line_ignore(*, actor, statement_line) -> StatementLine:
+    """Set a line aside (a bank's notice, a line booked elsewhere): it leaves review and the
+    matcher. Only a line nothing is matched to (409 `line_matched`); its pending suggestions
+    are deleted. Ignoring an ignored line changes nothing."""
+    from core.errors import ConflictError
+
+    line = _line_for_change(statement_line)
+    _require_write(actor, line.company)
+    if line.status == LineStatus.IGNORED:
+        return line
+    if line.reconciled_amount > 0:
+        raise ConflictError(
+            f"Statement line {line.pk} is matched: unmatch it before ignoring it.",
+            code="line_matched",
+        )
+    ReconciliationMatch.objects.filter(statement_line=line, status=MatchStatus.SUGGESTED).delete()
+    before = line.status
+    line.status = LineStatus.IGNORED
+    line.save(update_fields=["status"])
+    audit_record(
+        action="banking.statement_line.ignore",
+        actor=actor,
+        company=line.company,
+        obj=line,
+        before={"status": before},
+        after={"status": line.status},
+    )
+    return line
+
+
+@transaction.atomic
+def statement_line_unignore(*, actor, statement_line) -> StatementLine:
+    """Bring an ignored line back to review (unmatched); auto-reconcile may suggest for it
+    again. A line that is not ignored is left as it is."""
+    line = _line_for_change(statement_line)
+    _require_write(actor, line.company)
+    if line.status != LineStatus.IGNORED:
+        return line
+    line.status = LineStatus.UNMATCHED
+    line.save(update_fields=["status"])
+    audit_record(
+        action="banking.statement_line.unignore",
+        actor=actor,
+        company=line.company,
+        obj=line,
+        before={"status": LineStatus.IGNORED},
+        after={"status": line.status},
+    )
+    return line

@@ -521,3 +521,5 @@ BANKING_RECONCILIATION_THRESHOLD = env.str("BANKING_RECONCILIATION_THRESHOLD", d
 BANKING_VARIANCE_ALERT_THRESHOLD = env.str("BANKING_VARIANCE_ALERT_THRESHOLD", default="5000.00")
 # Match suggestions at or above this confidence (0..1) are accepted automatically.
 BANKING_AUTO_ACCEPT_CONFIDENCE = env.str("BANKING_AUTO_ACCEPT_CONFIDENCE", default="0.95")
+# Statement uploads larger than this (bytes) are refused (400 file_too_large) before parsing.
+BANKING_MAX_STATEMENT_BYTES = env.int("BANKING_MAX_STATEMENT_BYTES", default=20 * 1024 * 1024)
