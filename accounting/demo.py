@@ -3,8 +3,10 @@
 Twelve months up to today: capital paid in, cash and credit sales with VAT, customer receipts,
 purchases on account and supplier payments, rent, utilities, salaries with tax withheld, bank
 charges; cost centres, projects and departments on the lines. Fiscal years that
-ended before today are closed to retained earnings. Deterministic
-(seeded by the company's slug) and skipped when the company already has demo entries.
+ended before today are closed to retained earnings by `finish`, which seed_demo runs after every
+app's demo (banking, invoicing and payroll post into the last twelve months too, and nothing
+posts into a closed year). Deterministic (seeded by the company's slug) and skipped when the
+company already has demo entries.
 """
 
 import random
@@ -135,8 +137,13 @@ def seed(*, company: Company, actor, stdout=None) -> int:
     services.journal_entries_post_bulk(
         actor=actor, system_job="seed_demo", company=company, entries=entries
     )
-    _close_past_years(company, actor)
     return len(entries)
+
+
+def finish(*, company: Company, actor, stdout=None) -> int:
+    """The demo's last step, after every app's seed: close the fiscal years that ended before
+    today (idempotent: a closed year is not closed again). Returns the years closed."""
+    return _close_past_years(company, actor)
 
 
 def _line(role_or_code: str, amount: Decimal, side: str, dims: dict) -> dict:
@@ -146,9 +153,12 @@ def _line(role_or_code: str, amount: Decimal, side: str, dims: dict) -> dict:
     return line
 
 
-def _close_past_years(company: Company, actor) -> None:
+def _close_past_years(company: Company, actor) -> int:
     """Close the years that ended before today, so the balance sheet shows retained earnings."""
+    closed = 0
     for year in FiscalYear.objects.filter(
         company=company, status="open", end_date__lt=company.today()
     ).order_by("start_date"):
         services.fiscal_year_close(actor=actor, system_job="seed_demo", fiscal_year=year)
+        closed += 1
+    return closed

@@ -1,7 +1,7 @@
 """Demo banking for the demo companies (called by `manage.py seed_demo`, after the ledger demo).
 
 Two bank accounts (the operating account on the ledger's bank role, and a second one on a new
-ledger account 1132), a year of transactions (as far back as the books are still open) with
+ledger account 1132), a year of transactions (the twelve months up to today) with
 cost centres, projects and departments, every one posted through banking's services; a
 transfer between the accounts, a branch cash submission and a petty cash float with vouchers
 and a replenishment. Then the bank's side, generated in memory from what was posted: a
@@ -76,9 +76,11 @@ def _amount(rng: random.Random, low: int, high: int, scale: Decimal) -> Decimal:
 
 
 def _first_open_day(company: Company, today: date) -> date:
-    """The first day of the earliest open month within the last year (the ledger demo closes
-    fiscal years that have ended, and nothing posts into them)."""
-    back = (today.replace(day=1) - timedelta(days=330)).replace(day=1)
+    """The first day of the month eleven months back (a year of months up to this one), or of
+    the earliest open month after it: the ledger demo closes ended fiscal years only as the
+    demo's last step (accounting.demo.finish), so normally the whole year is open."""
+    month0 = today.year * 12 + today.month - 1 - 11
+    back = date(month0 // 12, month0 % 12 + 1, 1)
     period = (
         AccountingPeriod.objects.filter(
             company=company, status=PeriodStatus.OPEN, start_date__gte=back

@@ -47,16 +47,28 @@ ADMIN_PASSWORD = "kontor-admin"  # noqa: S105
 DEMO_PASSWORD = "kontor-demo"  # noqa: S105
 
 
+def _demo_modules():
+    for app_config in apps.get_app_configs():
+        name = f"{app_config.name}.demo"
+        if app_config.name != "core" and find_spec(name) is not None:
+            yield app_config.label, import_module(name)
+
+
 def _module_seeders():
     """Each app may offer `<app>/demo.py` with `seed(company, actor, stdout) -> int` (records
     added; 0 when its demo data is already there). core cannot import the apps built on it, so
     it looks them up the way the dashboard gathers panels."""
-    for app_config in apps.get_app_configs():
-        name = f"{app_config.name}.demo"
-        if app_config.name != "core" and find_spec(name) is not None:
-            module = import_module(name)
-            if hasattr(module, "seed"):
-                yield app_config.label, module.seed
+    for label, module in _demo_modules():
+        if hasattr(module, "seed"):
+            yield label, module.seed
+
+
+def _module_finishers():
+    """`finish(company, actor, stdout)` of a demo module runs once every app's seed has run
+    (the ledger closes the fiscal years that ended, after the other apps posted into them)."""
+    for label, module in _demo_modules():
+        if hasattr(module, "finish"):
+            yield label, module.finish
 
 
 class Command(BaseCommand):
@@ -109,6 +121,9 @@ class Command(BaseCommand):
                     added = seed(company=company, actor=admin_user, stdout=self.stdout)
                 if added:
                     module_lines.append(f"  {company.slug}: {added} {label} demo records")
+            for _label, finish in _module_finishers():
+                with transaction.atomic():
+                    finish(company=company, actor=admin_user, stdout=self.stdout)
         # Say the demo password only while it is still the password (a developer may change it).
         admin_password = ADMIN_PASSWORD if admin_user.check_password(ADMIN_PASSWORD) else None
         self._report(show, created_users, admin_password, module_lines)
