@@ -832,3 +832,38 @@ def test_update_without_a_stored_synctoken_is_a_conflict(qbo, qbo_connection):
         )
     remote = qbo.store["Invoice"][first.external_id]
     assert (remote["SyncToken"], remote["PrivateNote"]) == ("1", "changed in QuickBooks")
+
+
+def test_engine_payment_whose_reply_is_lost_is_exported_once(qbo, books_qbo, sales):
+    """Through the engine: QuickBooks saves the payment and the reply is lost; the next run
+    cannot find a payment by reference, repeats the push with the same requestid (payments
+    are in idempotent_creates) and QuickBooks answers with the payment it has."""
+    from accounting.integrations.models import AccountMapping
+    from accounting.models import Account
+    from invoicing.services import invoice_payment_record
+
+    checking = next(a for a in qbo.store["Account"].values() if a["AcctNum"] == "1100")
+    AccountMapping.objects.create(
+        company=books_qbo.company,
+        connection=books_qbo,
+        external_id=checking["Id"],
+        external_code="1100",
+        external_name="Checking",
+        account=Account.objects.get(company=books_qbo.company, code="1131"),
+    )
+    invoice = sales.approved(sales.line(quantity="2", unit_price="100.00"))
+    sync_run(connection=books_qbo, entity="invoices", direction="export")
+    invoice_payment_record(actor=sales.clerk, invoice=invoice, amount=Decimal("230.00"))
+    qbo.fail("drop", path="/payment", method="POST")
+
+    first = sync_run(connection=books_qbo, entity="payments", direction="export")
+    assert first.status == "failed"
+    assert len(qbo.store["Payment"]) == 1  # saved, reply lost
+    second = sync_run(connection=books_qbo, entity="payments", direction="export")
+
+    assert (second.status, second.records_succeeded) == ("succeeded", 1)
+    assert len(qbo.store["Payment"]) == 1
+    ref = ExternalRef.objects.get(connection=books_qbo, entity="payment")
+    assert ref.external_id == next(iter(qbo.store["Payment"]))
+    first_id, second_id = (c.query["requestid"] for c in qbo.calls("/payment", "POST"))
+    assert first_id == second_id
