@@ -2,11 +2,13 @@
 counter `banking_reconciliation_variance_alerts_total`, and an email to the company's owners
 and accountants (and the addresses in its banking settings) after commit.
 
-Raised by `banking.reconciliation.reconciliation_report` when |variance| exceeds the alert
-threshold, once per bank account, month and variance figure: the audit event written with the
-alert is the record that it was raised, so viewing the report again stays quiet until the
-variance changes. The caller holds the lock on the BankReconciliation row, so two views at
-once cannot both raise it.
+Raised by `banking.reconciliation.reconciliation_refresh` (at the end of auto-reconcile, of the
+import's reconcile task, of closing a month, and by the daily `banking.refresh_reconciliations`
+beat task for open months) when |variance| exceeds the alert threshold, once per bank account,
+month and variance figure: the audit event written with the alert is the record that it was
+raised, so refreshing again stays quiet until the variance changes. The caller holds the lock
+on the BankReconciliation row, so two refreshes at once cannot both raise it. The log line,
+the metric and the email follow the commit (a rolled-back refresh raises nothing).
 """
 
 from __future__ import annotations
@@ -86,13 +88,15 @@ def variance_alert_raise(
         obj=reconciliation,
         after=details,
     )
-    log.warning("bank reconciliation variance above alert threshold", extra=details)
-    variance_alerts_total.inc()
-    if recipients:
-        reconciliation_id = reconciliation.pk
-        transaction.on_commit(
-            lambda: variance_alert_send(reconciliation_id, str(variance), recipients)
-        )
+    reconciliation_id = reconciliation.pk
+
+    def after_commit():
+        log.warning("bank reconciliation variance above alert threshold", extra=details)
+        variance_alerts_total.inc()
+        if recipients:
+            variance_alert_send(reconciliation_id, str(variance), recipients)
+
+    transaction.on_commit(after_commit)
     return True
 
 

@@ -17,8 +17,11 @@ Writes (keyword-only services, one transaction each, audited):
   Cr receivable); the bank transaction is recorded on that very entry, never posted again.
 - `reconciliation_close`: a person signs the month off when the variance is within threshold.
 
-Reads: `reconciliation_report` (which also upserts the month's BankReconciliation row and
-raises the variance alert) and `variance_report`.
+- `reconciliation_refresh`: stores a month's figures in its BankReconciliation row and raises
+  the variance alert (email after commit); run at the end of `reconciliation_auto` for the
+  months it looked at, by `reconciliation_close` and daily by a beat task.
+
+Reads (no writes at all): `reconciliation_report` and `variance_report`.
 
 Amounts: a statement line's `reconciled_amount` and a transaction's are the sums of their
 ACCEPTED allocations; suggestions only hold amounts back from further matching. Every write
@@ -82,6 +85,7 @@ log = logging.getLogger(__name__)
 
 AUTO_JOB = "banking.auto_reconcile"
 SYSTEM_JOB = "banking.reconciliation"
+REFRESH_JOB = "banking.refresh_reconciliations"
 CONFIDENCE_PLACES = Decimal("0.0001")
 OPEN_LINE_STATUSES = (LineStatus.UNMATCHED, LineStatus.PARTIALLY_MATCHED)
 # SQLite refuses statements with too many parameters; PostgreSQL takes big IN lists happily.
@@ -246,6 +250,11 @@ def reconciliation_auto(
             "by_method": dict(sorted(by_method.items())),
             "auto_accept_confidence": str(auto_accept),
         }
+        # the months looked at get their figures stored and the variance alert checked
+        months = {month_of(period)} if period else {row.date.replace(day=1) for row in line_rows}
+        for start in sorted(months):
+            _refresh_locked(account, start, thresholds, system_job=system_job)
+        summary["months_refreshed"] = len(months)
         audit_record(
             action="banking.reconciliation.auto",
             actor=actor,
@@ -1107,85 +1116,166 @@ def _status(variance: Decimal | None, threshold: Decimal, closed: bool) -> str:
     return ReconciliationStatus.OPEN
 
 
-def reconciliation_report(*, bank_account, period, company: Company | None = None) -> dict:
-    """The month's bank reconciliation of one account (see `_figures` for the form), stored
-    in its BankReconciliation row (created or updated). A |variance| above the threshold
-    (BANKING_RECONCILIATION_THRESHOLD or the company's) marks it `exceeds_threshold`; above the
-    alert threshold (BANKING_VARIANCE_ALERT_THRESHOLD or the company's) it raises the variance
-    alert (log, metric, email after commit) once per account, month and variance figure."""
-    account = _bank_account(company, bank_account)
-    start = month_of(period)
-    thresholds = banking_settings_for(account.company)
-    with transaction.atomic():
-        _no_jit()
-        figures = _figures(account, start)
-        row, _created = BankReconciliation.objects.select_for_update().get_or_create(
-            bank_account=account,
-            period=start,
-            defaults={
-                "company_id": account.company_id,
-                "threshold": thresholds.reconciliation_threshold,
-            },
-        )
-        variance = figures["variance"]
-        status = _status(
-            variance, thresholds.reconciliation_threshold, row.reconciled_at is not None
-        )
-        values = {
-            "statement_opening": figures["statement_opening"],
-            "statement_closing": figures["statement_closing"],
-            "book_balance": figures["book_balance"],
-            "outstanding_deposits": figures["outstanding_deposits"],
-            "outstanding_payments": figures["outstanding_payments"],
-            "variance": variance if variance is not None else ZERO,
-            "threshold": thresholds.reconciliation_threshold,
-            "status": status,
-        }
-        changed = [name for name, value in values.items() if getattr(row, name) != value]
-        if changed:
-            for name in changed:
-                setattr(row, name, values[name])
-            row.save(update_fields=[*changed, "updated_at"])
-        if variance is not None and abs(variance) > thresholds.variance_alert_threshold:
-            variance_alert_raise(
-                reconciliation=row,
-                variance=variance,
-                alert_threshold=thresholds.variance_alert_threshold,
-                extra_recipients=thresholds.alert_recipients,
-            )
+def _signed_off_still_true(row: BankReconciliation | None, figures: dict) -> bool:
+    """A month signed off counts as reconciled while its figures are those signed off."""
+    return (
+        row is not None
+        and row.reconciled_at is not None
+        and figures["variance"] is not None
+        and row.variance == figures["variance"]
+        and row.book_balance == figures["book_balance"]
+        and row.statement_closing == figures["statement_closing"]
+    )
+
+
+def _report_dict(figures: dict, row, thresholds, status: str) -> dict:
+    variance = figures["variance"]
     return {
         **figures,
-        "reconciliation_id": row.pk,
+        "reconciliation_id": row.pk if row is not None else None,
         "threshold": thresholds.reconciliation_threshold,
         "alert_threshold": thresholds.variance_alert_threshold,
         "within_threshold": None
         if variance is None
         else abs(variance) <= thresholds.reconciliation_threshold,
         "status": status,
-        "reconciled_by": row.reconciled_by_id,
-        "reconciled_at": row.reconciled_at,
+        "reconciled_by": row.reconciled_by_id if row is not None else None,
+        "reconciled_at": row.reconciled_at if row is not None else None,
     }
+
+
+def reconciliation_report(*, bank_account, period, company: Company | None = None) -> dict:
+    """The month's bank reconciliation of one account (see `_figures` for the form), computed
+    live. Read-only: nothing is written and no alert raised (an auditor's GET leaves no
+    trace); `reconciliation_refresh` stores the figures and raises the alert. The status is
+    `exceeds_threshold` when |variance| is above the threshold (BANKING_RECONCILIATION_THRESHOLD
+    or the company's), `reconciled` when the month was signed off and its figures have not
+    moved since, `open` otherwise. `reconciliation_id` is None until the month was stored."""
+    account = _bank_account(company, bank_account)
+    start = month_of(period)
+    thresholds = banking_settings_for(account.company)
+    with transaction.atomic():
+        _no_jit()
+        figures = _figures(account, start)
+    row = BankReconciliation.objects.filter(bank_account=account, period=start).order_by().first()
+    status = _status(
+        figures["variance"],
+        thresholds.reconciliation_threshold,
+        _signed_off_still_true(row, figures),
+    )
+    return _report_dict(figures, row, thresholds, status)
+
+
+def _refresh_locked(
+    account: BankAccount, start: date, thresholds, *, system_job: str, figures=None
+) -> tuple[BankReconciliation, dict, str]:
+    """Inside the caller's transaction: compute the month's figures, store them in its
+    BankReconciliation row (created under a row lock), reopen a signed-off month whose
+    figures moved (audit event `banking.reconciliation.reopen`), and raise the variance alert
+    above the alert threshold (email, log and metric after commit)."""
+    row, _created = BankReconciliation.objects.select_for_update().get_or_create(
+        bank_account=account,
+        period=start,
+        defaults={
+            "company_id": account.company_id,
+            "threshold": thresholds.reconciliation_threshold,
+        },
+    )
+    if figures is None:
+        _no_jit()
+        figures = _figures(account, start)
+    variance = figures["variance"]
+    reopened = row.reconciled_at is not None and not _signed_off_still_true(row, figures)
+    if reopened:
+        audit_record(
+            action="banking.reconciliation.reopen",
+            system_job=system_job,
+            company=account.company,
+            obj=row,
+            before={
+                "status": row.status,
+                "variance": str(row.variance),
+                "book_balance": str(row.book_balance),
+                "statement_closing": str(row.statement_closing),
+                "reconciled_by": row.reconciled_by_id,
+            },
+            after={
+                "variance": str(variance),
+                "book_balance": str(figures["book_balance"]),
+                "statement_closing": str(figures["statement_closing"]),
+            },
+        )
+        row.reconciled_at = None
+        row.reconciled_by = None
+    status = _status(variance, thresholds.reconciliation_threshold, row.reconciled_at is not None)
+    values = {
+        "statement_opening": figures["statement_opening"],
+        "statement_closing": figures["statement_closing"],
+        "book_balance": figures["book_balance"],
+        "outstanding_deposits": figures["outstanding_deposits"],
+        "outstanding_payments": figures["outstanding_payments"],
+        "variance": variance if variance is not None else ZERO,
+        "threshold": thresholds.reconciliation_threshold,
+        "status": status,
+    }
+    changed = [name for name, value in values.items() if getattr(row, name) != value]
+    if reopened:
+        changed += ["reconciled_at", "reconciled_by"]
+    if changed:
+        for name in changed:
+            if name in values:
+                setattr(row, name, values[name])
+        row.save(update_fields=[*changed, "updated_at"])
+    if variance is not None and abs(variance) > thresholds.variance_alert_threshold:
+        variance_alert_raise(
+            reconciliation=row,
+            variance=variance,
+            alert_threshold=thresholds.variance_alert_threshold,
+            extra_recipients=thresholds.alert_recipients,
+        )
+    return row, figures, status
+
+
+def reconciliation_refresh(
+    *, bank_account, period, system_job: str = SYSTEM_JOB, company: Company | None = None
+) -> dict:
+    """Store the month's figures in its BankReconciliation row and raise the variance alert
+    when |variance| exceeds the alert threshold (BANKING_VARIANCE_ALERT_THRESHOLD or the
+    company's), once per account, month and figure; the email follows the commit. A
+    signed-off month whose figures moved is reopened (audit event). Run by auto-reconcile,
+    by closing a month and daily by the `banking.refresh_reconciliations` task. Returns the
+    report (as `reconciliation_report`)."""
+    account = _bank_account(company, bank_account)
+    start = month_of(period)
+    thresholds = banking_settings_for(account.company)
+    with transaction.atomic():
+        row, figures, status = _refresh_locked(account, start, thresholds, system_job=system_job)
+    return _report_dict(figures, row, thresholds, status)
 
 
 def reconciliation_close(
     *, actor, bank_account, period, system_job: str = ""
 ) -> BankReconciliation:
     """Sign the month off: allowed when the statement is known and |variance| is within the
-    threshold; records who and when. A later change that moves the variance past the threshold
-    marks it exceeds_threshold again on the next report."""
+    threshold; records who and when. Figures, check and sign-off in one transaction under the
+    lock of the month's row. A later change of the month's figures reopens it (see
+    `reconciliation_refresh`; the live report no longer calls it reconciled)."""
     account = _bank_account(None, bank_account)
     _require_write(actor, account.company)
-    report = reconciliation_report(bank_account=account, period=period)
+    start = month_of(period)
+    thresholds = banking_settings_for(account.company)
+    job = system_job or SYSTEM_JOB
     with transaction.atomic():
-        row = BankReconciliation.objects.select_for_update().get(pk=report["reconciliation_id"])
-        if report["variance"] is None:
+        row, figures, _status_now = _refresh_locked(account, start, thresholds, system_job=job)
+        variance = figures["variance"]
+        if variance is None:
             raise ConflictError(
                 "No statement for this month yet: import it before closing.", code="no_statement"
             )
-        if not report["within_threshold"]:
+        if abs(variance) > thresholds.reconciliation_threshold:
             raise ConflictError(
-                f"The variance {report['variance']} exceeds the threshold "
-                f"{report['threshold']}; it cannot be closed.",
+                f"The variance {variance} exceeds the threshold "
+                f"{thresholds.reconciliation_threshold}; it cannot be closed.",
                 code="variance_exceeds_threshold",
             )
         before = {"status": row.status, "reconciled_at": row.reconciled_at}
@@ -1196,7 +1286,7 @@ def reconciliation_close(
         audit_record(
             action="banking.reconciliation.close",
             actor=actor,
-            system_job=system_job or SYSTEM_JOB,
+            system_job=job,
             company=account.company,
             obj=row,
             before=before,

@@ -136,7 +136,7 @@ def test_a_variance_above_the_alert_threshold_sends_one_email(
     before = variance_alerts_total._value.get()
 
     with django_capture_on_commit_callbacks(execute=True):
-        report = recon.reconciliation_report(bank_account=bank.main, period="2026-03")
+        report = recon.reconciliation_refresh(bank_account=bank.main, period="2026-03")
     assert report["variance"] == M("6000.00")
     assert len(mail.outbox) == 1
     message = mail.outbox[0]
@@ -149,9 +149,9 @@ def test_a_variance_above_the_alert_threshold_sends_one_email(
     assert variance_alerts_total._value.get() == before + 1
     assert AuditEvent.objects.filter(action="banking.reconciliation.variance_alert").count() == 1
 
-    # viewing the report again, same figure: no second alert
+    # refreshing again, same figure: no second alert
     with django_capture_on_commit_callbacks(execute=True):
-        recon.reconciliation_report(bank_account=bank.main, period="2026-03")
+        recon.reconciliation_refresh(bank_account=bank.main, period="2026-03")
     assert len(mail.outbox) == 1
     assert variance_alerts_total._value.get() == before + 1
 
@@ -164,7 +164,7 @@ def test_a_variance_above_the_alert_threshold_sends_one_email(
         closing_date=D(2026, 3, 31),
     )
     with django_capture_on_commit_callbacks(execute=True):
-        assert recon.reconciliation_report(bank_account=bank.main, period="2026-03")[
+        assert recon.reconciliation_refresh(bank_account=bank.main, period="2026-03")[
             "variance"
         ] == M("6500.00")
     assert len(mail.outbox) == 2
@@ -186,7 +186,7 @@ def test_no_email_when_the_report_rolls_back(bank, django_capture_on_commit_call
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         try:
             with transaction.atomic():
-                recon.reconciliation_report(bank_account=bank.main, period="2026-03")
+                recon.reconciliation_refresh(bank_account=bank.main, period="2026-03")
                 raise RuntimeError("rolled back")
         except RuntimeError:
             pass
@@ -305,7 +305,7 @@ def test_the_report_runs_a_fixed_number_of_queries_whatever_the_history(bank):
             recon.reconciliation_report(bank_account=bank.main, period="2026-03")
         return len(ctx.captured_queries)
 
-    queries()  # the first view creates the month's row
+    queries()
     small = queries()
     for day in range(1, 29):  # a month of February history: matched, outstanding, unmatched
         deposit(bank, "10.00", D(2026, 2, day))
@@ -321,3 +321,101 @@ def test_the_report_runs_a_fixed_number_of_queries_whatever_the_history(bank):
     assert len(report["outstanding_deposit_items"]) == 1 + 28
     assert report["unmatched_statement_lines"] == 28
     assert small <= 18 and queries() <= 18  # no query per outstanding item or line
+
+
+# --- review 1: the report is read-only; the alert comes from auto-reconcile and a daily task --
+
+
+def _unbooked_receipt(bank):
+    march(bank)
+    statement(
+        bank,
+        bank.main,
+        [(D(2026, 3, 28), "6000.00", {"counterparty": "Unknown payer"})],
+        closing="121000.00",
+        closing_date=D(2026, 3, 31),
+    )
+    bank.owner.email = "owner@alpha.example"
+    bank.owner.save()
+
+
+def test_viewing_the_report_writes_nothing_and_alerts_nobody(
+    bank, django_capture_on_commit_callbacks
+):
+    _unbooked_receipt(bank)
+    BankReconciliation.objects.all().delete()
+    audits = AuditEvent.objects.count()
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        report = recon.reconciliation_report(bank_account=bank.main, period="2026-03")
+    assert report["variance"] == M("6000.00")
+    assert report["status"] == ReconciliationStatus.EXCEEDS_THRESHOLD
+    assert report["reconciliation_id"] is None
+    assert not BankReconciliation.objects.exists()
+    assert AuditEvent.objects.count() == audits
+    assert callbacks == [] and mail.outbox == []
+
+
+def test_auto_reconcile_stores_the_month_and_raises_the_alert_after_commit(
+    bank, django_capture_on_commit_callbacks
+):
+    _unbooked_receipt(bank)
+    before = variance_alerts_total._value.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        recon.reconciliation_auto(company=bank.company, bank_account=bank.main)
+    row = BankReconciliation.objects.get(bank_account=bank.main, period=D(2026, 3, 1))
+    assert (row.variance, row.status) == (M("6000.00"), ReconciliationStatus.EXCEEDS_THRESHOLD)
+    assert len(mail.outbox) == 1 and "6000.00" in mail.outbox[0].subject
+    assert variance_alerts_total._value.get() == before + 1
+
+
+def test_the_daily_task_refreshes_open_months_and_raises_the_alert(
+    bank, django_capture_on_commit_callbacks, monkeypatch
+):
+    from banking import tasks
+
+    _unbooked_receipt(bank)
+    monkeypatch.setattr(type(bank.company), "today", lambda self: D(2026, 4, 15))
+    with django_capture_on_commit_callbacks(execute=True):
+        refreshed = tasks.refresh_reconciliations.apply().get()
+    assert refreshed >= 2  # March and April of the main account at least
+    assert BankReconciliation.objects.get(
+        bank_account=bank.main, period=D(2026, 3, 1)
+    ).variance == (M("6000.00"))
+    # April carries the same unbooked 6,000 (no April statement yet): one alert per month
+    assert sorted(m.subject.split(", ")[-1] for m in mail.outbox) == ["April 2026", "March 2026"]
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.refresh_reconciliations.apply().get()
+    assert len(mail.outbox) == 2  # same figures: quiet
+
+
+def test_the_refresh_is_declared_as_a_daily_beat_entry(db):
+    from django_celery_beat.models import PeriodicTask
+
+    from banking.tasks import REFRESH_SCHEDULE_NAME, REFRESH_TASK, declare_schedules
+
+    declare_schedules()
+    entry = PeriodicTask.objects.get(name=REFRESH_SCHEDULE_NAME)
+    assert entry.task == REFRESH_TASK and entry.crontab is not None
+
+
+def test_a_signed_off_month_whose_figures_change_is_reopened_with_an_audit_event(bank):
+    march(bank)
+    recon.reconciliation_close(actor=bank.accountant, bank_account=bank.main, period="2026-03")
+    # a 500 fee appears on the March statement after sign-off
+    statement(
+        bank,
+        bank.main,
+        [(D(2026, 3, 31), "-500.00")],
+        closing="114500.00",
+        closing_date=D(2026, 3, 31),
+    )
+    report = recon.reconciliation_report(bank_account=bank.main, period="2026-03")
+    assert (report["variance"], report["status"]) == (M("-500.00"), ReconciliationStatus.OPEN)
+    recon.reconciliation_refresh(bank_account=bank.main, period="2026-03")
+    row = BankReconciliation.objects.get(bank_account=bank.main, period=D(2026, 3, 1))
+    assert (row.status, row.reconciled_at, row.variance) == (
+        ReconciliationStatus.OPEN,
+        None,
+        M("-500.00"),
+    )
+    assert AuditEvent.objects.filter(action="banking.reconciliation.reopen").count() == 1
