@@ -323,7 +323,7 @@ class BankTransactionAdmin(ServiceFormMixin, BankingAdmin):
         "cost_center",
         "project",
         "department",
-        "journal_entry",
+        "journal_entry__fiscal_year",  # the entry's reference names its fiscal year
     ]
     search_fields = ["reference", "counterparty", "memo"]
     search_help_text = "A reference, a counterparty or words of the memo."
@@ -490,6 +490,31 @@ class StatementImportAdmin(BankingAdmin):
     def has_change_permission(self, request, obj=None):
         return False  # an import is what the bank sent: read-only
 
+    actions = ["delete_unmatched_imports"]
+
+    @admin.action(
+        description="Delete selected imports (only those none of whose lines is matched)",
+        permissions=["manage"],
+    )
+    def delete_unmatched_imports(self, request, queryset):
+        """Undo wrong imports through banking.imports.statement_import_delete (audited); an
+        import with a matched line is refused and named."""
+        done = lines = 0
+        for record in queryset.order_by("pk"):
+            label = str(record)
+            try:
+                result = imports.statement_import_delete(
+                    actor=request.user, statement_import=record
+                )
+            except DomainError as error:
+                self.refuse(request, label, error)
+            else:
+                done += 1
+                lines += result["lines"]
+        self.message_user(
+            request, f"{_plural(done, 'import')} deleted with {_plural(lines, 'line')}."
+        )
+
     def add_view(self, request, form_url="", extra_context=None):
         if not self.has_add_permission(request):
             raise PermissionDenied
@@ -517,10 +542,13 @@ class StatementImportAdmin(BankingAdmin):
                         messages.WARNING,
                     )
                 else:
+                    ignored = getattr(result, "ignored_count", 0)
                     self.message_user(
                         request,
                         f"{result}: {_plural(result.line_count, 'line')} read, "
-                        f"{result.new_line_count} new.",
+                        f"{result.new_line_count} new"
+                        + (f", {ignored} of zero amount set aside as ignored" if ignored else "")
+                        + ".",
                     )
                 return HttpResponseRedirect(
                     reverse("admin:banking_statementimport_change", args=[result.pk])
@@ -643,15 +671,21 @@ class ReconciliationMatchAdmin(BankingAdmin):
         return False
 
     def _each(self, request, queryset, call, verb):
-        done = 0
+        done = refused = 0
+        chosen = queryset.count()
         for match in queryset.filter(status=MatchStatus.SUGGESTED).order_by("pk"):
             try:
                 call(actor=request.user, match=match)
             except DomainError as error:
                 self.refuse(request, match, error)
+                refused += 1
             else:
                 done += 1
-        self.message_user(request, f"{_plural(done, 'suggestion')} {verb}.")
+        skipped = chosen - done - refused
+        text = f"{_plural(done, 'suggestion')} {verb}"
+        if skipped:
+            text += f", {skipped} skipped (not suggestions)"
+        self.message_user(request, f"{text}.")
 
     @admin.action(description="Accept selected suggestions", permissions=["manage"])
     def accept_selected(self, request, queryset):

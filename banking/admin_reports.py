@@ -35,8 +35,8 @@ from django.utils.safestring import mark_safe
 from banking import reconciliation, selectors
 from banking.api import reports as api_reports
 from banking.charts import CHART_STYLE, Point, bar_chart, line_chart
-from banking.forms import MONTH
 from banking.models import BankAccount
+from banking.periods import check_day, parse_month
 from core.errors import DomainError
 from core.models import Company
 from core.selectors import companies_for
@@ -117,8 +117,10 @@ def _month_field():
 
 
 def _check_month(value: str) -> str:
-    if not MONTH.match(value or ""):
-        raise forms.ValidationError("Use YYYY-MM, for example 2026-08.")
+    try:
+        parse_month(value)
+    except ValueError as exc:
+        raise forms.ValidationError(f"{exc} Use YYYY-MM, for example 2026-08.") from None
     return value
 
 
@@ -131,6 +133,12 @@ class CashPositionForm(_ReportForm):
     by = forms.ChoiceField(
         choices=[("", "(no split)"), *DIMENSION_CHOICES], required=False, label="Split by"
     )
+
+    def clean_as_of(self):
+        try:
+            return check_day(self.cleaned_data["as_of"])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
 
 
 class TransferTrackingForm(_ReportForm):

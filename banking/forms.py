@@ -8,7 +8,6 @@ services; their refusals are put on the same forms by the admin views.
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from decimal import Decimal
 
@@ -17,17 +16,18 @@ from django.contrib.admin.widgets import AdminDateWidget
 from django.core.exceptions import ValidationError
 
 from banking.models import BankAccount, BankTransaction, StatementFormat
+from banking.periods import parse_month
 
 MONEY = {"max_digits": 18, "decimal_places": 2}
-MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 
 def month_of(text: str | None, default: date) -> date:
-    """The first day of the month `text` (YYYY-MM) names, or of `default`'s month."""
-    match = MONTH.match(text or "")
-    if not match:
+    """The first day of the month `text` (YYYY-MM, years 1900 to 2200) names, or of
+    `default`'s month when it names none."""
+    try:
+        return parse_month(text)
+    except ValueError:
         return default.replace(day=1)
-    return date(int(match.group(1)), int(match.group(2)), 1)
 
 
 class ServiceModelForm(forms.ModelForm):
@@ -312,6 +312,17 @@ class StatementUploadForm(forms.Form):
     def __init__(self, *args, accounts, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["bank_account"].queryset = accounts
+
+    def clean_file(self):
+        from banking.imports import check_statement_size
+        from core.errors import DomainError
+
+        upload = self.cleaned_data["file"]
+        try:
+            check_statement_size(upload.size)
+        except DomainError as error:
+            raise ValidationError(error.message) from None
+        return upload
 
 
 # --- one-form commands -------------------------------------------------------------------------

@@ -8,6 +8,8 @@ from drf_spectacular.utils import extend_schema
 from banking.api.reports import (
     CashPositionView,
     DimensionalAnalysisView,
+    ReconciliationCloseView,
+    ReconciliationListView,
     ReconciliationReportView,
     TransferTrackingView,
     VarianceReportView,
@@ -21,6 +23,14 @@ class _PostAccountingWithoutSlash(BankTransactionViewSet):
 
 
 urlpatterns = [
+    re_path(
+        r"^reconciliation/close/?$",
+        ReconciliationCloseView.as_view(),
+        name="banking-reconciliation-close",
+    ),
+    re_path(
+        r"^reconciliations/?$", ReconciliationListView.as_view(), name="banking-reconciliations"
+    ),
     re_path(
         r"^reconciliation/?$", ReconciliationReportView.as_view(), name="banking-reconciliation"
     ),

@@ -17,21 +17,22 @@ from __future__ import annotations
 
 import csv
 import io
-import re
-from datetime import date
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
 
 from banking import reconciliation, selectors
-from banking.models import BankAccount
+from banking.api.serializers import BankReconciliationSerializer
+from banking.models import BankAccount, BankReconciliation
+from banking.periods import parse_day, parse_month
+from core.api.base import TenantAPIView
 from core.api.reports import ReportAPIView
 from core.api.views import COMPANY_HEADER_PARAMETER
 from core.errors import ValidationFailed
 
-MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 DIMENSIONS = ("branch", "cost_center", "project", "department")
 
 
@@ -68,12 +69,10 @@ class _Query(serializers.Serializer):
     def validate_period(self, value):
         if value in (None, ""):
             return None
-        match = MONTH.match(value.strip())
-        if not match:
-            raise _refuse(
-                "period", "invalid_period", f"Period: {value[:20]!r} is not a month (YYYY-MM)."
-            )
-        return date(int(match.group(1)), int(match.group(2)), 1)
+        try:
+            return parse_month(value)
+        except ValueError as exc:
+            raise _refuse("period", "invalid_period", f"Period: {exc}") from None
 
     def validate(self, data):
         if self.bank_account_required and data.get("bank_account_id") is None:
@@ -87,6 +86,12 @@ class AccountPeriodQuery(_Query):
     bank_account_required = True
 
 
+class ReconciliationCloseInput(AccountPeriodQuery):
+    """The body of POST reconciliation/close: both fields required."""
+
+    period = serializers.CharField()
+
+
 class CashPositionQuery(_Query):
     as_of = serializers.CharField(required=False, allow_blank=True)
     by = serializers.CharField(required=False, allow_blank=True)
@@ -95,11 +100,9 @@ class CashPositionQuery(_Query):
         if value in (None, ""):
             return None
         try:
-            return date.fromisoformat(value.strip())
-        except ValueError:
-            raise _refuse(
-                "as_of", "invalid_date", f"as_of: {value[:20]!r} is not a date (YYYY-MM-DD)."
-            ) from None
+            return parse_day(value)
+        except ValueError as exc:
+            raise _refuse("as_of", "invalid_date", f"as_of: {exc}") from None
 
     def validate_by(self, value):
         if value in (None, ""):
@@ -134,6 +137,12 @@ class DimensionQuery(AccountPeriodQuery):
                 "dimension", "invalid_dimension", f"dimension: one of {', '.join(DIMENSIONS)}."
             )
         return value
+
+    def validate(self, data):
+        # DRF calls validate_dimension only when the parameter is sent: the default is here.
+        data = super().validate(data)
+        data["dimension"] = data.get("dimension") or "cost_center"
+        return data
 
 
 class VarianceQuery(AccountPeriodQuery):
@@ -596,3 +605,65 @@ class VarianceReportView(_BankingReportView):
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
+
+
+# --- signing a month off ----------------------------------------------------------------------
+
+
+class ReconciliationCloseView(TenantAPIView):
+    """POST /api/v1/banking/reconciliation/close {bank_account_id, period}: sign the month off
+    (banking.reconciliation.reconciliation_close). Writers only."""
+
+    scope = "banking"
+
+    @extend_schema(
+        parameters=[COMPANY_HEADER_PARAMETER],
+        request=ReconciliationCloseInput,
+        responses={200: BankReconciliationSerializer},
+        description="Sign the month's reconciliation off (status reconciled, who and when). "
+        "409 no_statement until a statement covers the month's end; 409 "
+        "variance_exceeds_threshold when |variance| is above the threshold.",
+    )
+    def post(self, request, *args, **kwargs):
+        payload = ReconciliationCloseInput(data=request.data, context={"company": self.company})
+        payload.is_valid(raise_exception=True)
+        row = reconciliation.reconciliation_close(
+            actor=request.user,
+            bank_account=payload.validated_data["bank_account_id"],
+            period=payload.validated_data["period"],
+        )
+        return Response(BankReconciliationSerializer(row).data)
+
+
+class ReconciliationListView(TenantAPIView):
+    """GET /api/v1/banking/reconciliations?bank_account_id=&status=: the stored monthly
+    reconciliations (as the reports and sign-offs left them), newest month first."""
+
+    scope = "banking"
+
+    @extend_schema(
+        parameters=[
+            COMPANY_HEADER_PARAMETER,
+            OpenApiParameter(
+                "bank_account_id", OpenApiTypes.INT, description="Only this bank account."
+            ),
+            OpenApiParameter("status", str, description="open, reconciled or exceeds_threshold."),
+        ],
+        responses={200: BankReconciliationSerializer(many=True)},
+        description="The company's monthly bank reconciliations, newest month first (at most "
+        "240 rows: twenty years of one account).",
+    )
+    def get(self, request, *args, **kwargs):
+        query = _Query(
+            data={"bank_account_id": request.query_params.get("bank_account_id", "")},
+            context={"company": self.company},
+        )
+        query.is_valid(raise_exception=True)
+        rows = BankReconciliation.objects.filter(company=self.company)
+        if query.validated_data.get("bank_account_id") is not None:
+            rows = rows.filter(bank_account=query.validated_data["bank_account_id"])
+        wanted = request.query_params.get("status")
+        if wanted:
+            rows = rows.filter(status=wanted)
+        rows = rows.order_by("-period", "bank_account_id")[:240]
+        return Response(BankReconciliationSerializer(rows, many=True).data)

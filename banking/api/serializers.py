@@ -17,6 +17,7 @@ from rest_framework import serializers
 from accounting.api.serializers import LedgerDateField
 from banking.models import (
     BankAccount,
+    BankReconciliation,
     BankTransaction,
     BankTransfer,
     BankTransferAllocation,
@@ -50,12 +51,18 @@ def _version_field():
 class BankAccountSerializer(StrictModelSerializer):
     statement_mapping = serializers.JSONField(
         required=False,
-        help_text="The saved CSV column mapping used for this account's CSV statements: "
-        '{"delimiter": ",", "encoding": "utf-8", "decimal": ".", "date_format": "%d/%m/%Y", '
-        '"skip_rows": 0, "date": "Date", "amount": "Amount"} (a signed amount), or '
-        '"debit"/"credit" columns, or "amount" with "dc" (the D/C flag column); optional '
-        '"value_date", "reference", "counterparty", "description", "bank_id". An invalid '
-        "mapping answers 400 invalid_mapping naming the key.",
+        help_text="The saved CSV column mapping used for this account's CSV statements, "
+        'e.g. {"date": "Date", "amount": "Amount", "date_format": "%d/%m/%Y", '
+        '"delimiter": ",", "decimal_separator": "."}. Columns are header names or '
+        "0-based numbers: `date` (required), `value_date`, `reference`, `counterparty`, "
+        "`counterparty_account`, `description`, `bank_id`, `balance`. `amount_mode`: "
+        "`signed` (default; one `amount` column, + in, - out), `debit_credit` (`debit` and "
+        "`credit` columns) or `flag` (an unsigned `amount` and a `flag` column whose values "
+        "are listed in `credit_values` / `debit_values`, default C/CR/CRDT/CREDIT and "
+        "D/DR/DBIT/DEBIT). File layout: `delimiter`, `quotechar`, `encoding` (utf-8), "
+        "`decimal_separator` (.), `thousands_separator`, `date_format` (strftime, %Y-%m-%d), "
+        "`skip_rows`, `has_header` (true), `skip_footer`, `currency` (blank: the account's). "
+        "An unknown key or an invalid mapping answers 400 invalid_mapping naming the key.",
     )
 
     class Meta:
@@ -317,6 +324,11 @@ class StatementImportSerializer(serializers.ModelSerializer):
         default=False,
         help_text="True when this very file had been imported before: nothing was added.",
     )
+    ignored_line_count = serializers.IntegerField(
+        read_only=True,
+        default=0,
+        help_text="Lines of this import set aside as ignored (zero amounts on import).",
+    )
 
     class Meta:
         model = StatementImport
@@ -337,6 +349,7 @@ class StatementImportSerializer(serializers.ModelSerializer):
             "imported_by",
             "created_at",
             "replayed",
+            "ignored_line_count",
         ]
         read_only_fields = fields
 
@@ -432,3 +445,65 @@ class AutoReconcileResultSerializer(serializers.Serializer):
     by_method = serializers.DictField(child=serializers.IntegerField())
     auto_accept_confidence = serializers.CharField()
     seconds = serializers.FloatField()
+
+
+class ReconciliationCloseSerializer(StrictSerializer):
+    bank_account_id = serializers.PrimaryKeyRelatedField(
+        queryset=BankAccount.objects.all(), help_text="The bank account (of your company)."
+    )
+    period = serializers.CharField(help_text="YYYY-MM: the month to sign off.")
+
+
+class BankReconciliationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = BankReconciliation
+        fields = [
+            "id",
+            "bank_account",
+            "period",
+            "statement_opening",
+            "statement_closing",
+            "book_balance",
+            "outstanding_deposits",
+            "outstanding_payments",
+            "variance",
+            "threshold",
+            "status",
+            "reconciled_by",
+            "reconciled_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class InvoiceSettlementInputSerializer(StrictSerializer):
+    invoice = serializers.IntegerField(min_value=1, help_text="An open invoice of the company.")
+    amount = _money(
+        required=False,
+        allow_null=True,
+        help_text="What this invoice receives; what it has due (at most what the line has "
+        "left) when left out.",
+    )
+
+
+class SettleInvoicesSerializer(StrictSerializer):
+    settlements = InvoiceSettlementInputSerializer(
+        many=True,
+        allow_empty=False,
+        help_text="One or more invoices, each paid through invoicing from this receipt.",
+    )
+
+
+class CreateFromLineSerializer(StrictSerializer):
+    kind = serializers.ChoiceField(
+        choices=["fee", "interest", "deposit", "withdrawal"],
+        help_text="fee (money out) or interest (money in); deposit or withdrawal with a "
+        "`counter_account`.",
+    )
+    counter_account = serializers.IntegerField(
+        required=False, allow_null=True, help_text="Ledger account id; by kind when left out."
+    )
+    cost_center = serializers.IntegerField(required=False, allow_null=True)
+    project = serializers.IntegerField(required=False, allow_null=True)
+    department = serializers.IntegerField(required=False, allow_null=True)
+    memo = serializers.CharField(required=False, allow_blank=True, max_length=500)

@@ -15,7 +15,9 @@ in the body or an If-Match header) and a writer who changed it first makes yours
     /api/v1/banking/float-allocations/        petty cash imprest
         GET/POST {id}/vouchers/, POST {id}/replenish/
     /api/v1/banking/imports/                  statement files (multipart `file`, optional `format`)
-    /api/v1/banking/statement-lines/          the imported lines, read-only
+        DELETE {id}/                          undo an import none of whose lines is matched
+    /api/v1/banking/statement-lines/          the imported lines
+        POST {id}/ignore/, {id}/unignore/, {id}/settle-invoice/, {id}/create-transaction/
     /api/v1/banking/reconciliation-matches/   suggestions and matches
         POST (manual match), DELETE {id}/ (unmatch), POST {id}/accept/, {id}/reject/,
         POST auto-reconcile/
@@ -24,7 +26,7 @@ in the body or an If-Match header) and a writer who changed it first makes yours
 from __future__ import annotations
 
 import django_filters
-from django.db.models import Prefetch
+from django.db.models import Count, Prefetch, Q
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
@@ -42,11 +44,13 @@ from banking.models import (
     BankTransferAllocation,
     CashSubmission,
     FloatAllocation,
+    LineStatus,
     PettyCashVoucher,
     ReconciliationMatch,
     StatementImport,
     StatementLine,
 )
+from banking.periods import parse_month
 from core.api.base import TenantViewSet
 from core.api.views import COMPANY_HEADER_PARAMETER
 from core.errors import ValidationFailed
@@ -81,10 +85,12 @@ def _version(request, data: dict) -> int | None:
 def _period_from(text: str | None):
     if not text:
         return None
-    from datetime import date
-
-    year, month = text.split("-")
-    return date(int(year), int(month), 1)
+    try:
+        return parse_month(text)
+    except ValueError as exc:
+        raise ValidationFailed(
+            f"Period: {exc}", code="invalid_period", fields={"period": [str(exc)]}
+        ) from None
 
 
 class _BankingViewSet(TenantViewSet):
@@ -215,7 +221,7 @@ class BankTransactionViewSet(
 ):
     """Book transactions of the company's bank accounts, with their dimensions."""
 
-    queryset = BankTransaction.objects.select_related("bank_account", "journal_entry")
+    queryset = BankTransaction.objects.select_related("bank_account", "journal_entry__fiscal_year")
     serializer_class = s.BankTransactionSerializer
     filterset_class = TransactionFilter
     search_fields = ["reference", "counterparty", "memo"]
@@ -494,21 +500,34 @@ class FloatAllocationViewSet(
         "ofx, mt940, camt053 or csv; sniffed when left out; a CSV is read with the account's "
         "saved mapping). The whole file or nothing: a broken file answers 400 "
         "invalid_statement naming the line and the reason; a statement of another account "
-        "(IBAN) or currency is refused. Lines already imported are skipped.",
+        "(IBAN) or currency is refused. Lines already imported are skipped; lines of zero "
+        "amount are imported as ignored (`ignored_line_count`). A file over "
+        "BANKING_MAX_STATEMENT_BYTES answers 400 file_too_large.",
+    ),
+    destroy=extend_schema(
+        description="Undo a wrong import: its lines and the import are deleted (audited), so "
+        "the right file can be imported. Refused with 409 import_matched while any of its "
+        "lines is matched (unmatch first)."
     ),
 )
 class StatementImportViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
     _BankingViewSet,
 ):
-    queryset = StatementImport.objects.select_related("bank_account")
+    queryset = StatementImport.objects.select_related("bank_account").annotate(
+        ignored_line_count=Count("lines", filter=Q(lines__status=LineStatus.IGNORED))
+    )
     serializer_class = s.StatementImportSerializer
     parser_classes = [MultiPartParser, FormParser, DecimalJSONParser]
     filterset_fields = ["bank_account", "format"]
     ordering = ["-created_at", "-id"]
-    http_method_names = CREATE_READ
+    http_method_names = ["get", "post", "delete", "head", "options"]
+
+    def perform_destroy(self, instance):
+        imports.statement_import_delete(actor=self.request.user, statement_import=instance)
 
     def get_serializer_class(self):
         return (
@@ -516,6 +535,9 @@ class StatementImportViewSet(
         )
 
     def create(self, request, *args, **kwargs):
+        upload = request.FILES.get("file")
+        if upload is not None:
+            imports.check_statement_size(upload.size)  # before anything reads it
         data = self._input(s.StatementUploadSerializer, request)
         upload = data["file"]
         result = imports.statement_import_create(
@@ -526,6 +548,7 @@ class StatementImportViewSet(
             format=data.get("format"),
         )
         replayed = bool(getattr(result, "replayed", False))
+        result.ignored_line_count = getattr(result, "ignored_count", 0)
         body = s.StatementImportSerializer(result).data
         body["replayed"] = replayed
         return Response(body, status=status.HTTP_200_OK if replayed else status.HTTP_201_CREATED)
@@ -545,9 +568,63 @@ class StatementLineFilter(django_filters.FilterSet):
         fields = ["bank_account", "statement_import", "date_from", "date_to", "status"]
 
 
+def _company_refs(company, data: dict) -> dict:
+    """Ledger account and dimension ids of a request, looked up in the company only (another
+    company's id answers 400 as if it did not exist)."""
+    from accounting.models import Account, CostCenter, Department, Project
+
+    refs = {}
+    for key, model in (
+        ("counter_account", Account),
+        ("cost_center", CostCenter),
+        ("project", Project),
+        ("department", Department),
+    ):
+        pk = data.pop(key, None)
+        if pk is None:
+            continue
+        row = model.objects.filter(company=company, pk=pk).first()
+        if row is None:
+            raise ValidationFailed(
+                f"{key}: no such row in this company.", code="invalid", fields={key: ["Unknown."]}
+            )
+        refs[key] = row
+    return refs
+
+
 @extend_schema(parameters=[COMPANY_HEADER_PARAMETER])
+@extend_schema_view(
+    ignore=extend_schema(
+        request=None,
+        responses=s.StatementLineSerializer,
+        description="Set the line aside (status ignored): it leaves review and auto-reconcile. "
+        "A matched line answers 409 line_matched (unmatch first).",
+    ),
+    unignore=extend_schema(
+        request=None,
+        responses=s.StatementLineSerializer,
+        description="Bring an ignored line back to review (unmatched).",
+    ),
+    settle_invoice=extend_schema(
+        request=s.SettleInvoicesSerializer,
+        responses={201: s.BankTransactionSerializer(many=True)},
+        description="A receipt settles one or more open invoices of the company, each with an "
+        "amount (what it has due, at most what the line has left, when left out): each is "
+        "paid through invoicing (Dr bank / Cr receivable), recorded as a posted deposit bound "
+        "to the payment's entry, and matched to the line. Overpaying an invoice or the line "
+        "answers 400.",
+    ),
+    create_transaction=extend_schema(
+        request=s.CreateFromLineSerializer,
+        responses={201: s.BankTransactionSerializer},
+        description="Book what the bank did and the books lack: a transaction of the line's "
+        "open amount, date and sign is created, posted and matched to the line (fee: bank "
+        "fees, interest: interest income unless `counter_account` says otherwise).",
+    ),
+)
 class StatementLineViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _BankingViewSet):
-    """Imported statement lines, read-only (amount signed: + in, - out)."""
+    """Imported statement lines (amount signed: + in, - out): read, ignore or un-ignore, settle
+    invoices from a receipt, or book a transaction from a line."""
 
     queryset = StatementLine.objects.all()
     serializer_class = s.StatementLineSerializer
@@ -555,6 +632,55 @@ class StatementLineViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Ba
     search_fields = ["reference", "counterparty", "description", "bank_id"]
     ordering_fields = ["date", "amount", "id"]
     ordering = ["-date", "-id"]
+    http_method_names = ["get", "post", "head", "options"]
+
+    def get_serializer_class(self):
+        return {
+            "settle_invoice": s.SettleInvoicesSerializer,
+            "create_transaction": s.CreateFromLineSerializer,
+        }.get(self.action, s.StatementLineSerializer)
+
+    def _line_answer(self, line, code=status.HTTP_200_OK):
+        fresh = StatementLine.objects.get(pk=line.pk)
+        return Response(s.StatementLineSerializer(fresh).data, status=code)
+
+    @action(detail=True, methods=["post"])
+    def ignore(self, request, pk=None):
+        line = self.get_object()
+        imports.statement_line_ignore(actor=request.user, statement_line=line)
+        return self._line_answer(line)
+
+    @action(detail=True, methods=["post"])
+    def unignore(self, request, pk=None):
+        line = self.get_object()
+        imports.statement_line_unignore(actor=request.user, statement_line=line)
+        return self._line_answer(line)
+
+    @action(detail=True, methods=["post"], url_path="settle-invoice")
+    def settle_invoice(self, request, pk=None):
+        line = self.get_object()
+        data = self._input(s.SettleInvoicesSerializer, request)
+        created = reconciliation.statement_line_settle_invoices(
+            actor=request.user,
+            statement_line=line,
+            settlements=[(row["invoice"], row.get("amount")) for row in data["settlements"]],
+        )
+        return Response(
+            s.BankTransactionSerializer(created, many=True).data, status=status.HTTP_201_CREATED
+        )
+
+    @action(detail=True, methods=["post"], url_path="create-transaction")
+    def create_transaction(self, request, pk=None):
+        line = self.get_object()
+        data = self._input(s.CreateFromLineSerializer, request)
+        refs = _company_refs(self.company, data)
+        created = reconciliation.statement_line_create_transaction(
+            actor=request.user, statement_line=line, **data, **refs
+        )
+        fresh = BankTransaction.objects.select_related("journal_entry__fiscal_year").get(
+            pk=created.pk
+        )
+        return Response(s.BankTransactionSerializer(fresh).data, status=status.HTTP_201_CREATED)
 
 
 # --- reconciliation matches --------------------------------------------------------------------

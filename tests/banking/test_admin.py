@@ -16,6 +16,7 @@ from django.test import Client
 
 from banking import imports, reconciliation, services
 from banking.models import (
+    BankReconciliation,
     BankTransaction,
     ReconciliationMatch,
     StatementImport,
@@ -447,3 +448,239 @@ def test_a_report_of_another_companys_account_is_not_found(bank, imported):
         f"{ADMIN}/bankaccount/reports/variance/", {"bank_account": foreign.pk, "period": "2026-08"}
     )
     assert response.status_code == 404
+
+
+# --- review fixes -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("period", ["0000-01", "9999-12", "1899-12"])
+def test_the_screen_reads_a_month_outside_the_years_as_this_month(bank, imported, period):
+    client = login(bank.accountant)
+    response = client.get(f"{ADMIN}/bankaccount/{bank.main.pk}/reconcile/?period={period}")
+    assert response.status_code == 200
+    assert response.context["period"] == bank.company.today().replace(day=1)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "reports/cash-position/?as_of=0001-01-05",
+        "reports/cash-position/?as_of=9999-12-31",
+        "reports/variance/?bank_account={pk}&period=0000-01",
+        "reports/variance/?bank_account={pk}&period=9999-12",
+        "reports/transfer-tracking/?period=0000-01",
+        "reports/dimensional-analysis/?bank_account={pk}&period=0000-01&dimension=project",
+    ],
+)
+def test_a_report_outside_the_years_answers_on_its_form(bank, imported, url):
+    client = login(bank.accountant)
+    response = client.get(f"{ADMIN}/bankaccount/{url.format(pk=bank.main.pk)}")
+    assert response.status_code == 200
+    assert "1900 to 2200" in response.content.decode()
+
+
+def test_the_accountant_signs_the_month_off_on_the_screen(bank, imported):
+    """A CSV with a running balance gives the statement's closing balance: 100,000.00 +
+    12,500.00 - 4,200.00 - 150.00 - 25.00 = 108,125.00; with every line matched (the SMS
+    charge booked from its line) the variance is 0."""
+    content = (
+        b"Date,Reference,Text,Amount,Balance\n"
+        b"05/08/2026,RCPT-1,Customer receipt,12500.00,112500.00\n"
+        b"12/08/2026,CHQ-77,Rent August,-4200.00,108300.00\n"
+        b"31/08/2026,,Monthly fee,-150.00,108150.00\n"
+        b"31/08/2026,SMS,SMS alert charges,-25.00,108125.00\n"
+    )
+    services.bank_account_update(
+        actor=bank.owner,
+        bank_account=bank.main,
+        statement_mapping={**MAPPING, "balance": "Balance"},
+    )
+    for record in StatementImport.objects.all():
+        imports.statement_import_delete(actor=bank.owner, statement_import=record)
+    imports.statement_import_create(
+        actor=bank.clerk, bank_account=bank.main, content=content, filename="aug.csv"
+    )
+    reconciliation.reconciliation_auto(company=bank.company, bank_account=bank.main)
+    client = login(bank.accountant)
+    for match in ReconciliationMatch.objects.filter(status="suggested"):
+        reconciliation.reconciliation_accept(actor=bank.accountant, match=match)
+    sms = StatementLine.objects.get(reference="SMS")
+    if sms.status != "matched":
+        client.post(_reconcile_url(bank), {"action": "create", "period": "2026-08",
+                                           "line": sms.pk, "kind": "fee"})  # fmt: skip
+    page = client.get(_reconcile_url(bank))
+    assert page.context["report"]["variance"] == Decimal("0.00"), page.context["report"]
+    assert "Sign off this month" in page.content.decode()
+    response = client.post(
+        _reconcile_url(bank), {"action": "close", "period": "2026-08"}, follow=True
+    )
+    assert any("signed off" in m for m in messages_of(response)), messages_of(response)
+    row = BankReconciliation.objects.get(bank_account=bank.main, period=D(2026, 8, 1))
+    assert (row.status, row.reconciled_by) == ("reconciled", bank.accountant)
+    assert "Sign off this month" not in response.content.decode()
+    assert "Signed off" in response.content.decode()
+
+
+def test_a_month_over_the_threshold_offers_no_sign_off_and_is_refused(bank, imported):
+    client = login(bank.accountant)
+    assert "Sign off this month" not in client.get(_reconcile_url(bank)).content.decode()
+    response = client.post(
+        _reconcile_url(bank), {"action": "close", "period": "2026-08"}, follow=True
+    )
+    assert any("exceeds the threshold" in m for m in messages_of(response)), messages_of(response)
+    assert not BankReconciliation.objects.filter(status="reconciled").exists()
+
+
+def test_open_lines_come_first_and_the_page_says_how_many_it_shows(bank, imported, monkeypatch):
+    from banking import admin_reconcile
+
+    monkeypatch.setattr(admin_reconcile, "LINES_SHOWN", 2)
+    rcpt_line = StatementLine.objects.get(reference="RCPT-1")
+    rent_line = StatementLine.objects.get(reference="CHQ-77")
+    for line, txn in ((rcpt_line, imported["rcpt"]), (rent_line, imported["rent"])):
+        reconciliation.reconciliation_match(
+            actor=bank.accountant, statement_line=line, allocations=[(txn, None)]
+        )
+    client = login(bank.accountant)
+    response = client.get(_reconcile_url(bank))
+    shown = [row["line"].pk for row in response.context["rows"]]
+    # the two open lines of 31 August, not the matched ones of the 5th and 12th
+    assert set(shown) == set(
+        StatementLine.objects.filter(status="unmatched").values_list("pk", flat=True)
+    )
+    text = response.content.decode()
+    assert "2 open; showing 1–2 of 4" in text
+    assert "page 1 of 2" in text
+    second = client.get(_reconcile_url(bank) + "&page=2")
+    assert {row["line"].pk for row in second.context["rows"]} == {rcpt_line.pk, rent_line.pk}
+    only_open = client.get(_reconcile_url(bank) + "&status=open&amount=25")
+    assert [row["line"].reference for row in only_open.context["rows"]] == ["SMS"]
+
+
+def test_the_candidates_follow_the_companys_match_window(bank, imported):
+    from banking.models import BankingSettings
+
+    early = bank.txn(kind="fee", amount="9.00", date=D(2026, 7, 15), post=True)  # 17 days out
+    client = login(bank.accountant)
+    ids = lambda r: {t.pk for t in r.context["candidates"]}  # noqa: E731
+    assert early.pk not in ids(client.get(_reconcile_url(bank)))  # default window: 7 days
+    BankingSettings.objects.update_or_create(
+        company=bank.company, defaults={"match_window_days": 20}
+    )
+    response = client.get(_reconcile_url(bank))
+    assert early.pk in ids(response)
+    assert response.context["window_days"] == 20
+
+
+def test_a_receipt_settles_several_invoices_of_its_customer_with_amounts(bank, sales):  # noqa: F811
+    services.bank_account_update(
+        actor=bank.owner,
+        bank_account=bank.main,
+        statement_mapping={**MAPPING, "counterparty": "Party"},
+    )
+    first, second = sales.approved(), sales.approved()  # 115.00 due each
+    imports.statement_import_create(
+        actor=bank.clerk,
+        bank_account=bank.main,
+        content=b"Date,Reference,Party,Text,Amount\n"
+        b"20/08/2026,PAY-9,Dhaka Retail Ltd,Two invoices part paid,200.00\n",
+        filename="receipt.csv",
+    )
+    ReconciliationMatch.objects.all().delete()
+    line = StatementLine.objects.get()
+    client = login(bank.accountant)
+    page = client.get(_reconcile_url(bank))
+    offered = page.context["rows"][0]["invoices"]
+    assert {i.pk for i in offered} == {first.pk, second.pk}  # the customer's, not 200.00 due
+    response = client.post(
+        _reconcile_url(bank),
+        {"action": "settle", "period": "2026-08", "line": line.pk,
+         "invoice": [first.pk, second.pk], f"amount_{first.pk}": "",
+         f"amount_{second.pk}": "85.00"},
+        follow=True,
+    )  # fmt: skip
+    assert any("settled" in m for m in messages_of(response)), messages_of(response)
+    first.refresh_from_db()
+    second.refresh_from_db()
+    line.refresh_from_db()
+    assert (first.amount_due, second.amount_due) == (Decimal("0.00"), Decimal("30.00"))
+    assert line.status == "matched"
+
+
+def test_a_line_is_ignored_and_un_ignored_on_the_screen(bank, imported):
+    client = login(bank.accountant)
+    sms = StatementLine.objects.get(reference="SMS")
+    response = client.post(
+        _reconcile_url(bank),
+        {"action": "ignore", "period": "2026-08", "line": sms.pk},
+        follow=True,
+    )
+    assert any("ignored" in m for m in messages_of(response)), messages_of(response)
+    sms.refresh_from_db()
+    assert sms.status == "ignored"
+    assert "Un-ignore" in response.content.decode()
+    client.post(_reconcile_url(bank), {"action": "unignore", "period": "2026-08", "line": sms.pk})
+    sms.refresh_from_db()
+    assert sms.status == "unmatched"
+
+
+def test_accepting_matches_that_are_not_suggestions_says_they_were_skipped(bank, imported):
+    line = StatementLine.objects.get(reference="CHQ-77")
+    accepted = reconciliation.reconciliation_match(
+        actor=bank.accountant, statement_line=line, allocations=[(imported["rent"], None)]
+    )
+    client = login(bank.accountant)
+    response = client.post(
+        f"{ADMIN}/reconciliationmatch/",
+        {"action": "accept_selected", "_selected_action": [m.pk for m in accepted]},
+        follow=True,
+    )
+    assert any(
+        "0 suggestions accepted, 1 skipped (not suggestions)" in m for m in messages_of(response)
+    ), messages_of(response)
+
+
+def test_an_import_without_matches_is_deleted_from_the_admin(bank, imported):
+    record = StatementImport.objects.get()
+    client = login(bank.accountant)
+    response = client.post(
+        f"{ADMIN}/statementimport/",
+        {"action": "delete_unmatched_imports", "_selected_action": [record.pk]},
+        follow=True,
+    )
+    assert any("1 import deleted with 4 lines" in m for m in messages_of(response)), messages_of(
+        response
+    )
+    assert not StatementImport.objects.exists() and not StatementLine.objects.exists()
+
+
+def test_an_upload_over_the_size_limit_is_refused_on_the_form(bank, august, settings):
+    settings.BANKING_MAX_STATEMENT_BYTES = 100
+    client = login(bank.clerk)
+    response = client.post(
+        f"{ADMIN}/statementimport/add/",
+        {"bank_account": bank.main.pk, "file": SimpleUploadedFile("a.csv", AUGUST_CSV)},
+    )
+    assert response.status_code == 200
+    assert "BANKING_MAX_STATEMENT_BYTES" in response.content.decode()
+    assert not StatementImport.objects.exists()
+
+
+def test_the_transaction_list_does_not_query_per_row(bank, august):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = login(bank.auditor)
+
+    def queries():
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(f"{ADMIN}/banktransaction/").status_code == 200
+        return len(captured)
+
+    bank.txn(kind="fee", amount="1.00", date=D(2026, 8, 1), post=True, **bank.dims)
+    bank.txn(kind="fee", amount="1.00", date=D(2026, 8, 2), post=True, **bank.dims)
+    assert BankTransaction.objects.count() == 5
+    five = queries()
+    for n in range(45):
+        bank.txn(kind="fee", amount="1.00", date=D(2026, 8, 1 + n % 28), post=True, **bank.dims)
+    assert queries() == five

@@ -22,6 +22,7 @@ from banking.models import (
     StatementImport,
     StatementLine,
 )
+from tests.invoicing.conftest import sales  # noqa: F401  (the fixture, reused)
 
 D = date
 pytestmark = pytest.mark.django_db
@@ -553,3 +554,259 @@ def test_a_float_takes_vouchers_and_is_replenished(bank, api):
     assert (Decimal(body["vouchers_total"]), Decimal(body["over_short"])) == (
         Decimal("1200.00"), Decimal("-50.00")
     )  # fmt: skip
+
+
+# --- review fixes: parameters, sign-off, settlement, undo, ignore, limits ---------------------
+
+
+def test_dimensional_analysis_defaults_to_cost_center_without_the_parameter(bank, api, august):
+    client = api(bank.auditor, bank.company)
+    response = client.get(
+        f"{BASE}/dimensional-analysis", {"bank_account_id": bank.main.pk, "period": "2026-08"}
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["dimension"] == "cost_center"
+    # 12,500 + 3,000 in, 4,200 out on CC-DHK; the fee carries no cost center
+    row = next(r for r in body["rows"] if r["code"] == "CC-DHK")
+    assert (Decimal(row["inflow"]), Decimal(row["outflow"])) == (Decimal("15500"), Decimal("4200"))
+
+
+@pytest.mark.parametrize(
+    "path", ["reconciliation", "cash-position", "transfer-tracking", "dimensional-analysis",
+             "variance-report"],
+)  # fmt: skip
+@pytest.mark.parametrize("period", ["0000-01", "9999-12", "1899-12", "2201-01"])
+def test_a_month_outside_the_years_answers_invalid_period(path, period, bank, api):
+    client = api(bank.auditor, bank.company)
+    response = client.get(f"{BASE}/{path}", {"bank_account_id": bank.main.pk, "period": period})
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "invalid_period"
+    assert "period" in response.json()["fields"]
+
+
+@pytest.mark.parametrize("as_of", ["0001-01-05", "9999-12-31", "2026-02-30"])
+def test_a_day_outside_the_years_answers_invalid_date(as_of, bank, api):
+    client = api(bank.auditor, bank.company)
+    response = client.get(f"{BASE}/cash-position", {"as_of": as_of})
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "invalid_date"
+
+
+@pytest.mark.parametrize("period", ["0000-01", "9999-12"])
+def test_auto_reconcile_refuses_a_month_outside_the_years(period, bank, api):
+    client = api(bank.accountant, bank.company)
+    response = client.post(
+        f"{BASE}/reconciliation-matches/auto-reconcile/",
+        {"bank_account": bank.main.pk, "period": period},
+        format="json",
+    )
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "invalid_period"
+
+
+def test_an_amount_too_large_for_the_books_is_refused_naming_the_line(bank, api, august):
+    content = b"Date,Reference,Text,Amount\n05/08/2026,Z,big,99999999999999999999.00\n"
+    response = _upload(api(bank.clerk, bank.company), bank.main, content)
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert body["code"] == "invalid_statement"
+    assert "too large" in body["message"] and "line 2" in body["message"]
+    assert not StatementLine.objects.exists()
+
+
+def test_a_file_over_the_size_limit_is_refused_before_parsing(bank, api, august, settings):
+    settings.BANKING_MAX_STATEMENT_BYTES = 100
+    response = _upload(api(bank.clerk, bank.company), bank.main, AUGUST_CSV)  # 178 bytes
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "file_too_large"
+    assert not StatementImport.objects.exists()
+
+
+def test_a_zero_amount_line_is_imported_as_ignored_and_counted(bank, api, august):
+    content = AUGUST_CSV + b"31/08/2026,HOLD,Card hold released,0.00\n"
+    response = _upload(api(bank.clerk, bank.company), bank.main, content)
+    assert response.status_code == 201, response.content
+    assert (response.json()["new_line_count"], response.json()["ignored_line_count"]) == (5, 1)
+    assert StatementLine.objects.get(reference="HOLD").status == "ignored"
+    listed = api(bank.auditor, bank.company).get(f"{BASE}/imports/").json()["results"]
+    assert listed[0]["ignored_line_count"] == 1
+
+
+def test_a_full_iban_needs_the_accounts_iban_not_four_masked_digits(bank, api, august):
+    client = api(bank.clerk, bank.company)
+    iban = "DE47370400440532011234"  # ends with Main's visible ****1234
+    response = _upload(client, bank.main, _camt(iban), name="s.xml")
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "account_mismatch"
+    assert "IBAN" in response.json()["message"]
+    assert not StatementLine.objects.exists()
+    services.bank_account_update(actor=bank.owner, bank_account=bank.main, iban=iban)
+    assert _upload(client, bank.main, _camt(iban), name="s.xml").status_code == 201
+
+
+def _sign_off_ready(bank, api):
+    """August on a CAMT statement (closing 112,500.00) with RCPT-1 matched: adjusted statement
+    balance 112,500 + 3,000 - 4,200 - 150 = 111,150 = the book balance; variance 0."""
+    iban = "DE47370400440532011234"
+    services.bank_account_update(actor=bank.owner, bank_account=bank.main, iban=iban)
+    assert (
+        _upload(api(bank.clerk, bank.company), bank.main, _camt(iban), name="s.xml").status_code
+        == 201
+    )
+    ReconciliationMatch.objects.all().delete()
+    return StatementLine.objects.get(bank_id="X-1")
+
+
+def test_the_accountant_signs_a_month_off_through_the_api(bank, api, august):
+    line = _sign_off_ready(bank, api)
+    client = api(bank.accountant, bank.company)
+    body = {"bank_account_id": bank.main.pk, "period": "2026-08"}
+    early = client.post(f"{BASE}/reconciliation/close", body, format="json")
+    assert early.status_code == 409, early.content  # RCPT-1 outstanding: variance 12,500
+    assert early.json()["code"] == "variance_exceeds_threshold"
+    matched = client.post(
+        f"{BASE}/reconciliation-matches/",
+        {"statement_line": line.pk, "allocations": [{"bank_transaction": august["rcpt1"].pk}]},
+        format="json",
+    )
+    assert matched.status_code == 201, matched.content
+    assert (
+        api(bank.auditor, bank.company)
+        .post(f"{BASE}/reconciliation/close", body, format="json")
+        .status_code
+        == 403
+    )
+    closed = client.post(f"{BASE}/reconciliation/close", body, format="json")
+    assert closed.status_code == 200, closed.content
+    assert closed.json()["status"] == "reconciled"
+    assert Decimal(closed.json()["variance"]) == Decimal("0.00")
+    assert closed.json()["reconciled_by"] == bank.accountant.pk
+    listed = api(bank.auditor, bank.company).get(
+        f"{BASE}/reconciliations", {"bank_account_id": bank.main.pk}
+    )
+    assert listed.status_code == 200
+    assert [(r["period"], r["status"]) for r in listed.json()] == [("2026-08-01", "reconciled")]
+    foreign = _foreign_account(bank)
+    hidden = client.post(
+        f"{BASE}/reconciliation/close",
+        {"bank_account_id": foreign.pk, "period": "2026-08"},
+        format="json",
+    )
+    assert hidden.status_code == 404
+
+
+def test_a_receipt_settles_several_invoices_and_a_fee_is_booked_from_a_line(bank, api, sales):  # noqa: F811
+    from invoicing.models import Invoice
+
+    services.bank_account_update(
+        actor=bank.owner, bank_account=bank.main, statement_mapping=CSV_MAPPING
+    )
+    first, second = sales.approved(), sales.approved()  # 115.00 due each
+    content = (
+        b"Date,Reference,Text,Amount\n"
+        b"20/08/2026,PAY-1,Dhaka Retail payment,200.00\n"
+        b"31/08/2026,SMS,SMS alert charges,-25.00\n"
+    )
+    client = api(bank.accountant, bank.company)
+    assert _upload(client, bank.main, content).status_code == 201
+    ReconciliationMatch.objects.all().delete()
+    receipt = StatementLine.objects.get(reference="PAY-1")
+    settled = client.post(
+        f"{BASE}/statement-lines/{receipt.pk}/settle-invoice/",
+        {"settlements": [{"invoice": first.pk}, {"invoice": second.pk, "amount": "85.00"}]},
+        format="json",
+    )
+    assert settled.status_code == 201, settled.content
+    assert sorted(Decimal(t["amount"]) for t in settled.json()) == [
+        Decimal("85.00"),
+        Decimal("115.00"),
+    ]
+    first.refresh_from_db()
+    second.refresh_from_db()
+    receipt.refresh_from_db()
+    assert (first.status, first.amount_due) == ("paid", Decimal("0.00"))
+    assert second.amount_due == Decimal("30.00")
+    assert receipt.status == "matched"
+    other = Invoice.objects.exclude(company=bank.company).first()
+    if other is not None:  # another company's invoice is refused
+        refused = client.post(
+            f"{BASE}/statement-lines/{receipt.pk}/settle-invoice/",
+            {"settlements": [{"invoice": other.pk}]},
+            format="json",
+        )
+        assert refused.status_code in (400, 409)
+
+    sms = StatementLine.objects.get(reference="SMS")
+    created = client.post(
+        f"{BASE}/statement-lines/{sms.pk}/create-transaction/", {"kind": "fee"}, format="json"
+    )
+    assert created.status_code == 201, created.content
+    assert (created.json()["kind"], Decimal(created.json()["amount"])) == ("fee", Decimal("25.00"))
+    assert created.json()["posting_status"] == "posted"
+    sms.refresh_from_db()
+    assert sms.status == "matched"
+    assert (
+        api(bank.auditor, bank.company)
+        .post(
+            f"{BASE}/statement-lines/{sms.pk}/create-transaction/", {"kind": "fee"}, format="json"
+        )
+        .status_code
+        == 403
+    )
+
+
+def test_a_line_is_ignored_and_brought_back(bank, api, august):
+    client = api(bank.accountant, bank.company)
+    _upload(client, bank.main, AUGUST_CSV)
+    ReconciliationMatch.objects.all().delete()
+    sms = StatementLine.objects.get(description="SMS alert charges")
+    ignored = client.post(f"{BASE}/statement-lines/{sms.pk}/ignore/")
+    assert ignored.status_code == 200, ignored.content
+    assert ignored.json()["status"] == "ignored"
+    back = client.post(f"{BASE}/statement-lines/{sms.pk}/unignore/")
+    assert back.json()["status"] == "unmatched"
+
+
+def test_a_wrong_import_is_deleted_unless_a_line_is_matched(bank, api, august):
+    from core.models import AuditEvent
+
+    client = api(bank.accountant, bank.company)
+    record = _upload(client, bank.main, AUGUST_CSV).json()
+    ReconciliationMatch.objects.all().delete()
+    assert client.delete(f"{BASE}/imports/{record['id']}/").status_code == 204
+    assert not StatementLine.objects.exists() and not StatementImport.objects.exists()
+    assert AuditEvent.objects.filter(action="banking.statement.delete").count() == 1
+    again = _upload(client, bank.main, AUGUST_CSV)
+    assert again.status_code == 201  # not "replayed": the file can be imported again
+    ReconciliationMatch.objects.all().delete()
+    line = StatementLine.objects.get(reference="RCPT-1")
+    client.post(
+        f"{BASE}/reconciliation-matches/",
+        {"statement_line": line.pk, "allocations": [{"bank_transaction": august["rcpt1"].pk}]},
+        format="json",
+    )
+    refused = client.delete(f"{BASE}/imports/{again.json()['id']}/")
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "import_matched"
+    assert StatementLine.objects.count() == 4
+
+
+def test_the_transaction_list_does_not_query_per_row(bank, api, august):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = api(bank.auditor, bank.company)
+
+    def queries():
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(f"{BASE}/transactions/", {"page_size": 100}).status_code == 200
+        return len(captured)
+
+    bank.txn(kind="fee", amount="1.00", date=D(2026, 8, 1), post=True)
+    assert BankTransaction.objects.count() == 5  # 4 from the fixture + 1, all posted
+    five = queries()
+    for n in range(45):
+        bank.txn(kind="fee", amount="1.00", date=D(2026, 8, 1 + n % 28), post=True)
+    assert BankTransaction.objects.count() == 50
+    assert queries() == five
