@@ -71,8 +71,10 @@ class BankingSettings(models.Model):
         validators=_CONFIDENCE,
         help_text="Match suggestions at or above this confidence are accepted automatically.",
     )
+    # 3 days, as the matcher's own default (banking.matching.MatchConfig) and the issue's
+    # "amount and sign within a date window": a wider window only adds competing candidates.
     match_window_days = models.PositiveSmallIntegerField(
-        default=7, help_text="Days either side of a statement line's date to look for a match."
+        default=3, help_text="Days either side of a statement line's date to look for a match."
     )
     alert_recipients = models.TextField(
         blank=True, help_text="E-mail addresses for variance alerts, comma separated."
@@ -199,6 +201,7 @@ class TransactionSource(models.TextChoices):
     TRANSFER = "transfer", "Transfer"
     CASH_SUBMISSION = "cash_submission", "Cash submission"
     FLOAT = "float", "Petty cash float"
+    LEDGER = "ledger", "Ledger entry"
 
 
 class BankTransaction(models.Model):
@@ -255,6 +258,13 @@ class BankTransaction(models.Model):
         related_name="+",
     )
     reconciled_amount = _money(default=0)
+    is_reversed = models.BooleanField(
+        "reversed",
+        default=False,
+        db_default=False,  # rows loaded around Django (COPY, raw INSERT) are not reversed
+        help_text="Its journal entry was reversed (or it is the reversal): it counts in the "
+        "balance, nets out with its pair, and is neither matched nor outstanding.",
+    )
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -461,6 +471,26 @@ class StatementLine(models.Model):
                 ),
                 name="banking_line_reconciled_0_abs",
             ),
+            # the status says what reconciled_amount says (ignored lines aside)
+            models.CheckConstraint(
+                condition=Q(status="ignored")
+                | Q(status="unmatched", reconciled_amount=0)
+                | (
+                    Q(status="partially_matched", reconciled_amount__gt=0)
+                    & (
+                        Q(amount__gte=0, reconciled_amount__lt=F("amount"))
+                        | Q(amount__lt=0, reconciled_amount__lt=-F("amount"))
+                    )
+                )
+                | (
+                    Q(status="matched")
+                    & (
+                        Q(amount__gte=0, reconciled_amount=F("amount"))
+                        | Q(amount__lt=0, reconciled_amount=-F("amount"))
+                    )
+                ),
+                name="banking_line_status_of_reconciled",
+            ),
         ]
         indexes = [
             models.Index(fields=["bank_account", "date"], name="banking_line_account_date"),
@@ -562,6 +592,14 @@ class ReconciliationMatch(models.Model):
         BankTransaction, on_delete=models.PROTECT, related_name="matches"
     )
     amount = _money(help_text="The part allocated, positive.")
+    # Copies of the two sides' account and dates (checked by the database against them), so
+    # the month-end report finds what crossed a month end by an index: a transaction booked on
+    # or before the end and cleared by a line after it, or the other way round.
+    bank_account = models.ForeignKey(
+        BankAccount, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    booked_on = models.DateField(null=True, blank=True, help_text="The transaction's date.")
+    cleared_on = models.DateField(null=True, blank=True, help_text="The statement line's date.")
     method = models.CharField(max_length=20, choices=MatchMethod.choices)
     confidence = models.DecimalField(
         max_digits=5, decimal_places=4, default=1, validators=_CONFIDENCE
@@ -600,6 +638,20 @@ class ReconciliationMatch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.statement_line_id} ↔ {self.bank_transaction_id}: {self.amount}"
+
+    def save(self, *args, **kwargs):
+        # the copies of the line's account and date and the transaction's date (PostgreSQL's
+        # trigger fills and checks them too; SQLite relies on this)
+        if self.bank_account_id is None or self.cleared_on is None:
+            line = StatementLine.objects.only("bank_account_id", "date").get(
+                pk=self.statement_line_id
+            )
+            self.bank_account_id, self.cleared_on = line.bank_account_id, line.date
+        if self.booked_on is None:
+            self.booked_on = BankTransaction.objects.values_list("date", flat=True).get(
+                pk=self.bank_transaction_id
+            )
+        super().save(*args, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------

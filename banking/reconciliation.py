@@ -69,7 +69,9 @@ from banking.services import (
     _amount,
     _invalid,
     _pk,
+    _require_base_currency,
     _require_write,
+    bank_ledger_adopt,
     bank_transaction_create,
     bank_transaction_create_posted,
     bank_transaction_post,
@@ -226,6 +228,8 @@ def reconciliation_auto(
     with transaction.atomic():
         account = _lock_account(account)
         company = account.company
+        # journal entries on the bank's ledger account made outside banking become book items
+        adopted = bank_ledger_adopt(bank_account=account, system_job=system_job)
         thresholds = banking_settings_for(company)
         auto_accept = thresholds.auto_accept_for(account)
         config = matching.MatchConfig(date_window_days=thresholds.match_window_days)
@@ -249,6 +253,7 @@ def reconciliation_auto(
             "unmatched_lines": len(result.review_line_ids),
             "by_method": dict(sorted(by_method.items())),
             "auto_accept_confidence": str(auto_accept),
+            "adopted_from_ledger": adopted["adopted"],
         }
         # the months looked at get their figures stored and the variance alert checked
         months = {month_of(period)} if period else {row.date.replace(day=1) for row in line_rows}
@@ -283,6 +288,7 @@ def _load_open(account: BankAccount, period, lines, config: matching.MatchConfig
         bank_account=account,
         posting_status=PostingStatus.POSTED,
         reconciled_amount__lt=F("amount"),
+        is_reversed=False,  # a reversed entry and its reversal cancel out: nothing to clear
     )
     if period:
         start = month_of(period)
@@ -311,7 +317,7 @@ def _load_open(account: BankAccount, period, lines, config: matching.MatchConfig
             continue
         if done or held:
             touched_lines.append(pk)
-        reconciled["lines"][pk] = (amount, done)
+        reconciled["lines"][pk] = (amount, done, day)
         line_rows.append(
             matching.StatementLineIn(
                 id=pk, date=day, amount=amount, bank_id=bank_id, reference=reference,
@@ -325,7 +331,7 @@ def _load_open(account: BankAccount, period, lines, config: matching.MatchConfig
         open_amount = amount - done - (pending_txn.get(pk) or ZERO)
         if open_amount <= 0:
             continue
-        reconciled["txns"][pk] = done
+        reconciled["txns"][pk] = (done, day)
         txn_rows.append(
             matching.BookItemIn(
                 id=pk, date=day, amount=_signed(amount, direction), reference=reference,
@@ -358,6 +364,9 @@ MATCH_COLUMNS = (
     "created_by_id",
     "created_at",
     "accepted_at",
+    "bank_account_id",
+    "booked_on",
+    "cleared_on",
 )
 
 
@@ -381,18 +390,23 @@ def _write_suggestions(account, suggestions, *, auto_accept, actor, reconciled) 
             (
                 account.company_id, None, s.line_id, s.item_id, s.amount, s.method, confidence,
                 MatchStatus.ACCEPTED if accept else MatchStatus.SUGGESTED, actor_id, now,
-                now if accept else None,
+                now if accept else None, account.pk, reconciled["txns"][s.item_id][1],
+                reconciled["lines"][s.line_id][2],
             )
         )  # fmt: skip
     _insert_matches(rows)
     if not line_gain:
         return 0
-    line_updates = []
-    for pk, gain in line_gain.items():
-        amount, done = reconciled["lines"][pk]
-        line_updates.append((pk, done + gain, _line_status(done + gain, amount)))
-    txn_updates = [(pk, reconciled["txns"][pk] + gain) for pk, gain in txn_gain.items()]
-    _update_reconciled(line_updates, txn_updates)
+    if connection.vendor != "postgresql":
+        # PostgreSQL's match trigger derives the reconciled amounts and statuses from the
+        # accepted matches in the same statement (banking/sql/banking_match_sync.sql), writing
+        # only the rows that change; elsewhere Python keeps them.
+        line_updates = []
+        for pk, gain in line_gain.items():
+            amount, done, _day = reconciled["lines"][pk]
+            line_updates.append((pk, done + gain, _line_status(done + gain, amount)))
+        txn_updates = [(pk, reconciled["txns"][pk][0] + gain) for pk, gain in txn_gain.items()]
+        _update_reconciled(line_updates, txn_updates)
     legs = set(
         BankTransferAllocation.objects.filter(bank_account=account).values_list(
             "bank_transaction_id", flat=True
@@ -419,8 +433,8 @@ def _insert_matches(rows: list[tuple]) -> None:
 
 
 def _update_reconciled(line_updates: list[tuple], txn_updates: list[tuple]) -> None:
-    """One UPDATE per table on PostgreSQL (joined to unnest()ed arrays), batched bulk_update
-    elsewhere."""
+    """Batched bulk_update (SQLite; PostgreSQL's trigger does this itself). The PostgreSQL
+    branch is kept for a database without the trigger."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             for chunk in _chunks(line_updates, 50_000):
@@ -567,6 +581,9 @@ def reconciliation_match(
                     company=company,
                     statement_line=line,
                     bank_transaction=txn,
+                    bank_account_id=line.bank_account_id,
+                    cleared_on=line.date,
+                    booked_on=txn.date,
                     amount=amount,
                     method=MatchMethod.MANUAL,
                     confidence=Decimal("1"),
@@ -780,6 +797,9 @@ def _match_decided(actor, line, txn, amount, method, job) -> ReconciliationMatch
         company=line.company,
         statement_line=line,
         bank_transaction=txn,
+        bank_account_id=line.bank_account_id,
+        cleared_on=line.date,
+        booked_on=txn.date,
         amount=amount,
         method=method,
         confidence=Decimal("1"),
@@ -827,6 +847,7 @@ def statement_line_settle_invoices(
                 code="sign_mismatch",
             )
         remaining = _open_for_decision(line)
+        _require_base_currency(account)
         seen = set()
         created = []
         for invoice_ref, amount in settlements:
@@ -835,6 +856,14 @@ def statement_line_settle_invoices(
                 raise _invalid("invoice", "Invoice: no such invoice in this company.")
             if invoice.pk in seen:
                 raise _invalid("invoice", f"Invoice {invoice.number}: once per settlement.")
+            currency = invoice.currency or company.base_currency
+            if currency != account.currency:
+                raise ValidationFailed(
+                    f"Invoice {invoice.number or invoice.pk} is in {currency}; the bank account "
+                    f"'{account.name}' is in {account.currency}.",
+                    code="currency_mismatch",
+                    fields={"invoice": [f"Not in {account.currency}."]},
+                )
             seen.add(invoice.pk)
             due = invoice.amount_due
             amount = min(remaining, due) if amount in (None, "") else _amount(amount, "amount")
@@ -905,8 +934,30 @@ def statement_line_settle_invoice(
 
 
 def _book_balance(account: BankAccount, as_of: date) -> Decimal:
-    """Opening balance plus posted inflow minus outflow up to `as_of`, from the daily balances
-    the database keeps (a few hundred rows, whatever the number of transactions)."""
+    """The ledger's balance of the bank's ledger account at the end of `as_of`: the bank
+    account's opening balance (the balance brought forward at its opening date, which banking
+    does not post) plus every journal line on its ledger account from the opening date: what
+    banking posted, and what invoicing, payroll, manual entries and reversals posted there.
+    Read from the ledger's per-period balances (accounting.selectors.movements): a few rows,
+    whatever the number of entries."""
+    from accounting.selectors import movements
+
+    start = account.opening_date
+    if start and as_of < start:
+        return ZERO
+    debit, credit = movements(
+        company=account.company,
+        date_from=start,
+        date_to=as_of,
+        account_ids=[account.ledger_account_id],
+    ).get(account.ledger_account_id, (ZERO, ZERO))
+    return money(account.opening_balance + debit - credit)
+
+
+def _banking_balance(account: BankAccount, as_of: date) -> Decimal:
+    """Opening balance plus posted inflow minus outflow of the bank account's transactions up
+    to `as_of`, from the daily balances the database keeps. Equal to `_book_balance` once every
+    ledger entry on the account is carried by a transaction (see bank_ledger_adopt)."""
     days = BankDailyBalance.objects.filter(bank_account=account, date__lte=as_of)
     if account.opening_date:
         if as_of < account.opening_date:
@@ -977,35 +1028,64 @@ def _accepted_sum(**filters) -> Coalesce:
     return Coalesce(Subquery(total), Value(ZERO), output_field=DecimalField())
 
 
+def _crossing(account: BankAccount, end: date, *, booked_first: bool) -> list[int]:
+    """Accepted matches of the account that cross the end of `end`: booked on or before it and
+    cleared after it (`booked_first`), or cleared on or before it and booked after it. Returns
+    the transaction ids (booked_first) or the line ids. PostgreSQL answers from the GiST index
+    on the span between the two dates (banking_match_crossing), so an old month costs what
+    crossed its end, not the history after it."""
+    matches = ReconciliationMatch.objects.filter(
+        bank_account=account, status=MatchStatus.ACCEPTED
+    ).order_by()
+    if booked_first:
+        matches = matches.filter(booked_on__lte=end, cleared_on__gt=end)
+        key = "bank_transaction_id"
+    else:
+        matches = matches.filter(cleared_on__lte=end, booked_on__gt=end)
+        key = "statement_line_id"
+    if connection.vendor == "postgresql":
+        matches = matches.extra(
+            where=[
+                "booked_on <> cleared_on AND daterange(least(booked_on, cleared_on), "
+                "greatest(booked_on, cleared_on), '[)') @> %s::date"
+            ],
+            params=[end],
+        )
+    return sorted(set(matches.values_list(key, flat=True)))
+
+
 def _outstanding(account: BankAccount, end: date) -> list[dict]:
     """Posted transactions dated on or before `end` not cleared by a statement line dated on
-    or before `end`, with the part still outstanding then.
+    or before `end`, with the part still outstanding then. A reversed entry and its reversal
+    (`is_reversed`) are never outstanding: they cancel out.
 
     Two queries: transactions not fully reconciled today (the partial index on unreconciled
-    rows), and those reconciled by lines dated after `end` (the account's lines after the
-    month: few for a recent month); each with what lines up to `end` cleared of it."""
+    rows), and those cleared by lines dated after `end` (the crossing index on the matches);
+    each with what lines up to `end` cleared of it (the matches' cleared_on copy)."""
     posted = BankTransaction.objects.filter(
-        bank_account=account, posting_status=PostingStatus.POSTED, date__lte=end
+        bank_account=account,
+        posting_status=PostingStatus.POSTED,
+        date__lte=end,
+        is_reversed=False,
     )
     if account.opening_date:
         posted = posted.filter(date__gte=account.opening_date)
-    cleared_later = (
-        ReconciliationMatch.objects.filter(
-            status=MatchStatus.ACCEPTED,
-            statement_line__bank_account=account,
-            statement_line__date__gt=end,
-        )
-        .order_by()
-        .values("bank_transaction_id")
-    )
     fields = ("pk", "date", "kind", "direction", "amount", "reference", "counterparty")
-    cleared = _accepted_sum(bank_transaction_id=OuterRef("pk"), statement_line__date__lte=end)
-    rows = []
-    for qs in (
-        posted.filter(reconciled_amount__lt=F("amount")),
-        posted.filter(reconciled_amount=F("amount"), pk__in=Subquery(cleared_later)),
-    ):
-        rows.extend(qs.order_by().annotate(cleared=cleared).values(*fields, "cleared"))
+    cleared = _accepted_sum(bank_transaction_id=OuterRef("pk"), cleared_on__lte=end)
+    rows = list(
+        posted.filter(reconciled_amount__lt=F("amount"))
+        .order_by()
+        .annotate(cleared=cleared)
+        .values(*fields, "cleared")
+    )
+    later = _crossing(account, end, booked_first=True)
+    for chunk in _chunks(later):
+        rows.extend(
+            posted.filter(reconciled_amount=F("amount"), pk__in=chunk)
+            .order_by()
+            .annotate(cleared=cleared)
+            .values(*fields, "cleared")
+        )
     out = []
     for row in rows:
         left = row["amount"] - row.pop("cleared")
@@ -1022,23 +1102,22 @@ def _unmatched_lines(account: BankAccount, end: date) -> list[dict]:
     not wholly) matched, or matched to transactions dated after `end`. Ignored lines are left
     out. Two queries, as for the outstanding items."""
     lines = StatementLine.objects.filter(bank_account=account, date__lte=end)
-    booked_later = (
-        ReconciliationMatch.objects.filter(
-            status=MatchStatus.ACCEPTED,
-            bank_transaction__bank_account=account,
-            bank_transaction__date__gt=end,
-        )
-        .order_by()
-        .values("statement_line_id")
-    )
     fields = ("pk", "date", "amount", "bank_id", "reference", "counterparty", "description")
-    booked = _accepted_sum(statement_line_id=OuterRef("pk"), bank_transaction__date__lte=end)
-    rows = []
-    for qs in (
-        lines.filter(status__in=OPEN_LINE_STATUSES),
-        lines.filter(status=LineStatus.MATCHED, pk__in=Subquery(booked_later)),
-    ):
-        rows.extend(qs.order_by().annotate(booked=booked).values(*fields, "booked"))
+    booked = _accepted_sum(statement_line_id=OuterRef("pk"), booked_on__lte=end)
+    rows = list(
+        lines.filter(status__in=OPEN_LINE_STATUSES)
+        .order_by()
+        .annotate(booked=booked)
+        .values(*fields, "booked")
+    )
+    later = _crossing(account, end, booked_first=False)
+    for chunk in _chunks(later):
+        rows.extend(
+            lines.filter(status=LineStatus.MATCHED, pk__in=chunk)
+            .order_by()
+            .annotate(booked=booked)
+            .values(*fields, "booked")
+        )
     out = []
     for row in rows:
         left = abs(row["amount"]) - row.pop("booked")
@@ -1053,10 +1132,12 @@ def _unmatched_lines(account: BankAccount, end: date) -> list[dict]:
 def _figures(account: BankAccount, start: date, *, items: bool = True) -> dict:
     """The month's reconciliation, computed (no writes).
 
-    The usual bank reconciliation form: the statement's closing balance, plus deposits in the
-    books the bank has not credited yet (outstanding deposits), minus payments in the books
-    the bank has not debited yet (outstanding payments), is the adjusted statement balance,
-    which should equal the book balance:
+    The book balance is the ledger's (see `_book_balance`). The usual bank reconciliation
+    form: the statement's closing balance, plus deposits in the books the bank has not
+    credited yet (outstanding deposits), minus payments in the books the bank has not debited
+    yet (outstanding payments), is the adjusted statement balance, which should equal the book
+    balance (ledger entries not yet carried by a bank transaction, `ledger_not_adopted`, count
+    as outstanding by their net sign until auto-reconcile adopts them):
 
         variance = (statement closing + outstanding deposits − outstanding payments)
                    − book balance
@@ -1068,9 +1149,16 @@ def _figures(account: BankAccount, start: date, *, items: bool = True) -> dict:
     end = month_end(start)
     closing = _statement_balance(account, end)
     book = _book_balance(account, end)
+    # ledger entries on the bank's account not carried by a transaction yet (adopted by the
+    # next auto-reconcile or refresh): in the books, not on any statement line, so outstanding
+    not_adopted = money(book - _banking_balance(account, end))
     outstanding = _outstanding(account, end)
     deposits = money(sum((o["outstanding"] for o in outstanding if o["direction"] == "in"), ZERO))
     payments = money(sum((o["outstanding"] for o in outstanding if o["direction"] == "out"), ZERO))
+    if not_adopted > 0:
+        deposits += not_adopted
+    elif not_adopted < 0:
+        payments -= not_adopted
     unmatched = _unmatched_lines(account, end)
     adjusted = None if closing is None else money(closing + deposits - payments)
     figures = {
@@ -1084,6 +1172,7 @@ def _figures(account: BankAccount, start: date, *, items: bool = True) -> dict:
         "book_balance": book,
         "outstanding_deposits": deposits,
         "outstanding_payments": payments,
+        "ledger_not_adopted": not_adopted,
         "adjusted_statement_balance": adjusted,
         "variance": None if adjusted is None else money(adjusted - book),
         "unmatched_statement_lines": len(unmatched),
@@ -1173,6 +1262,7 @@ def _refresh_locked(
     BankReconciliation row (created under a row lock), reopen a signed-off month whose
     figures moved (audit event `banking.reconciliation.reopen`), and raise the variance alert
     above the alert threshold (email, log and metric after commit)."""
+    bank_ledger_adopt(bank_account=account, system_job=system_job)
     row, _created = BankReconciliation.objects.select_for_update().get_or_create(
         bank_account=account,
         period=start,

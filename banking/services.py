@@ -996,6 +996,7 @@ def bank_transaction_create_posted(
     amount on the transaction's side."""
     company = bank_account.company
     _require_write(actor, company)
+    _require_base_currency(bank_account)
     txn = BankTransaction(company=company, bank_account=bank_account, direction="")
     fields = {
         "kind": kind,
@@ -1734,6 +1735,98 @@ def float_replenish(
         after={**model_snapshot(replenishment), "vouchers": [v.pk for v in vouchers]},
     )
     return replenishment
+
+
+# --- the ledger as the book side ------------------------------------------------------------
+
+ADOPT_JOB = "banking.ledger_adopt"
+
+
+@transaction.atomic
+def bank_ledger_adopt(*, bank_account, actor=None, system_job: str = ADOPT_JOB) -> dict:
+    """Make the bank account's book side the ledger: every journal entry that moves the bank's
+    ledger account (from the opening date) and that no transaction of this bank account
+    carries (an invoice payment recorded in invoicing, payroll's net pay, a manual entry, a
+    reversal) becomes a posted BankTransaction (source `ledger`, bound to that entry, never
+    posted again): a deposit for a net debit, a withdrawal for a net credit. They can then be
+    matched to statement lines like any other book item.
+
+    Transactions whose entry was reversed, and those recording the reversal, are marked
+    `is_reversed`: they stay in the balance (where they cancel out) but are neither matched
+    nor outstanding.
+
+    Set-based: one anti-join over the account's journal lines, one read of the entries, one
+    bulk insert, one update. Idempotent (an adopted entry is carried by its transaction).
+    Run by auto-reconcile, the reconciliation refresh and close (under the account lock)."""
+    from accounting.models import JournalLine
+
+    account = (
+        BankAccount.objects.select_for_update().select_related("company").get(pk=_pk(bank_account))
+    )
+    company = account.company
+    carried = BankTransaction.objects.filter(
+        bank_account=account, journal_entry__isnull=False
+    ).values("journal_entry_id")
+    lines = JournalLine.objects.filter(company=company, account_id=account.ledger_account_id)
+    if account.opening_date:
+        lines = lines.filter(entry__date__gte=account.opening_date)
+    nets = list(
+        lines.exclude(entry_id__in=carried)
+        .order_by()
+        .values("entry_id")
+        .annotate(debit=Sum("debit"), credit=Sum("credit"))
+        .values_list("entry_id", "debit", "credit")
+    )
+    nets = [(entry_id, debit - credit) for entry_id, debit, credit in nets if debit != credit]
+    created = []
+    if nets:
+        entries = JournalEntry.objects.select_related("fiscal_year").in_bulk(
+            [entry_id for entry_id, _net in nets]
+        )
+        now = timezone.now()
+        for entry_id, net in sorted(nets):
+            entry = entries[entry_id]
+            reversal = entry.reversal_of_id is not None or entry.status == "reversed"
+            created.append(
+                BankTransaction(
+                    company=company,
+                    bank_account=account,
+                    kind=TransactionKind.DEPOSIT if net > 0 else TransactionKind.WITHDRAWAL,
+                    direction=Direction.IN if net > 0 else Direction.OUT,
+                    amount=abs(net),
+                    date=entry.date,
+                    reference=entry.reference[:140],
+                    memo=(entry.memo or entry.source_type)[:500],
+                    posting_status=PostingStatus.POSTED,
+                    journal_entry_id=entry_id,
+                    posted_at=now,
+                    source=TransactionSource.LEDGER,
+                    source_id=str(entry_id),
+                    is_reversed=reversal,
+                )
+            )
+        BankTransaction.objects.bulk_create(created, batch_size=1000)
+    # entries reversed since their transaction was made, and transactions of reversals
+    reversed_entries = JournalEntry.objects.filter(company=company).filter(
+        Q(status="reversed") | Q(reversal_of__isnull=False)
+    )
+    newly_reversed = BankTransaction.objects.filter(
+        bank_account=account,
+        is_reversed=False,
+        posting_status=PostingStatus.POSTED,
+        journal_entry_id__in=reversed_entries.values("pk"),
+    ).update(is_reversed=True)
+    summary = {"adopted": len(created), "reversed": newly_reversed}
+    if created or newly_reversed:
+        audit_record(
+            action="banking.ledger.adopt",
+            actor=actor,
+            system_job=system_job,
+            company=company,
+            obj=account,
+            after={**summary, "entries": [t.journal_entry_id for t in created][:200]},
+        )
+    return summary
 
 
 # --- daily balances --------------------------------------------------------------------------

@@ -586,3 +586,177 @@ def test_a_cheque_number_reused_a_year_later_is_not_auto_accepted(bank):
     recon.reconciliation_auto(company=bank.company, bank_account=bank.main)
     (m,) = live_matches(line)
     assert (m.status, m.confidence) == (MatchStatus.SUGGESTED, M("0.6000"))
+
+
+# --- review 1: the book side is the ledger -------------------------------------------------------
+
+
+def test_an_invoice_paid_in_invoicing_is_adopted_matched_and_the_variance_clears(
+    bank,
+    sales,  # noqa: F811
+):
+    """Review scenario: a 10,000 invoice paid on invoicing's own screen (Dr bank / Cr
+    receivable, no bank transaction); the statement shows +10,000. Auto-reconcile adopts the
+    ledger entry as a book item and matches it; variance 0, the ledger holds 10,000 once."""
+    invoice = _invoice(sales, "10000.00")
+    invoicing.invoice_payment_record(
+        actor=bank.clerk, invoice=invoice, amount="10000.00", date=D(2026, 3, 15)
+    )
+    (line,) = statement(
+        bank,
+        bank.main,
+        [(D(2026, 3, 15), "10000.00", {"counterparty": "Dhaka Retail Ltd"})],
+        opening="100000.00",
+        opening_date=D(2026, 3, 1),
+        closing="110000.00",
+        closing_date=D(2026, 3, 31),
+    )
+    # before adoption the report already reads the ledger: the receipt is in the books,
+    # not yet carried by a bank transaction
+    before = recon.reconciliation_report(bank_account=bank.main, period="2026-03")
+    assert before["book_balance"] == M("110000.00")
+    assert before["ledger_not_adopted"] == M("10000.00")
+
+    summary = recon.reconciliation_auto(company=bank.company, bank_account=bank.main)
+
+    assert summary["adopted_from_ledger"] == 1 and summary["accepted"] == 1
+    adopted = BankTransaction.objects.get(source="ledger")
+    assert (adopted.kind, adopted.amount, adopted.posting_status) == (
+        "deposit",
+        M("10000.00"),
+        "posted",
+    )
+    assert fresh(line).status == LineStatus.MATCHED
+    report = recon.reconciliation_report(bank_account=bank.main, period="2026-03")
+    assert (report["book_balance"], report["statement_closing"]) == (
+        M("110000.00"),
+        M("110000.00"),
+    )
+    assert (report["outstanding_deposits"], report["variance"]) == (M("0.00"), M("0.00"))
+    assert bank.balance("1131") == M("10000.00")  # once (the opening is not posted)
+    # adopting again adds nothing
+    assert services.bank_ledger_adopt(bank_account=bank.main) == {"adopted": 0, "reversed": 0}
+
+
+def test_a_reversed_deposit_and_its_reversal_are_neither_matched_nor_outstanding(bank):
+    from accounting import services as ledger
+
+    txn = deposit(bank, "5000.00", D(2026, 3, 5))
+    ledger.journal_entry_reverse(
+        actor=bank.owner, entry=txn.journal_entry, date=D(2026, 3, 6), reason="posted in error"
+    )
+    (line,) = statement(bank, bank.main, [(D(2026, 3, 5), "5000.00")])
+    summary = recon.reconciliation_auto(company=bank.company, bank_account=bank.main)
+    assert summary["adopted_from_ledger"] == 1  # the reversal, a 5,000 withdrawal
+    assert summary["suggested"] == 0
+    assert fresh(line).status == LineStatus.UNMATCHED
+    assert set(BankTransaction.objects.values_list("is_reversed", flat=True)) == {True}
+    report = recon.reconciliation_report(bank_account=bank.main, period="2026-03")
+    # books: 100,000 + 5,000 − 5,000; the bank's +5,000 is an unmatched line, nothing is
+    # outstanding: variance +5,000
+    assert report["book_balance"] == M("100000.00")
+    assert (report["outstanding_deposits"], report["outstanding_payments"]) == (
+        M("0.00"),
+        M("0.00"),
+    )
+    assert report["variance"] == M("5000.00")
+
+
+def test_a_foreign_currency_account_cannot_settle_an_invoice_or_record_a_posted_movement(
+    bank,
+    sales,  # noqa: F811
+):
+    from accounting import services as ledger
+    from accounting.models import JournalEntry as Entry
+
+    usd_ledger = ledger.account_create(
+        actor=bank.owner,
+        company=bank.company,
+        code="1133",
+        name="USD bank",
+        type="asset",
+        parent=bank.account("1130"),
+        is_postable=True,
+    )
+    usd = services.bank_account_create(
+        actor=bank.owner,
+        company=bank.company,
+        name="USD",
+        ledger_account=usd_ledger,
+        currency="USD",
+        opening_date=D(2025, 7, 1),
+    )
+    invoice = _invoice(sales, "100.00")
+    (line,) = statement(bank, usd, [(D(2026, 3, 15), "100.00")])
+    with pytest.raises(ValidationFailed) as caught:
+        recon.statement_line_settle_invoice(actor=bank.clerk, statement_line=line, invoice=invoice)
+    assert caught.value.code == "foreign_currency"
+    assert Invoice.objects.get(pk=invoice.pk).amount_due == M("100.00")
+    assert bank.balance("1133") == M("0.00")
+    with pytest.raises(ValidationFailed) as caught:
+        services.bank_transaction_create_posted(
+            actor=bank.clerk,
+            bank_account=usd,
+            kind="deposit",
+            amount="100.00",
+            date=D(2026, 3, 15),
+            journal_entry=Entry.objects.first(),
+        )
+    assert caught.value.code == "foreign_currency"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_postgres_refuses_live_matches_to_drafts_or_the_other_way(bank):
+    out = payment(bank, "100.00", D(2026, 3, 5))
+    draft = bank.txn(
+        kind="deposit", amount="100.00", date=D(2026, 3, 5), counter_account=bank.account("4200")
+    )
+    (line,) = statement(bank, bank.main, [(D(2026, 3, 5), "100.00")])
+
+    def raw(txn, status="accepted"):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO banking_reconciliationmatch (company_id, statement_line_id, "
+                "bank_transaction_id, amount, method, confidence, status, created_at) "
+                "VALUES (%s, %s, %s, 100, 'manual', 1, %s, now())",
+                [bank.company.pk, line.pk, txn.pk, status],
+            )
+
+    for txn, status in ((out, "accepted"), (draft, "accepted"), (draft, "suggested")):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            raw(txn, status)
+    assert not ReconciliationMatch.objects.exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_postgres_derives_reconciled_amounts_from_the_matches(bank):
+    txn = deposit(bank, "250.00", D(2026, 3, 6))
+    (line,) = statement(bank, bank.main, [(D(2026, 3, 6), "250.00")])
+    (match,) = recon.reconciliation_match(
+        actor=bank.clerk, statement_line=line, allocations=[(txn, None)]
+    )
+    assert (match.cleared_on, match.booked_on) == (D(2026, 3, 6), D(2026, 3, 6))
+    # flipping the match around Python: the amounts follow in the same statement
+    ReconciliationMatch.objects.filter(pk=match.pk).update(status="rejected")
+    assert (fresh(txn).reconciled_amount, fresh(line).reconciled_amount) == (M("0"), M("0"))
+    assert fresh(line).status == LineStatus.UNMATCHED
+    ReconciliationMatch.objects.filter(pk=match.pk).update(status="accepted")
+    assert (fresh(txn).reconciled_amount, fresh(line).status) == (M("250.00"), "matched")
+    # setting them directly is refused
+    for attempt in (
+        lambda: BankTransaction.objects.filter(pk=txn.pk).update(reconciled_amount=0),
+        lambda: StatementLine.objects.filter(pk=line.pk).update(
+            reconciled_amount=0, status="unmatched"
+        ),
+        lambda: StatementLine.objects.filter(pk=line.pk).update(status="partially_matched"),
+        lambda: StatementLine.objects.filter(pk=line.pk).update(amount=M("300.00")),
+    ):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            attempt()
+    # deleting the accepted match around Python opens both again
+    ReconciliationMatch.objects.filter(pk=match.pk).delete()
+    assert (fresh(txn).reconciled_amount, fresh(line).status) == (M("0.00"), "unmatched")
+    # ignoring a line stays possible
+    StatementLine.objects.filter(pk=line.pk).update(status="ignored")

@@ -121,13 +121,14 @@ def test_a_transfer_needs_two_accounts_of_the_company_in_one_currency(bank):
 
 
 def test_legs_clear_when_their_transactions_are_reconciled(bank):
-    from banking.models import BankTransaction
+    from banking import reconciliation as recon
+    from tests.banking.recon_helpers import statement
 
     transfer = services.bank_transfer_send(actor=bank.clerk, transfer=_transfer(bank))
     out = transfer.legs.get(leg="out")
-    BankTransaction.objects.filter(pk=out.bank_transaction_id).update(
-        reconciled_amount=Decimal("50000.00")
+    (line,) = statement(bank, bank.main, [(out.date, "-50000.00")])
+    recon.reconciliation_match(
+        actor=bank.clerk, statement_line=line, allocations=[(out.bank_transaction_id, None)]
     )
-    assert services.transfer_legs_clear(transactions=[out.bank_transaction_id]) == 1
     out.refresh_from_db()
     assert out.cleared is True
