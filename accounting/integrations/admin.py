@@ -9,7 +9,7 @@ owners and accountants change).
   Enable/Disable. The same commands are list actions.
 - Sync runs: read-only with filters. Sync errors: Retry, Resolve and Ignore actions.
 - Account mappings: set the local account (autocomplete). Webhook events: read-only.
-Every change goes through accounting.integrations.services / ui_services.
+Every change goes through accounting.integrations.services / services.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from accounting.integrations import services, ui_services
+from accounting.integrations import services
 from accounting.integrations.models import (
     AccountMapping,
     Entity,
@@ -195,7 +195,7 @@ class IntegrationConnectionAdmin(IntegrationsAdmin):
     def summary(self, obj):
         if not obj or not obj.pk:
             return "-"
-        data = ui_services.connection_summary_read(obj)
+        data = services.connection_summary_read(obj)
         warning = ""
         if data["needs_reauth"]:
             warning = format_html(
@@ -322,10 +322,10 @@ class IntegrationConnectionAdmin(IntegrationsAdmin):
     def connect_view(self, request, pk):
         connection = self._writable(request, pk)
         try:
-            url = ui_services.oauth_connect_begin(
+            url = services.oauth_connect_begin(
                 actor=request.user,
                 connection=connection,
-                redirect_uri=ui_services.oauth_redirect_uri(
+                redirect_uri=services.oauth_redirect_uri(
                     connection.system, build_absolute_uri=request.build_absolute_uri
                 ),
             )
@@ -558,7 +558,7 @@ class AccountMappingAdmin(IntegrationsAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
-        saved = ui_services.account_mapping_set(
+        saved = services.account_mapping_set(
             actor=request.user, mapping=obj, account=form.cleaned_data.get("account")
         )
         adopt_saved(obj, saved)

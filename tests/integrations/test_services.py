@@ -21,7 +21,7 @@ def _create(owner, company, **kw):
         company=company,
         system="xero",
         name="Xero",
-        settings={"tenant_id": "t-1"},
+        settings={"tenant_id": "8b0f4c2e-5d0c-4d1f-9a57-1f0e3a0c9b11"},
         credentials={"client_id": "c", "client_secret": "very-secret-1"},
         entities=["contacts", "invoices"],
         **kw,
@@ -62,6 +62,32 @@ def test_secrets_are_refused_in_settings_and_names_are_unique(owner, tenants):
     _create(owner, tenants.a)
     with pytest.raises(ValidationFailed, match="exists"):
         _create(owner, tenants.a)
+
+
+@pytest.mark.parametrize(
+    "system,settings,problem",
+    [
+        ("tally", {"host": "127.0.0.1", "port": -1}, "port"),
+        ("busy", {"bridge_url": "ftp://bridge.example"}, "bridge_url"),
+        ("zoho_books", {"region": "com"}, "organization_id"),
+        ("quickbooks", {"realm_id": "abc"}, "realm_id"),
+        ("xero", {"tenant_id": "t-1"}, "tenant_id"),
+    ],
+)
+def test_per_system_settings_are_checked_by_the_service(owner, tenants, system, settings, problem):
+    # The rule lives in the service, so a caller other than the API serializer or the admin form
+    # (a command, the demo, a task) cannot store settings the connector would choke on.
+    with pytest.raises(ValidationFailed) as info:
+        services.connection_create(
+            actor=owner, company=tenants.a, system=system, name="S", settings=settings
+        )
+    assert any(problem in text for text in info.value.fields["settings"])
+    conn = services.connection_create(
+        actor=owner, company=tenants.a, system="tally", name="T", settings={"host": " 10.0.0.5 "}
+    )
+    assert conn.settings == {"host": "10.0.0.5", "port": 9000}
+    with pytest.raises(ValidationFailed):
+        services.connection_update(actor=owner, connection=conn, settings={"port": 70000})
 
 
 def test_only_owners_and_accountants_write(tenants):

@@ -1,5 +1,5 @@
 """The integration hub API (scope "integrations": owners, accountants and auditors read; owners
-and accountants write). Every write is one services / ui_services call.
+and accountants write). Every write is one services call.
 
 Under /api/v1/accounting/integrations/:
 - `connections/` CRUD. `credentials` is write-only (merged: a key set to null or "" is removed);
@@ -40,7 +40,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounting.integrations import services, ui_services
+from accounting.integrations import services
 from accounting.integrations.api import serializers as s
 from accounting.integrations.models import (
     AccountMapping,
@@ -141,7 +141,7 @@ class ConnectionViewSet(
                     "Name one entity to run it in the request.",
                     fields={"entity": ["Required with wait=true."]},
                 )
-            run = ui_services.sync_now(
+            run = services.sync_now(
                 actor=request.user, connection=connection, entity=entity, direction=direction
             )
             return Response(s.SyncRunSerializer(run).data)
@@ -175,10 +175,10 @@ class ConnectionViewSet(
     def connect(self, request, pk=None):
         """The provider's consent URL (Zoho Books, QuickBooks, Xero), valid 15 minutes."""
         connection = self.get_object()
-        url = ui_services.oauth_connect_begin(
+        url = services.oauth_connect_begin(
             actor=request.user,
             connection=connection,
-            redirect_uri=ui_services.oauth_redirect_uri(
+            redirect_uri=services.oauth_redirect_uri(
                 connection.system, build_absolute_uri=request.build_absolute_uri
             ),
         )
@@ -188,7 +188,7 @@ class ConnectionViewSet(
     @action(detail=True, methods=["get"])
     def summary(self, request, pk=None):
         """Runs by status over the last 30 days, open errors, last sync and test."""
-        summary = ui_services.connection_summary_read(self.get_object())
+        summary = services.connection_summary_read(self.get_object())
         return Response(s.ConnectionSummarySerializer(summary).data)
 
     @extend_schema(request=None, responses={200: s.ConnectionSerializer})
@@ -277,7 +277,7 @@ class AccountMappingViewSet(
     def perform_update(self, serializer):
         mapping = serializer.instance
         account = serializer.validated_data.get("account", mapping.account)
-        serializer.instance = ui_services.account_mapping_set(
+        serializer.instance = services.account_mapping_set(
             actor=self.request.user, mapping=mapping, account=account
         )
 
@@ -335,13 +335,13 @@ class OAuthCallbackView(APIView):
         },
     )
     def get(self, request, system: str):
-        connection = ui_services.oauth_callback_complete(
+        connection = services.oauth_callback_complete(
             system=system,
             code=request.query_params.get("code", ""),
             state=request.query_params.get("state", ""),
             realm_id=request.query_params.get("realmId", ""),
             error=request.query_params.get("error", ""),
-            redirect_uri=ui_services.oauth_redirect_uri(
+            redirect_uri=services.oauth_redirect_uri(
                 system, build_absolute_uri=request.build_absolute_uri
             ),
         )
