@@ -4,8 +4,9 @@
 
 Imports (`accounts`, `contacts`) page through the connector: accounts become AccountMapping rows
 (mapped to a local account with the same code, or the same name, when there is one); contacts
-become invoicing Party rows through `invoicing.services.party_create/party_update` (one small
-transaction per contact with its ExternalRef, so a crash loses at most the contact in flight).
+become invoicing Party rows with invoicing's checks, one transaction and a fixed number of
+queries per page (parties, audit events and ExternalRefs written in bulk; see `_contacts_apply`),
+so a crash loses at most the page in flight and its retry duplicates nothing.
 Exports (`invoices`, `credit_notes`, `payments`, `journals`) build the payload DTOs from local
 rows (approved invoices and credit notes, their payments, posted journal entries other than
 the invoices' own) and push those not yet exported or changed since (sha256 of the payload
@@ -688,73 +689,168 @@ def _contacts_retry_records(ctx: RunContext) -> None:
 
 
 def _contacts_apply(ctx: RunContext, items: list[ExternalContact]) -> None:
-    """Create or update the parties of one page of contacts (one transaction per contact with
-    its ExternalRef)."""
+    """Create or update the parties of one page of contacts in one transaction, with a fixed
+    number of queries whatever the page's size: the page's ExternalRefs and their Parties are
+    read (and locked) in two queries, every contact is checked and decided in memory (unchanged,
+    create, update, conflict, invalid), then the parties, their audit events and the refs are
+    written in bulk and the page's open record errors resolved by one UPDATE.
+
+    Why not invoicing.services.party_create/party_update: they are one row at a time (a lock,
+    a save and an audit row each: ~20 queries a contact, 28 contacts/s). This bulk path keeps
+    invoicing's rules by calling its own field cleaning (`_party_fields`: unknown fields
+    refused, BIN/e-TIN normalised to 13/12 digits, name trimmed), `_check_party` and the model's
+    field validation, and writes the same audit events ("party.created"/"party.updated" with
+    the PARTY_FIELDS snapshots) with one bulk INSERT. The table's CHECK constraints (BIN,
+    e-TIN, kind) stay the backstop. A contact that fails a check becomes a SyncError after the
+    page commits and never sinks the page; a database failure rolls the page back whole
+    (earlier pages stay, and the retry finds their refs: nothing is duplicated)."""
+    from django.core.exceptions import ValidationError
+    from django_guid import get_guid
+
+    from core.errors import ValidationFailed
+    from core.models import AuditEvent
+    from core.services import model_snapshot
     from invoicing.models import Party
-    from invoicing.services import party_create, party_update
+    from invoicing.services import PARTY_FIELDS, _check_party
+    from invoicing.services import _party_fields as party_fields_clean
 
     local_type = LOCAL_TYPE["contacts"]
-    refs = {
-        r.external_id: r
-        for r in ExternalRef.objects.filter(
-            connection=ctx.connection,
-            entity="contact",
-            external_id__in=[c.external_id for c in items],
-        )
-    }
-    parties = Party.objects.in_bulk([int(r.local_id) for r in refs.values()])
+    latest: dict[str, ExternalContact] = {}
+    failures: list[tuple[SyncFailure, str]] = []
     for contact in items:
-        ref = refs.get(contact.external_id)
-        fields = _party_fields(contact)
-        digest = payload_hash(contact)
-        if ref is not None and ref.last_synced_hash == digest:
-            continue  # unchanged since the last import: nothing to do, nothing counted
-        try:
-            if not fields["name"]:
-                raise ValidationFailure("The contact has no name.", external_id=contact.external_id)
-            party = parties.get(int(ref.local_id)) if ref is not None else None
-            if (
-                party is not None
-                and ref.last_synced_at
-                and (party.updated_at > ref.last_synced_at + timedelta(seconds=1))
-            ):
-                raise ConflictFailure(
-                    f"{party.name} changed in Kontor and in "
-                    f"{ctx.connection.get_system_display()} since the last sync.",
-                    external_id=contact.external_id,
-                    detail={"local_id": party.pk, "remote_version": contact.version},
+        if not contact.external_id:
+            failures.append(
+                (
+                    ValidationFailure(
+                        "A contact without an id was skipped.", detail={"name": contact.name}
+                    ),
+                    # never "": that is a page-level error, resolved by every complete run
+                    f"(no id) {contact.name}"[:255],
                 )
-            with transaction.atomic():
-                if party is None:
-                    party = party_create(actor=None, company=ctx.company, **fields)
-                else:
-                    party = party_update(actor=None, party=party, **fields)
-                now = timezone.now()
-                ref, _ = ExternalRef.objects.update_or_create(
-                    connection=ctx.connection,
-                    local_type=local_type,
-                    local_id=str(party.pk),
-                    defaults={
-                        "company": ctx.company,
-                        "entity": "contact",
-                        "external_id": contact.external_id,
-                        "external_version": (contact.version or "")[:100],
-                        "last_synced_hash": digest,
-                        "last_synced_at": max(now, party.updated_at),
-                    },
-                )
-                refs[contact.external_id] = ref
-                parties[party.pk] = party
-                ctx.resolve_errors(external_id=contact.external_id)
-        except SyncFailure as failure:
-            ctx.record_failure(failure, external_id=contact.external_id)
-        except DomainError as exc:  # invoicing refused the party (a bad BIN…)
-            ctx.record_failure(
-                ValidationFailure(exc.message, detail={"fields": exc.fields}),
-                external_id=contact.external_id,
             )
-        else:
-            ctx.succeeded()
+            continue
+        latest[contact.external_id] = contact  # a contact listed twice: the last one counts
+    succeeded: list[str] = []
+    with transaction.atomic():
+        refs = {
+            r.external_id: r
+            for r in ExternalRef.objects.select_for_update().filter(
+                connection=ctx.connection, entity="contact", external_id__in=list(latest)
+            )
+        }
+        party_ids = [int(r.local_id) for r in refs.values() if str(r.local_id).isdigit()]
+        parties = (
+            Party.objects.select_for_update().filter(company=ctx.company).in_bulk(party_ids)
+            if party_ids
+            else {}
+        )
+        plan = []  # (contact, ref, party, before, digest)
+        for external_id, contact in latest.items():
+            ref = refs.get(external_id)
+            digest = payload_hash(contact)
+            if ref is not None and ref.last_synced_hash == digest:
+                continue  # unchanged since the last import: nothing to do, nothing counted
+            party = parties.get(int(ref.local_id)) if ref and ref.local_id.isdigit() else None
+            try:
+                fields = _party_fields(contact)
+                if not fields["name"]:
+                    raise ValidationFailure("The contact has no name.", external_id=external_id)
+                fields = party_fields_clean(fields)
+                if (
+                    party is not None
+                    and ref.last_synced_at
+                    and party.updated_at > ref.last_synced_at + timedelta(seconds=1)
+                ):
+                    raise ConflictFailure(
+                        f"{party.name} changed in Kontor and in "
+                        f"{ctx.connection.get_system_display()} since the last sync.",
+                        external_id=external_id,
+                        detail={"local_id": party.pk, "remote_version": contact.version},
+                    )
+                before = None
+                if party is None:
+                    party = Party(company=ctx.company, **fields)
+                else:
+                    before = model_snapshot(party, PARTY_FIELDS)
+                    for name, value in fields.items():
+                        setattr(party, name, value)
+                _check_party(party)
+                try:
+                    # CHECK constraints are left to the database (Django would run a query
+                    # per row for them); the cleaned BIN/e-TIN already satisfy them.
+                    party.full_clean(
+                        exclude=["company"], validate_unique=False, validate_constraints=False
+                    )
+                except ValidationError as exc:
+                    raise ValidationFailed.from_django(exc) from None
+            except SyncFailure as failure:
+                failures.append((failure, external_id))  # the party is not saved
+                continue
+            except DomainError as exc:  # invoicing refused the party (a bad BIN…)
+                failures.append(
+                    (ValidationFailure(exc.message, detail={"fields": exc.fields}), external_id)
+                )
+                continue
+            plan.append((contact, ref, party, before, digest))
+
+        now = timezone.now()
+        new = [party for _, _, party, _, _ in plan if party.pk is None]
+        changed = [party for _, _, party, _, _ in plan if party.pk is not None]
+        for party in changed:
+            party.updated_at = now
+        Party.objects.bulk_create(new)
+        if changed:
+            Party.objects.bulk_update(changed, [*PARTY_FIELDS, "updated_at"])
+        request_id = get_guid() or ""
+        AuditEvent.objects.bulk_create(
+            AuditEvent(
+                company=ctx.company,
+                actor=None,
+                actor_label="system",  # what party_create/party_update record for a system job
+                action="party.created" if before is None else "party.updated",
+                object_type=party._meta.label_lower,
+                object_id=str(party.pk),
+                object_repr=str(party)[:200],
+                before=before,
+                after=model_snapshot(party, PARTY_FIELDS),
+                request_id=request_id,
+            )
+            for _, _, party, before, _ in plan
+        )
+        new_refs, changed_refs = [], []
+        for contact, ref, party, _, digest in plan:
+            values = {
+                "local_id": str(party.pk),
+                "external_version": (contact.version or "")[:100],
+                "last_synced_hash": digest,
+                "last_synced_at": max(now, party.updated_at),
+            }
+            if ref is None:
+                new_refs.append(
+                    ExternalRef(
+                        company=ctx.company,
+                        connection=ctx.connection,
+                        entity="contact",
+                        local_type=local_type,
+                        external_id=contact.external_id,
+                        **values,
+                    )
+                )
+            else:
+                for name, value in values.items():
+                    setattr(ref, name, value)
+                changed_refs.append(ref)
+            succeeded.append(contact.external_id)
+        ExternalRef.objects.bulk_create(new_refs)
+        if changed_refs:
+            ExternalRef.objects.bulk_update(
+                changed_refs, ["local_id", "external_version", "last_synced_hash", "last_synced_at"]
+            )
+        ctx.resolve_record_errors(succeeded)
+    for _ in succeeded:
+        ctx.succeeded()
+    for failure, external_id in failures:
+        ctx.record_failure(failure, external_id=external_id)
 
 
 # ---------------------------------------------------------------------------------------------

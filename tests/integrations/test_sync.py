@@ -97,6 +97,48 @@ def test_a_bad_record_fails_alone_and_the_run_goes_on(conn, remote):
     assert error.suggested_fix
 
 
+def _import_queries(books, remote, *, name, start, page_size, pages, update=False):
+    from django.db import connection as db
+    from django.test.utils import CaptureQueriesContext
+
+    conn = connection_make(books.a, name=name, entities=["contacts"])
+    remote.page_size = page_size
+    remote.contacts = contacts(page_size * pages, start=start)
+    if update:  # first import them, then count the run that updates every one of them
+        sync_run(connection=conn, entity="contacts", direction="import")
+        remote.contacts = [
+            ExternalContact(external_id=c.external_id, name=c.name + " Ltd", version="2")
+            for c in remote.contacts
+        ]
+    with CaptureQueriesContext(db) as captured:
+        run = sync_run(connection=conn, entity="contacts", direction="import")
+    assert (run.status, run.records_succeeded) == ("succeeded", page_size * pages)
+    return len(captured.captured_queries)
+
+
+@pytest.mark.parametrize("update", [False, True], ids=["create", "update"])
+def test_contact_import_costs_queries_per_page_not_per_contact(books, remote, update):
+    one_small = _import_queries(
+        books, remote, name="A", start=100, page_size=3, pages=1, update=update
+    )
+    one_big = _import_queries(
+        books, remote, name="B", start=200, page_size=25, pages=1, update=update
+    )
+    two_small = _import_queries(
+        books, remote, name="C", start=300, page_size=3, pages=2, update=update
+    )
+    two_big = _import_queries(
+        books, remote, name="D", start=400, page_size=25, pages=2, update=update
+    )
+    # a page of 25 costs what a page of 3 costs: nothing is per contact
+    assert one_small == one_big and two_small == two_big
+    # a second page adds a constant (refs, parties, bulk writes, one error-resolving UPDATE)
+    per_page = two_small - one_small
+    assert 0 < per_page <= 10
+    audit = AuditEvent.objects.filter(action="party.updated" if update else "party.created")
+    assert audit.count() == 3 + 25 + 6 + 50
+
+
 def test_a_contact_changed_on_both_sides_is_a_conflict_not_an_overwrite(conn, remote):
     remote.contacts = contacts(1)
     sync_run(connection=conn, entity="contacts", direction="import")
