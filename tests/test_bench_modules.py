@@ -101,6 +101,11 @@ def test_integrations_bench_runs_and_reports(in_test_database, monkeypatch):
     # As the fake servers counted them: each phase's requests of one connection within a minute.
     assert figures["peak_rate_per_min"] == 3
     assert figures["within_limit"] == "yes"
+    # The rolling-window log's bounds: Zoho's rate itself a minute, its burst a second.
+    assert (figures["window_bound_per_min"], figures["window_bound_per_s"]) == (100, 10)
+    assert 1 <= figures["peak_rate_per_s"] <= 10
+    # a fixed number of queries a page: 250 contacts in 2 pages cost far less than one a contact
+    assert figures["contacts_queries_per_contact"] < 1
 
 
 def test_window_max_counts_requests_in_a_sliding_window():
