@@ -88,6 +88,7 @@ log = logging.getLogger(__name__)
 AUTO_JOB = "banking.auto_reconcile"
 SYSTEM_JOB = "banking.reconciliation"
 REFRESH_JOB = "banking.refresh_reconciliations"
+AUTO_REFRESH_MONTHS = 2
 CONFIDENCE_PLACES = Decimal("0.0001")
 OPEN_LINE_STATUSES = (LineStatus.UNMATCHED, LineStatus.PARTIALLY_MATCHED)
 # SQLite refuses statements with too many parameters; PostgreSQL takes big IN lists happily.
@@ -255,9 +256,15 @@ def reconciliation_auto(
             "auto_accept_confidence": str(auto_accept),
             "adopted_from_ledger": adopted["adopted"],
         }
-        # the months looked at get their figures stored and the variance alert checked
-        months = {month_of(period)} if period else {row.date.replace(day=1) for row in line_rows}
-        for start in sorted(months):
+        # the months looked at get their figures stored and the variance alert checked: the
+        # month asked for, else the latest AUTO_REFRESH_MONTHS months of the lines looked at
+        # (a year-long first run does not recompute every old month inside its transaction;
+        # the daily refresh task covers the past year's stored months)
+        if period:
+            months = [month_of(period)]
+        else:
+            months = sorted({row.date.replace(day=1) for row in line_rows})[-AUTO_REFRESH_MONTHS:]
+        for start in months:
             _refresh_locked(account, start, thresholds, system_job=system_job)
         summary["months_refreshed"] = len(months)
         audit_record(

@@ -6,8 +6,11 @@ Balances come from `BankDailyBalance` (posted inflow and outflow per account and
 database triggers), so a cash position over years of history reads one row per day; movements
 by dimension read the transactions through the covering index on (bank_account, date).
 
-A bank account's book balance at the end of day D is its opening balance plus the posted
-transactions dated from its opening date (when set) through D.
+A bank account's book balance at the end of day D is the ledger's: its opening balance plus
+the journal lines on its ledger account dated from its opening date (when set) through D, read
+from the ledger's per-period balances (banking.reconciliation._book_balance). The daily series
+comes from the bank transactions, which carry every such line once auto-reconcile or the daily
+refresh has adopted the entries made outside banking (banking.services.bank_ledger_adopt).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections import defaultdict
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, F, OuterRef, Q, Subquery, Sum, Value
+from django.db.models import Count, F, Max, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
 from accounting.models import CostCenter, Department, Project
@@ -109,7 +112,16 @@ def _since_opening(prefix: str = "bank_account__") -> Q:
 
 
 def book_balances(*, accounts: list[BankAccount], as_of: date) -> dict[int, Decimal]:
-    """Book balance of each account at the end of `as_of` (one query)."""
+    """Book balance of each account at the end of `as_of`: the ledger's (a few rows of the
+    ledger's per-period balances per account)."""
+    from banking.reconciliation import _book_balance
+
+    return {a.pk: _book_balance(a, as_of) for a in accounts}
+
+
+def banking_balances(*, accounts: list[BankAccount], as_of: date) -> dict[int, Decimal]:
+    """Opening balance plus the account's posted bank transactions through `as_of` (one
+    query on the daily balances); equal to `book_balances` once the ledger is adopted."""
     ids = [a.pk for a in accounts]
     moved = dict(
         BankDailyBalance.objects.filter(bank_account_id__in=ids, date__lte=as_of)
@@ -128,7 +140,7 @@ def book_balance(*, bank_account: BankAccount, as_of: date) -> Decimal:
 
 def daily_series(*, accounts: list[BankAccount], start: date, end: date) -> dict[int, list[dict]]:
     """Each account's closing book balance for every day start..end (two queries)."""
-    opening = book_balances(accounts=accounts, as_of=start - timedelta(days=1))
+    opening = banking_balances(accounts=accounts, as_of=start - timedelta(days=1))
     ids = [a.pk for a in accounts]
     moves: dict[int, dict[date, tuple[Decimal, Decimal]]] = defaultdict(dict)
     rows = (
@@ -345,29 +357,44 @@ def _bucket(age: int) -> str:
     return AGEING_BUCKETS[-1][0]
 
 
+def _status_as_of(row: dict, legs: list[dict], as_of: date) -> tuple[str, Decimal, date | None]:
+    """A transfer's status at the end of `as_of`, rebuilt from its legs' dates and the dates
+    their statement lines cleared them: initiated until the out leg is dated; settled once the
+    in legs dated by then add up to it and every leg was cleared by then (on the last
+    clearing); in transit in between. Cancelled stays cancelled."""
+    if row["status"] == TransferStatus.CANCELLED:
+        return TransferStatus.CANCELLED, ZERO, None
+    mine = [leg for leg in legs if leg["date"] <= as_of]
+    if not any(leg["leg"] == TransferLeg.OUT for leg in mine):
+        return TransferStatus.INITIATED, ZERO, None
+    received = sum((leg["amount"] for leg in mine if leg["leg"] == TransferLeg.IN), ZERO)
+    cleared = [leg["cleared_as_of"] for leg in mine]
+    if received >= row["amount"] and all(cleared):
+        return TransferStatus.SETTLED, received, max(cleared)
+    return TransferStatus.IN_TRANSIT, received, None
+
+
 def transfer_tracking(*, company: Company, bank_account=None, period, as_of=None) -> dict:
-    """Transfers initiated in the period, plus any still open (initiated or in transit) from
-    before it: per status the count and amount, and the open ones aged from their initiation
-    date to `as_of` (default: the period's end or the company's today, whichever is earlier)
-    in buckets 0-2, 3-7, 8-30 and over 30 days. Cancelled transfers are counted but not aged."""
+    """Transfers initiated in the period, plus any from before it still open at `as_of`: per
+    status the count and amount, and the open ones aged from their initiation date to `as_of`
+    (default: the period's end or the company's today, whichever is earlier) in buckets 0-2,
+    3-7, 8-30 and over 30 days. Statuses are as they stood at `as_of` (rebuilt from the legs'
+    dates and their clearing dates), not as they are now: settled means every leg posted and
+    cleared by a statement line. Cancelled transfers are counted but not aged."""
+    from banking.models import MatchStatus, ReconciliationMatch
+
     start, end = period_bounds(period)
     as_of = _as_date(as_of, "as_of") if as_of is not None else min(end, company.today())
-    transfers = BankTransfer.objects.filter(company=company).filter(
+    transfers = BankTransfer.objects.filter(company=company, date__lte=as_of).filter(
         Q(date__range=(start, end))
         | Q(date__lt=start, status__in=[TransferStatus.INITIATED, TransferStatus.IN_TRANSIT])
+        | Q(date__lt=start, status=TransferStatus.SETTLED, settled_on__gt=as_of)
     )
     if bank_account is not None:
         account_id = getattr(bank_account, "pk", bank_account)
         transfers = transfers.filter(Q(from_account_id=account_id) | Q(to_account_id=account_id))
-    received = (
-        BankTransferAllocation.objects.filter(transfer=OuterRef("pk"), leg=TransferLeg.IN)
-        .values("transfer")
-        .annotate(total=Sum("amount"))
-        .values("total")
-    )
     rows = list(
-        transfers.annotate(received=Coalesce(Subquery(received), Value(ZERO)))
-        .values(
+        transfers.values(
             "id",
             "reference",
             "from_account_id",
@@ -380,10 +407,41 @@ def transfer_tracking(*, company: Company, bank_account=None, period, as_of=None
             "expected_settlement_date",
             "settled_on",
             "status",
-            "received",
-        )
-        .order_by("date", "id")
+        ).order_by("date", "id")
     )
+    # the legs, each with the day its transaction was wholly cleared by lines dated by as_of
+    cleared_by = (
+        ReconciliationMatch.objects.filter(
+            bank_transaction_id=OuterRef("bank_transaction_id"),
+            status=MatchStatus.ACCEPTED,
+            cleared_on__lte=as_of,
+        )
+        .order_by()
+        .values("bank_transaction_id")
+    )
+    legs: dict[int, list[dict]] = defaultdict(list)
+    for leg in (
+        BankTransferAllocation.objects.filter(transfer_id__in=[row["id"] for row in rows])
+        .annotate(
+            cleared_amount=Coalesce(
+                Subquery(cleared_by.annotate(t=Sum("amount")).values("t")[:1]), Value(ZERO)
+            ),
+            last_cleared=Subquery(cleared_by.annotate(d=Max("cleared_on")).values("d")[:1]),
+        )
+        .values("transfer_id", "leg", "amount", "date", "cleared_amount", "last_cleared")
+    ):
+        leg["cleared_as_of"] = (
+            leg["last_cleared"] if leg["cleared_amount"] >= leg["amount"] else None
+        )
+        legs[leg["transfer_id"]].append(leg)
+    kept = []
+    for row in rows:
+        status, received, settled_on = _status_as_of(row, legs[row["id"]], as_of)
+        if row["date"] < start and status in (TransferStatus.SETTLED, TransferStatus.CANCELLED):
+            continue  # closed before the period: not shown
+        row.update(status=status, received=received, settled_on=settled_on)
+        kept.append(row)
+    rows = kept
     summary = {status: {"count": 0, "amount": ZERO} for status in TransferStatus.values}
     ageing = {
         name: {
@@ -445,14 +503,18 @@ def transfer_tracking(*, company: Company, bank_account=None, period, as_of=None
 
 def cash_in_transit_open(*, company: Company, bank_account=None, as_of=None) -> dict:
     """Cash submitted by branches and not yet credited by the bank: the open balance of the
-    cash in transit account, item by item."""
-    submissions = CashSubmission.objects.filter(
-        company=company, status=CashSubmissionStatus.SUBMITTED
-    )
+    cash in transit account, item by item. With `as_of`, as it stood at the end of that day
+    (submitted by then, deposited after it or not yet), whatever has happened since."""
+    submissions = CashSubmission.objects.filter(company=company)
     if bank_account is not None:
         submissions = submissions.filter(bank_account_id=getattr(bank_account, "pk", bank_account))
     if as_of is not None:
-        submissions = submissions.filter(submitted_on__lte=_as_date(as_of, "as_of"))
+        day = _as_date(as_of, "as_of")
+        submissions = submissions.filter(submitted_on__lte=day).filter(
+            Q(deposited_on__isnull=True) | Q(deposited_on__gt=day)
+        )
+    else:
+        submissions = submissions.filter(status=CashSubmissionStatus.SUBMITTED)
     items = list(
         submissions.order_by("submitted_on", "id").values(
             "id", "branch", "bank_account_id", "expected_amount", "submitted_on", "reference"

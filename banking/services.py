@@ -20,6 +20,7 @@ internal_transfer (the transit account), cash_in_transit, petty_cash, cash_over_
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -27,7 +28,7 @@ from decimal import Decimal, InvalidOperation
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
 from accounting.models import (
@@ -1210,8 +1211,9 @@ def bank_transfer_receive(
     *, actor, transfer: BankTransfer, amount=None, date=None
 ) -> BankTransferAllocation:
     """Post an in leg (Dr receiving bank / Cr internal transfer) for `amount` (default: what is
-    still to come). When the in legs add up to the transfer it is settled and the transit
-    account is back where it started."""
+    still to come). When the in legs add up to the transfer the transit account is back where
+    it started; the transfer is settled once every leg is also cleared by a statement line
+    (see `transfer_legs_clear`), in transit until then."""
     _require_write(actor, transfer.company)
     locked = _locked_transfer(transfer)
     if locked.status != TransferStatus.IN_TRANSIT:
@@ -1220,6 +1222,11 @@ def bank_transfer_receive(
             "received on a transfer in transit (send it first)."
         )
     remaining = locked.amount - transfer_received(locked)
+    if remaining <= 0:
+        raise InvalidTransition(
+            f"Transfer {locked.pk} is received in full; it settles when its legs clear.",
+            code="received_in_full",
+        )
     value = remaining if amount in (None, "") else _amount(amount, "amount")
     if value > remaining:
         raise _invalid(
@@ -1234,11 +1241,10 @@ def bank_transfer_receive(
         raise _invalid("date", f"Date: not before the money left ({out_day}).")
     before = model_snapshot(locked)
     allocation = _transfer_leg(locked, actor=actor, leg=TransferLeg.IN, amount=value, day=day)
-    if value == remaining:
-        locked.status = TransferStatus.SETTLED
-        locked.settled_on = day
     locked.version += 1
     locked.save()
+    _transfers_settle([locked.pk])
+    locked.refresh_from_db()
     audit_record(
         action="banking.transfer.receive",
         actor=actor,
@@ -1295,7 +1301,68 @@ def transfer_legs_clear(*, transactions) -> int:
         .exclude(bank_transaction__reconciled_amount=F("bank_transaction__amount"))
         .update(cleared=False)
     )
+    if cleared or uncleared:
+        _transfers_settle(
+            BankTransferAllocation.objects.filter(bank_transaction_id__in=ids)
+            .values_list("transfer_id", flat=True)
+            .distinct()
+        )
     return cleared + uncleared
+
+
+def _transfers_settle(transfer_ids) -> None:
+    """A transfer is settled when its in legs add up to it and every leg (out and in) is
+    cleared by a statement line, on the day the last of them cleared; in transit otherwise
+    (a leg unmatched again takes it back). Few rows: the transfers of the legs just touched."""
+    from banking.models import ReconciliationMatch
+
+    transfers = list(
+        BankTransfer.objects.select_for_update()
+        .filter(
+            pk__in=list(transfer_ids),
+            status__in=[TransferStatus.IN_TRANSIT, TransferStatus.SETTLED],
+        )
+        .order_by("pk")
+    )
+    if not transfers:
+        return
+    legs = defaultdict(list)
+    for leg in BankTransferAllocation.objects.filter(transfer__in=transfers):
+        legs[leg.transfer_id].append(leg)
+    cleared_on = dict(
+        ReconciliationMatch.objects.filter(
+            status=MatchStatus.ACCEPTED,
+            bank_transaction_id__in=[leg.bank_transaction_id for ls in legs.values() for leg in ls],
+        )
+        .order_by()
+        .values("bank_transaction_id")
+        .annotate(last=Max("cleared_on"))
+        .values_list("bank_transaction_id", "last")
+    )
+    for transfer in transfers:
+        mine = legs[transfer.pk]
+        received = sum((leg.amount for leg in mine if leg.leg == TransferLeg.IN), ZERO)
+        done = received >= transfer.amount and bool(mine) and all(leg.cleared for leg in mine)
+        status = TransferStatus.SETTLED if done else TransferStatus.IN_TRANSIT
+        if status == transfer.status:
+            continue
+        before = model_snapshot(transfer)
+        transfer.status = status
+        transfer.settled_on = (
+            max((cleared_on.get(leg.bank_transaction_id) or leg.date) for leg in mine)
+            if done
+            else None
+        )
+        transfer.version += 1
+        transfer.save(update_fields=["status", "settled_on", "version", "updated_at"])
+        audit_record(
+            action="banking.transfer.settle" if done else "banking.transfer.unsettle",
+            system_job=SYSTEM_JOB,
+            company=transfer.company,
+            obj=transfer,
+            before=before,
+            after=model_snapshot(transfer),
+        )
 
 
 # --- cash submissions (branch cash → bank through cash in transit) ---------------------------

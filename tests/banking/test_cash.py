@@ -288,3 +288,19 @@ def test_imprest_shortage_is_booked_once_and_petty_cash_stays_at_the_float(bank)
     assert bank.balance(over_short) == Decimal("50.00")  # not booked a second time
     assert bank.balance("6700") == Decimal("500.00")
     assert bank.balance("1131") == Decimal("-1550.00")  # float 1,000 + 350 + 200
+
+
+def test_cash_in_transit_as_of_a_date_is_rebuilt_from_the_dates(bank):
+    submission = _submit(bank)  # submitted Aug 10
+    services.cash_submission_deposit(
+        actor=bank.clerk,
+        submission=submission,
+        deposited_amount="100000.00",
+        deposited_on=D(2026, 8, 14),
+    )
+    on = lambda day: cash_in_transit_open(company=bank.company, as_of=day)["total"]  # noqa: E731
+    assert on(D(2026, 8, 9)) == Decimal("0.00")  # not submitted yet
+    assert on(D(2026, 8, 10)) == Decimal("100000.00")
+    assert on(D(2026, 8, 13)) == Decimal("100000.00")  # deposited since, open then
+    assert on(D(2026, 8, 14)) == Decimal("0.00")
+    assert cash_in_transit_open(company=bank.company)["total"] == Decimal("0.00")

@@ -28,6 +28,25 @@ def _transfer(bank, amount="50000.00", **kw):
     )
 
 
+def clear_legs(bank, transfer, lag_days=0):
+    """Each leg's transaction matched to a statement line of its account `lag_days` later."""
+    from datetime import timedelta
+
+    from banking import reconciliation as recon
+    from tests.banking.recon_helpers import statement
+
+    for leg in BankTransferAllocation.objects.filter(transfer=transfer).select_related(
+        "bank_transaction", "bank_account"
+    ):
+        txn = leg.bank_transaction
+        (line,) = statement(
+            bank,
+            leg.bank_account,
+            [(leg.date + timedelta(days=lag_days), str(txn.signed_amount))],
+        )
+        recon.reconciliation_match(actor=bank.clerk, statement_line=line, allocations=[(txn, None)])
+
+
 def test_fifty_thousand_out_then_thirty_and_twenty_in_settles_and_empties_transit(bank):
     transit = bank.role_account(AccountRoleName.INTERNAL_TRANSFER)
     transfer = _transfer(bank)
@@ -49,9 +68,13 @@ def test_fifty_thousand_out_then_thirty_and_twenty_in_settles_and_empties_transi
 
     services.bank_transfer_receive(actor=bank.clerk, transfer=transfer, date=D(2026, 8, 6))
     transfer.refresh_from_db()
-    assert transfer.status == TransferStatus.SETTLED
-    assert transfer.settled_on == D(2026, 8, 6)
+    # received in full, but settled only once every leg is cleared by a statement line
+    assert transfer.status == TransferStatus.IN_TRANSIT
     assert bank.balance(transit) == Decimal("0.00")
+    clear_legs(bank, transfer, lag_days=1)
+    transfer.refresh_from_db()
+    assert transfer.status == TransferStatus.SETTLED
+    assert transfer.settled_on == D(2026, 8, 7)  # the last leg cleared a day after Aug 6
     assert bank.balance("1132") == Decimal("50000.00")
 
     legs = list(BankTransferAllocation.objects.filter(transfer=transfer).order_by("id"))
