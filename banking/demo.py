@@ -282,6 +282,11 @@ def seed(*, company: Company, actor, stdout=None) -> int:
     )
     added += 3
 
+    # The book side is the ledger's bank account: the ledger demo's own bank entries (salaries,
+    # charges, receipts) become transactions first, so the bank's files below show them too.
+    for account in (main, second):
+        services.bank_ledger_adopt(bank_account=account, actor=actor)
+
     # The bank's side, as files: a CAMT.053 statement of the operating account for every
     # month, and CSV statements of the second account for the last two. Every month but the
     # latest is auto-reconciled and signed off; the latest keeps open lines for the screen.
@@ -318,7 +323,9 @@ def _bank_view(account: BankAccount, month: date, *, latest: bool) -> list:
     txns = list(
         BankTransaction.objects.filter(
             bank_account=account, date__gte=month, date__lt=end, posting_status="posted"
-        ).order_by("date", "id")
+        )
+        .exclude(is_reversed=True)  # a reversed entry and its reversal never reach the bank
+        .order_by("date", "id")
     )
     lines = []
     skipped = False

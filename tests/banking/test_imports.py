@@ -10,7 +10,7 @@ from accounting import services as ledger
 from accounting.models import Account, AccountType
 from banking import imports
 from banking.imports import statement_import_create
-from banking.models import BankAccount, StatementImport, StatementLine
+from banking.models import BankAccount, ReconciliationMatch, StatementImport, StatementLine
 from core.errors import PermissionDeniedError, ValidationFailed
 from core.models import AuditEvent
 from tests.banking.samples import sample
@@ -636,21 +636,28 @@ def test_a_full_iban_is_refused_against_four_masked_digits_and_read_against_eigh
 
 
 def test_an_import_is_deleted_only_while_none_of_its_lines_is_matched(accts):
+    from banking import reconciliation, services
     from banking.imports import statement_import_delete, statement_line_ignore
     from core.errors import ConflictError
 
-    account = accts.make(currency="EUR", mapping=ZERO_MAPPING)
+    account = accts.make(currency="BDT", mapping=ZERO_MAPPING)
     record = accts.run(account, ZERO_CSV)
     line = StatementLine.objects.get(bank_account=account, amount=Decimal("-12.00"))
-    StatementLine.objects.filter(pk=line.pk).update(
-        reconciled_amount=Decimal("12.00"), status="matched"
+    fee = services.bank_transaction_create(
+        actor=accts.clerk, bank_account=account, kind="fee", amount="12.00",
+        date=datetime.date(2026, 3, 3),
+    )  # fmt: skip
+    services.bank_transaction_post(actor=accts.clerk, transaction=fee)
+    ReconciliationMatch.objects.filter(statement_line__bank_account=account).delete()
+    (match,) = reconciliation.reconciliation_match(
+        actor=accts.clerk, statement_line=line, allocations=[(fee, None)]
     )
     with pytest.raises(ConflictError) as caught:
         statement_import_delete(actor=accts.clerk, statement_import=record)
     assert caught.value.code == "import_matched"
     with pytest.raises(ConflictError):
         statement_line_ignore(actor=accts.clerk, statement_line=line)
-    StatementLine.objects.filter(pk=line.pk).update(reconciled_amount=0, status="unmatched")
+    reconciliation.reconciliation_unmatch(actor=accts.clerk, match=match)
     assert statement_import_delete(actor=accts.clerk, statement_import=record)["lines"] == 2
     assert not StatementLine.objects.filter(bank_account=account).exists()
     assert accts.run(account, ZERO_CSV).replayed is False  # the right file goes in again
