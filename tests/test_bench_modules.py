@@ -104,6 +104,8 @@ def test_integrations_bench_runs_and_reports(in_test_database, monkeypatch):
     # The rolling-window log's bounds: Zoho's rate itself a minute, its burst a second.
     assert (figures["window_bound_per_min"], figures["window_bound_per_s"]) == (100, 10)
     assert 1 <= figures["peak_rate_per_s"] <= 10
+    # the grants seen client side: a connection's 1 + 3 requests of phases 2 and 3 (same minute)
+    assert 3 <= figures["limiter_granted_peak_per_min"] <= 10
     # a fixed number of queries a page: 250 contacts in 2 pages cost far less than one a contact
     assert figures["contacts_queries_per_contact"] < 1
 
