@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 
 from core import services
 from core.models import AuditEvent, Company, Membership, User
-from core.roles import Role
+from core.roles import Role, roles_for
 from core.selectors import companies_for
 from core.tenancy import scoped_to
 
@@ -29,15 +29,17 @@ class TenantAdmin(admin.ModelAdmin):
             return False
         if user.is_superuser:
             return True
-        companies = companies_for(user, self.scope, write=write)
         if obj is None:
-            # Asked once per registered model for the sidebar and the app index: answer each
-            # (scope, write) once per request, so pages don't grow with the number of modules.
-            answers = request.__dict__.setdefault("_tenant_admin_any_company", {})
-            key = (self.scope, write)
-            if key not in answers:
-                answers[key] = companies.exists()
-            return answers[key]
+            # Asked once per registered model for the sidebar and the app index: the user's
+            # roles are read once per request, so pages don't grow with the number of modules.
+            roles = request.__dict__.get("_tenant_admin_roles")
+            if roles is None:
+                roles = frozenset(
+                    Membership.objects.filter(user=user).values_list("role", flat=True)
+                )
+                request.__dict__["_tenant_admin_roles"] = roles
+            return bool(roles & roles_for(self.scope, write=write))
+        companies = companies_for(user, self.scope, write=write)
         return companies.filter(pk=self._company_of(obj).pk).exists()
 
     def get_queryset(self, request):
