@@ -71,6 +71,9 @@ from core.roles import Role, roles_for
 from core.services import audit_record, model_snapshot
 
 SYSTEM_JOB = "banking"
+# Days either side of a statement line's date for a match: the matcher's own default
+# (banking.matching.MatchConfig) and BankingSettings.match_window_days' default.
+MATCH_WINDOW_DAYS = 3
 SOURCE_TYPE = "banking"
 
 # --- who may do what -------------------------------------------------------------------------
@@ -271,7 +274,7 @@ def banking_settings_for(company: Company) -> BankingThresholds:
         auto_accept_confidence=pick(
             row and row.auto_accept_confidence, "BANKING_AUTO_ACCEPT_CONFIDENCE", "0.95"
         ),
-        match_window_days=row.match_window_days if row else 7,
+        match_window_days=row.match_window_days if row else MATCH_WINDOW_DAYS,
         alert_recipients=tuple(
             address.strip()
             for address in (row.alert_recipients if row else "").replace(";", ",").split(",")

@@ -760,3 +760,12 @@ def test_postgres_derives_reconciled_amounts_from_the_matches(bank):
     assert (fresh(txn).reconciled_amount, fresh(line).status) == (M("0.00"), "unmatched")
     # ignoring a line stays possible
     StatementLine.objects.filter(pk=line.pk).update(status="ignored")
+
+
+def test_the_match_window_defaults_agree(bank):
+    from banking.matching import MatchConfig
+    from banking.models import BankingSettings
+
+    assert services.banking_settings_for(bank.company).match_window_days == 3
+    assert BankingSettings._meta.get_field("match_window_days").default == 3
+    assert MatchConfig().date_window_days == 3
