@@ -308,6 +308,7 @@ class BankTransaction(models.Model):
                     "cost_center",
                     "project",
                     "department",
+                    "branch",
                 ],
                 name="banking_txn_account_date",
             ),

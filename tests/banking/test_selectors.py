@@ -280,6 +280,9 @@ def test_the_month_of_one_account_is_read_by_index_among_many_rows(bank):
         position = selectors.cash_position(
             company=bank.company, bank_account=bank.main, as_of=D(2026, 8, 31), by="project"
         )
+        selectors.cash_position(  # branch is in the covering index too
+            company=bank.company, bank_account=bank.main, as_of=D(2026, 8, 31), by="branch"
+        )
         selectors.dimensional_analysis(
             bank_account=bank.main, period="2026-08", dimension="cost_center"
         )
