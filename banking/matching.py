@@ -23,12 +23,15 @@ Steps, in order, each working on what the earlier ones left open:
 3. Party/reference similarity among same-amount items outside the window (up to
    `similarity_max_days` away): rapidfuzz `token_set_ratio` >= threshold, refusing ties.
    Confidence 0.60 at the threshold rising to 0.90 at 100.
-4. Many-to-one, bounded: for a line, book items of its sign inside the window whose open amount
-   is below the line's (those whose party resembles the line's first), at most
-   `max_group_candidates` nearest: an exact subset sum (meet in the middle, so 20 candidates cost
-   2 x 1,024 sums); failing that a greedy oldest-first accumulation over everything scanned,
-   accepted within `tolerance`. Then the same for one book item against several lines.
-   Confidence 0.80 (party narrowed), 0.75 (not), 0.70 (greedy).
+4. Many-to-one, bounded: for a line, open book items of its sign inside the window whose open
+   amount is below the line's, within `max_group_scan` positions of its date. A group settles
+   one counterparty: when the line names a party, only items whose party resembles it
+   (confidence 0.80); when it names none, the items naming none, or those of one party (0.75),
+   so a bank charge is never "paid" by unrelated receipts that happen to add up. Each set, when
+   its total can reach the target, nearest `max_group_candidates` first: an exact subset sum
+   (meet in the middle, so 20 candidates cost 2 x 1,024 sums); failing that a greedy
+   oldest-first accumulation, accepted within `tolerance` (0.70). Then the same for one book
+   item against several lines.
 5. Everything still open is returned for review.
 
 `forbidden` pairs (line id, item id), e.g. the pairs a person rejected, are never suggested
@@ -535,9 +538,9 @@ class _Matcher:
     def _groups(self, targets: _Side, pool: _Side, as_pair: Callable) -> None:
         """Each open target against several open pool entries of its sign in the window.
 
-        Narrowed by party: when the target names a counterparty, only pool entries whose party
-        resembles it (or that name none) are candidates; a group made only of entries naming
-        the same party is more credible (0.80) than one with unknown parties (0.75)."""
+        A group settles one counterparty: when the target names one, only pool entries whose
+        party resembles it (0.80); when it names none, the entries naming none or those of a
+        single party (0.75), each set tried in turn until one closes the target."""
         cfg = self.cfg
         window = cfg.date_window_days
         tolerance = _cents(cfg.tolerance)
@@ -552,6 +555,8 @@ class _Matcher:
             s: list(itertools.accumulate((pool.open[k] for k in ks), initial=0))
             for s, ks in by_sign.items()
         }
+        # every pool entry's party, processed once (the lazy per-entry cache costs a call each)
+        pool_party = [pool.party(k) for k in range(len(pool))]
         for t in range(len(targets)):
             target = targets.open[t]
             members = by_sign.get(targets.signs[t])
@@ -563,62 +568,84 @@ class _Matcher:
             hi = bisect.bisect_right(days, day + window)
             if hi - lo < 2 or totals[hi] - totals[lo] < target - tolerance:
                 continue
-            scanned = self._nearest_open(members, days, lo, hi, day, pool, target)
+            # the open entries below the target within `max_group_scan` positions of the
+            # target's date, in date order; narrowed by party before anything is sorted
+            reach = cfg.max_group_scan
+            pos = bisect.bisect_left(days, day, lo, hi)
+            open_ = pool.open
+            scanned = [
+                k
+                for k in members[max(lo, pos - reach) : min(hi, pos + reach)]
+                if 0 < open_[k] < target
+            ]
             if self._forbid:  # a group is built without the forbidden pairs
                 scanned = [k for k in scanned if as_pair(t, k) not in self._forbid]
             if len(scanned) < 2:
                 continue
             party = targets.party(t)
-            same_party = set()
             if party:
-                parties = [pool.party(k) for k in scanned]
+                # only entries whose party resembles the target's
                 hits = process.extract(
                     party,
-                    parties,
+                    [pool_party[k] for k in scanned],
                     scorer=fuzz.token_set_ratio,
                     processor=None,
                     score_cutoff=cfg.similarity_threshold,
                     limit=None,
                 )
-                same_party = {scanned[n] for _choice, _score, n in hits}
-                scanned = [k for k in scanned if k in same_party or not pool.party(k)]
-            if len(scanned) < 2 or sum(pool.open[k] for k in scanned) < target - tolerance:
-                continue
-            group = scanned[: cfg.max_group_candidates]
-            chosen = _subset_sum([pool.open[k] for k in group], target)
-            if chosen is not None:
-                picked = sorted(group[n] for n in chosen)
-                confidence = _confidence(0.80 if same_party.issuperset(picked) else 0.75)
-                for k in picked:
-                    self._allocate(*as_pair(t, k), pool.open[k], METHOD_MANY_TO_ONE, confidence)
+                if len(hits) < 2:
+                    continue
+                candidate_sets = [(sorted(scanned[n] for _c, _s, n in hits), 0.80)]
             else:
-                self._greedy(t, scanned, target, tolerance, pool, as_pair)
+                # a target naming no party: the entries naming none, or those of one party
+                # (a bank charge is not paid by three customers' receipts that happen to add up)
+                by_party: dict[str, list[int]] = defaultdict(list)
+                for k in scanned:
+                    by_party[pool_party[k]].append(k)
+                candidate_sets = [(ks, 0.75) for ks in by_party.values() if len(ks) >= 2]
+            p_days = pool.days
+            candidate_sets = [
+                (sorted(ks, key=lambda k: (abs(p_days[k] - day), k))[:reach], confidence)
+                for ks, confidence in candidate_sets
+            ]
+            for candidates, confidence in candidate_sets:
+                if self._group(t, candidates, target, tolerance, pool, as_pair, confidence):
+                    break
 
-    def _nearest_open(
+    def _group(
         self,
-        members: list[int],
-        days: list[int],
-        lo: int,
-        hi: int,
-        day: int,
-        pool: _Side,
+        t: int,
+        scanned: list[int],
         target: int,
-    ) -> list[int]:
-        """Open pool members below `target` in positions [lo, hi), nearest date first (earlier
-        position on ties), looking at no more than `max_group_scan` positions either side of
-        the target's date so a crowded window costs a bounded amount."""
-        reach = self.cfg.max_group_scan
-        pos = bisect.bisect_left(days, day, lo, hi)
-        lo, hi = max(lo, pos - reach), min(hi, pos + reach)
+        tolerance: int,
+        pool: _Side,
+        as_pair: Callable,
+        confidence: float,
+    ) -> bool:
+        """One group of candidates (nearest first) for a target: exact subset sum over the
+        nearest `max_group_candidates`, else greedy; True when a group was allocated."""
+        if len(scanned) < 2:
+            return False
         open_ = pool.open
-        nearest = sorted(
-            (abs(days[p] - day), p) for p in range(lo, hi) if 0 < open_[members[p]] < target
-        )
-        return [members[p] for _d, p in nearest[:reach]]
+        if sum(open_[k] for k in scanned) < target - tolerance:
+            return False  # cannot reach the target: no search
+        group = scanned[: self.cfg.max_group_candidates]
+        values = [open_[k] for k in group]
+        chosen = None
+        if sum(values) >= target:
+            chosen = _subset_sum(values, target)
+        if chosen is not None:
+            picked = sorted(group[n] for n in chosen)
+            for k in picked:
+                self._allocate(
+                    *as_pair(t, k), open_[k], METHOD_MANY_TO_ONE, _confidence(confidence)
+                )
+            return True
+        return self._greedy(t, scanned, target, tolerance, pool, as_pair)
 
     def _greedy(
         self, t: int, scanned: list[int], target: int, tolerance: int, pool: _Side, as_pair
-    ) -> None:
+    ) -> bool:
         remaining = target
         taken = []
         for k in sorted(scanned[: self.cfg.max_group_scan]):  # oldest first
@@ -630,6 +657,8 @@ class _Matcher:
         if len(taken) >= 2 and remaining <= tolerance:
             for k in taken:
                 self._allocate(*as_pair(t, k), pool.open[k], METHOD_MANY_TO_ONE, _confidence(0.7))
+            return True
+        return False
 
     # step 5
 
