@@ -320,7 +320,7 @@ class ReconciliationReportSerializer(serializers.Serializer):
     outstanding_deposit_items = OutstandingItemSerializer(many=True)
     outstanding_payment_items = OutstandingItemSerializer(many=True)
     unmatched_lines = UnmatchedLineSerializer(many=True)
-    reconciliation_id = serializers.IntegerField()
+    reconciliation_id = serializers.IntegerField(allow_null=True)
     threshold = _money()
     alert_threshold = _money()
     within_threshold = serializers.BooleanField(allow_null=True)
