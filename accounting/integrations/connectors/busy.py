@@ -53,6 +53,7 @@ from xml.etree import ElementTree as ET
 
 from django.conf import settings as django_settings
 
+from accounting.integrations.connectors._common import xml_text as _text
 from accounting.integrations.connectors.base import (
     ACCOUNTS,
     CONTACTS,
@@ -92,13 +93,6 @@ CENT = Decimal("0.01")
 
 def insecure_allowed() -> bool:
     return bool(django_settings.BUSY_ALLOW_INSECURE)
-
-
-def _text(element: ET.Element | None, path: str) -> str:
-    if element is None:
-        return ""
-    found = element.find(path)
-    return (found.text or "").strip() if found is not None and found.text else ""
 
 
 def voucher_xml(

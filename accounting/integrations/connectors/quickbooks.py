@@ -44,15 +44,14 @@ Wire format, from Intuit's published API reference:
 from __future__ import annotations
 
 import hashlib
-import json
-import re
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import httpx
 
+from accounting.integrations.connectors._common import account_mappings, exact_json
 from accounting.integrations.connectors.base import (
     ACCOUNTS,
     CONTACTS,
@@ -124,25 +123,6 @@ def api_base_url(settings: dict) -> str:
     return f"{host.rstrip('/')}/v3/company/{realm}"
 
 
-def _encode(body: dict) -> bytes:
-    """JSON with Decimal amounts written as exact JSON numbers (never through float)."""
-    numbers: dict[str, str] = {}
-
-    def default(value):
-        if isinstance(value, Decimal):
-            key = f"@@dec{len(numbers)}@@"
-            numbers[key] = format(value, "f")
-            return key
-        if isinstance(value, (date, datetime)):
-            return value.isoformat()
-        raise TypeError(f"cannot encode {type(value).__name__}")
-
-    text = json.dumps(body, default=default)
-    if numbers:
-        text = re.sub(r'"(@@dec\d+@@)"', lambda m: numbers[m.group(1)], text)
-    return text.encode()
-
-
 def _quote(value: str) -> str:
     """A string literal of the query language."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
@@ -201,7 +181,7 @@ class QuickBooksConnector(Connector):
         content = None
         params = {**(params or {}), "minorversion": MINOR_VERSION}
         if body is not None:
-            content = _encode(body)
+            content = exact_json(body)
             headers["Content-Type"] = "application/json"
             params["requestid"] = (request_id or self.request_id(path, local_id, content))[
                 :REQUEST_ID_MAX
@@ -606,7 +586,7 @@ class QuickBooksConnector(Connector):
         up in the imported chart (AccountMapping) by number, then by name, then in QuickBooks'
         chart itself."""
         if self._mapped is None:
-            self._mapped = _mappings(self.connection)
+            self._mapped = account_mappings(self.connection)
         by_code, by_name = self._mapped
         account_id = (code and by_code.get(code)) or (name and by_name.get(name))
         if account_id:
@@ -622,23 +602,6 @@ class QuickBooksConnector(Connector):
             suggested_fix="Import the QuickBooks chart of accounts and map this account.",
             detail={"account_code": code},
         )
-
-
-def _mappings(connection) -> tuple[dict[str, str], dict[str, str]]:
-    """The connection's imported chart: external code -> id and external name -> id (read
-    once per connector, not per line)."""
-    from accounting.integrations.models import AccountMapping
-
-    by_code: dict[str, str] = {}
-    by_name: dict[str, str] = {}
-    rows = AccountMapping.objects.filter(connection=connection).order_by("id")
-    for external_id, code, name in rows.values_list(
-        "external_id", "external_code", "external_name"
-    ):
-        if code:
-            by_code.setdefault(code, external_id)
-        by_name.setdefault(name, external_id)
-    return by_code, by_name
 
 
 def line_tax_codes(connection, invoice: InvoicePayload, *, setting: str, system: str, what: str):

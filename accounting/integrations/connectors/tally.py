@@ -58,6 +58,7 @@ from xml.etree import ElementTree as ET
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
+from accounting.integrations.connectors._common import xml_text as _text
 from accounting.integrations.connectors.base import (
     ACCOUNTS,
     CONTACTS,
@@ -163,13 +164,6 @@ def parse_reply(content: bytes, content_type: str = "", *, source: str = "Tally"
         raise MalformedReply(
             f"{source}'s reply is not well-formed XML: {exc}", detail={"body": text[:500]}
         ) from exc
-
-
-def _text(element: ET.Element | None, path: str) -> str:
-    if element is None:
-        return ""
-    found = element.find(path)
-    return (found.text or "").strip() if found is not None and found.text else ""
 
 
 def _int(value: str) -> int:

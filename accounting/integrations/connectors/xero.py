@@ -53,6 +53,7 @@ from typing import Any
 
 import httpx
 
+from accounting.integrations.connectors._common import exact_json
 from accounting.integrations.connectors.base import (
     ACCOUNTS,
     CONTACTS,
@@ -122,27 +123,10 @@ UNIT = Decimal("0.0001")  # unitdp=4
 
 
 def _amount(value: Decimal | None, places: Decimal = CENT) -> Decimal | None:
-    """An exact decimal (half up) for the JSON body; `_encode` writes it as a JSON number."""
+    """An exact decimal (half up) for the JSON body; `exact_json` writes it as a JSON number."""
     if value is None:
         return None
     return Decimal(value).quantize(places, ROUND_HALF_UP)
-
-
-def _encode(body: Any) -> bytes:
-    """JSON with Decimals written exactly as JSON numbers (never through float)."""
-    numbers: dict[str, str] = {}
-
-    def default(value):
-        if isinstance(value, Decimal):
-            key = f"@@dec{len(numbers)}@@"
-            numbers[key] = format(value, "f")
-            return key
-        raise TypeError(f"cannot encode {type(value).__name__}")
-
-    text = json.dumps(body, default=default, sort_keys=True)
-    if numbers:
-        text = re.sub(r'"(@@dec\d+@@)"', lambda m: numbers[m.group(1)], text)
-    return text.encode()
 
 
 def _line_quantities(line) -> tuple[Decimal, Decimal]:
@@ -194,7 +178,7 @@ class XeroConnector(Connector):
         all_headers = {"Accept": "application/json", **(headers or {})}
         content = None
         if json_body is not None:
-            content = _encode(json_body)
+            content = exact_json(json_body, sort_keys=True)
             all_headers["Content-Type"] = "application/json"
             all_headers["Idempotency-Key"] = idem_key or self.idempotency_key(
                 path, local_id, content

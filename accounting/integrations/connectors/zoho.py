@@ -32,15 +32,14 @@ Wire format, from Zoho's published API documentation:
 
 from __future__ import annotations
 
-import json
-import re
 import time
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import httpx
 
+from accounting.integrations.connectors._common import account_mappings, exact_json
 from accounting.integrations.connectors.base import (
     ACCOUNTS,
     CONTACTS,
@@ -127,25 +126,6 @@ def parse_zoho_time(value: str) -> datetime:
     return datetime.fromisoformat(value.strip())
 
 
-def _encode(body: dict) -> bytes:
-    """JSON with Decimal amounts written as exact JSON numbers (never through float)."""
-    numbers: dict[str, str] = {}
-
-    def default(value):
-        if isinstance(value, Decimal):
-            key = f"@@dec{len(numbers)}@@"
-            numbers[key] = format(value, "f")
-            return key
-        if isinstance(value, (date, datetime)):
-            return value.isoformat()
-        raise TypeError(f"cannot encode {type(value).__name__}")
-
-    text = json.dumps(body, default=default)
-    if numbers:
-        text = re.sub(r'"(@@dec\d+@@)"', lambda m: numbers[m.group(1)], text)
-    return text.encode()
-
-
 class ZohoBooksConnector(Connector):
     system = "zoho_books"
     supports = frozenset({ACCOUNTS, CONTACTS, INVOICES, CREDIT_NOTES, PAYMENTS, JOURNALS})
@@ -190,7 +170,7 @@ class ZohoBooksConnector(Connector):
         headers = {"Accept": "application/json"}
         content = None
         if body is not None:
-            content = _encode(body)
+            content = exact_json(body)
             headers["Content-Type"] = "application/json"
         try:
             response = self.http.request(
@@ -527,7 +507,7 @@ class ZohoBooksConnector(Connector):
         name of a mapped account (else the Kontor code and name): look it up in the imported
         chart (AccountMapping) by code, then by name, then in Zoho's chart itself."""
         if self._mapped is None:
-            self._mapped = _mappings(self.connection)
+            self._mapped = account_mappings(self.connection)
         by_code, by_name = self._mapped
         account_id = (code and by_code.get(code)) or (name and by_name.get(name))
         if account_id:
@@ -578,23 +558,6 @@ def _cursor_after(latest: datetime | None, since: str, started_iso: str) -> str:
     if since:
         return parse_zoho_time(since).isoformat()
     return started_iso
-
-
-def _mappings(connection) -> tuple[dict[str, str], dict[str, str]]:
-    """The connection's imported chart: external code -> id and external name -> id (read
-    once per connector, not per line)."""
-    from accounting.integrations.models import AccountMapping
-
-    by_code: dict[str, str] = {}
-    by_name: dict[str, str] = {}
-    rows = AccountMapping.objects.filter(connection=connection).order_by("id")
-    for external_id, code, name in rows.values_list(
-        "external_id", "external_code", "external_name"
-    ):
-        if code:
-            by_code.setdefault(code, external_id)
-        by_name.setdefault(name, external_id)
-    return by_code, by_name
 
 
 def _failure(status: int, payload: dict, response: httpx.Response, *, external_id: str):
