@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -531,6 +532,15 @@ def history_load(setup: Company, rows_wanted: int, seed: int) -> History:
     span = (HISTORY_END - HISTORY_START).days + 1
     month: list[tuple[int, date, bool, str, str]] = []
 
+    # The target account's transactions are held back and loaded once the ledger carries them:
+    # one real journal entry per month (Dr/Cr the bank's ledger account by the month's net,
+    # against equity 3300) posted through the ledger, and each transaction bound to its
+    # month's entry, so the ledger's balance (the report's book side) equals the account's
+    # transactions and the reported variance means what it says (bank_ledger_adopt finds
+    # every entry carried). The other accounts keep the one anchor entry.
+    held: list[tuple] = []
+    nets: dict[date, int] = defaultdict(int)
+
     def generate():
         for serial in range(rows_wanted):
             k = rng.randrange(HISTORY_ACCOUNTS)
@@ -538,16 +548,35 @@ def history_load(setup: Company, rows_wanted: int, seed: int) -> History:
             inflow = rng.random() < 0.5
             cents = rng.randint(100, 2_000_000)
             party = _party(rng)
+            if k == 0:
+                nets[day.replace(day=1)] += cents if inflow else -cents
             if k == 0 and REPORT_MONTH <= day <= REPORT_MONTH_END:
                 reference = f"H{seed}-{serial:08d}"
                 month.append((cents, day, inflow, reference, party))
-                yield builders[k].txn(cents, day, inflow=inflow, reference=reference, party=party)
+                held.append(
+                    builders[k].txn(cents, day, inflow=inflow, reference=reference, party=party)
+                )
                 continue
-            yield builders[k].txn(
+            row = builders[k].txn(
                 cents, day, inflow=inflow, party=party, reconciled=day < REPORT_MONTH
             )
+            if k == 0:
+                held.append(row)
+                continue
+            yield row
 
     loaded = table_insert("banking_banktransaction", TXN_COLUMNS, generate())
+    entries = _month_entries(setup, target, nets)
+    entry_at = TXN_COLUMNS.index("journal_entry_id")
+    date_at = TXN_COLUMNS.index("date")
+    loaded += table_insert(
+        "banking_banktransaction",
+        TXN_COLUMNS,
+        (
+            (*row[:entry_at], entries[row[date_at].replace(day=1)], *row[entry_at + 1 :])
+            for row in held
+        ),
+    )
     analyze("banking_banktransaction", "banking_bankdailybalance")
 
     april_end = REPORT_MONTH - timedelta(days=1)
@@ -589,6 +618,42 @@ def history_load(setup: Company, rows_wanted: int, seed: int) -> History:
     return History(
         target=target, month_transactions=len(month), month_lines=len(line_rows), loaded=loaded
     )
+
+
+def _month_entries(setup: Company, account: Account, nets: dict[date, int]) -> dict[date, int]:
+    """One posted journal entry per month of `nets` (cents) moving the account's ledger
+    account by that net against equity 3300; month start -> entry id."""
+    from accounting import services as ledger
+
+    company = setup.company
+    ledger_account_id = account.bank_account.ledger_account_id
+    entries = {}
+    for start in sorted(nets):
+        if not nets[start]:
+            entries[start] = account.journal_entry_id  # nothing moved: the anchor carries it
+            continue
+        ledger.fiscal_year_create(actor=None, company=company, containing=start)
+        net = _money(abs(nets[start]))
+        bank_side, equity_side = ("debit", "credit") if nets[start] > 0 else ("credit", "debit")
+        entry = ledger.journal_entry_post(
+            actor=None,
+            system_job="bench",
+            company=company,
+            date=_month_last_day(start),
+            lines=[
+                {"account": ledger_account_id, bank_side: net},
+                {"account_code": "3300", equity_side: net},
+            ],
+            memo=f"Bench: the month's bank transactions of {account.bank_account.name}",
+            source_type="bench",
+            idempotency_key=f"bench-month-{ledger_account_id}-{start}",
+        )
+        entries[start] = entry.pk
+    return entries
+
+
+def _month_last_day(start: date) -> date:
+    return (start.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
 
 
 # ---------------------------------------------------------------------------------------------
