@@ -7,6 +7,7 @@ parties). `connection` is a Zoho-style connection of company A with planted cred
 
 import pytest
 
+from accounting.integrations.http import http_client_for
 from accounting.integrations.models import IntegrationConnection
 from tests.invoicing.conftest import books, sales  # noqa: F401  (fixtures reused)
 
@@ -27,6 +28,23 @@ def connection_make(company, *, system="zoho_books", name="Books", credentials=N
     )
     connection.save()
     return connection
+
+
+class Sleeps(list):
+    """The injected sleep: records each wait instead of waiting."""
+
+    def __call__(self, seconds):
+        self.append(seconds)
+
+
+def http_for(connection, sleeps=None, **options):
+    """The connection's HTTP client with 3 attempts, waits from 100 ms to 10 s recorded in
+    `sleeps` (never slept) and the backoff at its upper bound, so waits are exact."""
+    options.setdefault("max_attempts", 3)
+    options.setdefault("initial_delay_ms", 100)
+    options.setdefault("max_delay_ms", 10_000)
+    options.setdefault("rand", lambda: 1.0)
+    return http_client_for(connection, sleep=sleeps if sleeps is not None else Sleeps(), **options)
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from accounting.integrations.connectors.base import (
     ValidationFailure,
 )
 from accounting.integrations.connectors.quickbooks import QuickBooksConnector, api_base_url
-from accounting.integrations.http import http_client_for
 from accounting.integrations.models import (
     ExternalRef,
     IntegrationConnection,
@@ -31,7 +30,7 @@ from accounting.integrations.models import (
 from accounting.integrations.sync import sync_run
 from accounting.integrations.webhooks import webhook_event_process
 from invoicing.models import Party
-from tests.integrations.conftest import connection_make
+from tests.integrations.conftest import Sleeps, connection_make, http_for
 from tests.integrations.fakes import loopback_server  # noqa: F401  (fixture)
 from tests.integrations.fakes.quickbooks import (
     CLIENT_ID,
@@ -82,19 +81,9 @@ def qbo_connection(tenants, qbo):
     )
 
 
-class Sleeps(list):
-    def __call__(self, seconds):
-        self.append(seconds)
-
-
 def connector_for(connection, sleeps=None, **options):
-    options.setdefault("max_attempts", 3)
-    options.setdefault("initial_delay_ms", 100)
-    options.setdefault("max_delay_ms", 10_000)
-    options.setdefault("rand", lambda: 1.0)
     now = options.pop("now", None)
-    http = http_client_for(connection, sleep=sleeps if sleeps is not None else Sleeps(), **options)
-    return QuickBooksConnector(connection, http=http, now=now)
+    return QuickBooksConnector(connection, http=http_for(connection, sleeps, **options), now=now)
 
 
 def invoice_payload(number="INV-0001", *, customer_id, amount="1000.00", tax="150.00"):

@@ -20,11 +20,10 @@ from accounting.integrations.connectors.base import (
     ValidationFailure,
 )
 from accounting.integrations.connectors.zoho import REGIONS, ZohoBooksConnector, region_hosts
-from accounting.integrations.http import http_client_for
 from accounting.integrations.models import ExternalRef, IntegrationConnection, SyncError
 from accounting.integrations.sync import sync_run
 from invoicing.models import Party
-from tests.integrations.conftest import connection_make
+from tests.integrations.conftest import Sleeps, connection_make, http_for
 from tests.integrations.fakes import loopback_server  # noqa: F401  (fixture)
 from tests.integrations.fakes.tally import TimeoutTransport
 from tests.integrations.fakes.zoho import (
@@ -73,20 +72,8 @@ def zoho_connection(tenants, zoho):
     )
 
 
-class Sleeps(list):
-    """The injected sleep: records each wait instead of waiting."""
-
-    def __call__(self, seconds):
-        self.append(seconds)
-
-
 def connector_for(connection, sleeps=None, **options):
-    options.setdefault("max_attempts", 3)
-    options.setdefault("initial_delay_ms", 100)
-    options.setdefault("max_delay_ms", 10_000)
-    options.setdefault("rand", lambda: 1.0)  # the backoff's upper bound, so waits are exact
-    http = http_client_for(connection, sleep=sleeps if sleeps is not None else Sleeps(), **options)
-    return ZohoBooksConnector(connection, http=http)
+    return ZohoBooksConnector(connection, http=http_for(connection, sleeps, **options))
 
 
 def all_contacts(connector, since=None):
