@@ -170,9 +170,14 @@ class RateLimiter:
     @property
     def windows(self) -> list[tuple[int, int]]:
         """(limit, window in microseconds) pairs in force."""
+        # The provider counts arrivals, we count grants: a request granted at the very end of
+        # our window can arrive inside the provider's next one. The minute window is widened by
+        # the guard so a few hundred milliseconds of transit jitter cannot add up to a breach
+        # (the second window is not: QuickBooks' 10 a second would lose a fifth of its rate).
+        guard = int(getattr(settings, "INTEGRATIONS_RATE_LIMIT_GUARD_MS", 250)) * 1000
         pairs = []
         if self.rate_per_minute:
-            pairs.append((self.rate_per_minute, MINUTE_US))
+            pairs.append((self.rate_per_minute, MINUTE_US + guard))
         if self.burst:
             pairs.append((self.burst, SECOND_US))
         return pairs

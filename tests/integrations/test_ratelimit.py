@@ -7,6 +7,7 @@ Redis script itself recorded (Redis's clock), not when a process got round to pr
 import threading
 
 import pytest
+from django.conf import settings
 
 from accounting.integrations.ratelimit import (
     RateLimiter,
@@ -77,6 +78,20 @@ def test_no_60_second_window_exceeds_the_provider_limit(system, per_minute, per_
     assert _max_in_window(stamps, 1_000_000) <= per_second
     # ... and not starved: ten minutes give ten minutes' worth.
     assert len(stamps) >= per_minute * 10 - per_minute
+
+
+def test_arrivals_delayed_by_up_to_the_guard_stay_within_the_providers_minute():
+    """The provider counts arrivals: grants spread by up to the guard's jitter in transit
+    must still put no more than the limit into any 60 seconds of arrivals."""
+    clock = FakeClock()
+    limiter = RateLimiter(
+        "guarded", rate_per_minute=100, burst=10, use_redis=False, clock=clock, sleep=clock.sleep
+    )
+    limiter.reset()
+    stamps = _drive([limiter], clock, seconds=300)
+    guard_us = settings.INTEGRATIONS_RATE_LIMIT_GUARD_MS * 1000
+    # Worst case: one request arrives instantly, a later one is delayed by the whole guard.
+    assert _max_in_window(stamps, 60_000_000 + guard_us) <= 100
 
 
 def test_quickbooks_10_per_second_is_kept_even_with_the_minute_free():
@@ -205,8 +220,8 @@ def test_acquire_gives_up_after_the_timeout():
     assert limiter.acquire(timeout=0.1)
     assert not limiter.acquire(timeout=5)
     assert sum(slept) == pytest.approx(5)  # waited out its timeout, not the minute
-    clock.sleep(55.0001)
-    assert limiter.acquire(timeout=0)  # a minute after the first
+    clock.sleep(55.0001 + settings.INTEGRATIONS_RATE_LIMIT_GUARD_MS / 1000)
+    assert limiter.acquire(timeout=0)  # a minute (and the guard) after the first
 
 
 def test_per_system_defaults_and_per_connection_override(settings):
