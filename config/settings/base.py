@@ -497,8 +497,8 @@ INTEGRATIONS_RATE_LIMITS = {
     "tally": {"rate_per_minute": 0, "burst": 0, "max_concurrent": 0},
     "busy": {"rate_per_minute": 0, "burst": 0, "max_concurrent": 0},
 }
-# Each limiter window is this much longer than the provider's (60 s, 1 s), so transit jitter
-# between our grant and the provider's arrival count cannot tip a window over its limit.
+# The limiter's minute is this much longer than the provider's 60 s, so transit jitter between
+# our grant and the provider's arrival count cannot tip the provider's minute over its limit.
 INTEGRATIONS_RATE_LIMIT_GUARD_MS = env.int("INTEGRATIONS_RATE_LIMIT_GUARD_MS", default=250)
 # Webhooks: authentic deliveries per connection, and rejected ones (wrong signature, unknown
 # connection) per client address; an address over its rejected allowance gets 429 unchecked.
