@@ -34,11 +34,11 @@ from banking.parsers import (
     parse_statement,
     sniff_format,
 )
-from core.errors import PermissionDeniedError
-from core.models import Membership
-from core.roles import Role, roles_for
+from banking.services import _require_write
 from core.services import audit_record
 
+# The refusal for a member whose role does not write the banking scope reads "Only an … may …".
+IMPORTING = "import bank statements"
 BATCH_SIZE = 2000  # rows per INSERT; also the chunk of ids looked up per query
 _IBAN_RE = re.compile(r"^[A-Z]{2}\d{2}[A-Z0-9]{8,30}$")
 IBAN_MIN_VISIBLE = 8  # visible account-number characters that may stand for a missing IBAN
@@ -64,7 +64,7 @@ def statement_import_create(
     `invalid_format`; nothing is written then.
     """
     account = BankAccount.objects.select_related("company").get(pk=bank_account.pk)
-    _require_write(actor, account.company)
+    _require_write(actor, account.company, doing=IMPORTING)
     if isinstance(content, str):
         content = content.encode()
     content = bytes(content)
@@ -196,24 +196,6 @@ def _earlier_import(account: BankAccount, digest: str) -> StatementImport | None
         earlier.skipped_count = earlier.line_count - earlier.new_line_count
         earlier.ignored_count = earlier.lines.filter(status=LineStatus.IGNORED).count()
     return earlier
-
-
-def _require_write(actor, company) -> None:
-    """System jobs (actor None) and platform administrators pass; members need a role that
-    writes the `banking` scope. A user of another company has no role here: refused."""
-    if actor is None or getattr(actor, "is_superuser", False):
-        return
-    allowed = roles_for("banking", write=True)
-    role = (
-        Membership.objects.filter(user=actor, company=company)
-        .values_list("role", flat=True)
-        .first()
-    )
-    if role not in allowed:
-        names = ", ".join(sorted(Role(r).label.lower() for r in allowed))
-        raise PermissionDeniedError(
-            f"Only an {names} may import bank statements.", code="role_required"
-        )
 
 
 def _format_and_mapping(account, content, fmt, mapping):
@@ -482,7 +464,7 @@ def statement_import_delete(*, actor, statement_import) -> dict:
     from core.errors import ConflictError
 
     record = _locked_import(statement_import)
-    _require_write(actor, record.company)
+    _require_write(actor, record.company, doing=IMPORTING)
     lines = StatementLine.objects.filter(statement_import=record)
     matched = (
         lines.filter(reconciled_amount__gt=0).count()
@@ -536,7 +518,7 @@ def statement_line_ignore(*, actor, statement_line) -> StatementLine:
     from core.errors import ConflictError
 
     line = _line_for_change(statement_line)
-    _require_write(actor, line.company)
+    _require_write(actor, line.company, doing=IMPORTING)
     if line.status == LineStatus.IGNORED:
         return line
     if line.reconciled_amount > 0:
@@ -564,7 +546,7 @@ def statement_line_unignore(*, actor, statement_line) -> StatementLine:
     """Bring an ignored line back to review (unmatched); auto-reconcile may suggest for it
     again. A line that is not ignored is left as it is."""
     line = _line_for_change(statement_line)
-    _require_write(actor, line.company)
+    _require_write(actor, line.company, doing=IMPORTING)
     if line.status != LineStatus.IGNORED:
         return line
     line.status = LineStatus.UNMATCHED

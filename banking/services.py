@@ -79,9 +79,10 @@ SOURCE_TYPE = "banking"
 # --- who may do what -------------------------------------------------------------------------
 
 
-def _require_write(actor, company: Company) -> None:
+def _require_write(actor, company: Company, *, doing: str = "change banking records") -> None:
     """System jobs (actor None) and platform administrators pass; members need a role that
-    writes the `banking` scope (owner, accountant, clerk)."""
+    writes the `banking` scope (owner, accountant, clerk). A user of another company has no role
+    here: refused, with "Only an … may {doing}."."""
     if actor is None or getattr(actor, "is_superuser", False):
         return
     allowed = roles_for("banking", write=True)
@@ -92,9 +93,7 @@ def _require_write(actor, company: Company) -> None:
     )
     if role not in allowed:
         names = ", ".join(sorted(Role(r).label.lower() for r in allowed))
-        raise PermissionDeniedError(
-            f"Only an {names} may change banking records.", code="role_required"
-        )
+        raise PermissionDeniedError(f"Only an {names} may {doing}.", code="role_required")
 
 
 def _job(system_job: str) -> str:
@@ -292,6 +291,19 @@ SETTINGS_FIELDS = (
 )
 
 
+def _confidence(value, name: str) -> Decimal | None:
+    """An auto accept confidence from 0 to 1; empty (None or "") means "use the default"."""
+    if value in (None, ""):
+        return None
+    try:
+        value = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        raise _invalid(name, "Auto accept confidence: a number from 0 to 1.") from None
+    if not (0 <= value <= 1):
+        raise _invalid(name, "Auto accept confidence: a number from 0 to 1.")
+    return value
+
+
 @transaction.atomic
 def banking_settings_update(*, actor, company: Company, **changes) -> BankingSettings:
     """Set a company's own thresholds; an empty value (None or "") falls back to the default."""
@@ -303,15 +315,7 @@ def banking_settings_update(*, actor, company: Company, **changes) -> BankingSet
         if name in ("reconciliation_threshold", "variance_alert_threshold"):
             value = None if value in (None, "") else _amount(value, name, allow_zero=True)
         elif name == "auto_accept_confidence":
-            if value in (None, ""):
-                value = None
-            else:
-                try:
-                    value = Decimal(str(value))
-                except (InvalidOperation, ValueError):
-                    raise _invalid(name, "Auto accept confidence: a number from 0 to 1.") from None
-                if not (0 <= value <= 1):
-                    raise _invalid(name, "Auto accept confidence: a number from 0 to 1.")
+            value = _confidence(value, name)
         elif name == "alert_recipients":
             value = _text(value, name, 2000)
         setattr(row, name, value)
@@ -427,15 +431,7 @@ def _apply_account_fields(company: Company, account: BankAccount, fields: dict) 
         elif name == "statement_mapping":
             value = _statement_mapping(value)
         elif name == "auto_accept_confidence":
-            if value in (None, ""):
-                value = None
-            else:
-                try:
-                    value = Decimal(str(value))
-                except (InvalidOperation, ValueError):
-                    raise _invalid(name, "Auto accept confidence: a number from 0 to 1.") from None
-                if not (0 <= value <= 1):
-                    raise _invalid(name, "Auto accept confidence: a number from 0 to 1.")
+            value = _confidence(value, name)
         setattr(account, name, value)
 
 
