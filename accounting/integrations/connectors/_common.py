@@ -1,6 +1,6 @@
 """Helpers more than one connector needs word for word: the exact-decimal JSON body
-(QuickBooks, Zoho, Xero), the imported chart lookup (QuickBooks, Zoho) and the XML text
-reader (Tally, Busy)."""
+(QuickBooks, Zoho, Xero), the JSON object of a reply (QuickBooks, Zoho), the imported chart
+lookup (QuickBooks, Zoho) and the XML text reader (Tally, Busy)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,10 @@ import xml.etree.ElementTree as ET
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+
+import httpx
+
+from accounting.integrations.connectors.base import MalformedReply, ServerFailure
 
 
 def exact_json(body: Any, *, sort_keys: bool = False) -> bytes:
@@ -29,6 +33,28 @@ def exact_json(body: Any, *, sort_keys: bool = False) -> bytes:
     if numbers:
         text = re.sub(r'"(@@dec\d+@@)"', lambda m: numbers[m.group(1)], text)
     return text.encode()
+
+
+def reply_object(response: httpx.Response, *, source: str, external_id: str = "") -> dict:
+    """The reply's JSON object. A body that is not one is a ServerFailure on HTTP 5xx (say, a
+    proxy's error page) and a MalformedReply otherwise; `source` names the system."""
+    status = response.status_code
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        detail = {"status": status, "body": response.text[:500]}
+        if status >= 500:
+            raise ServerFailure(
+                f"{source} answered HTTP {status}.", detail=detail, external_id=external_id
+            )
+        raise MalformedReply(
+            f"{source} answered HTTP {status} with a body that is not JSON.",
+            detail=detail,
+            external_id=external_id,
+        )
+    return payload
 
 
 def account_mappings(connection) -> tuple[dict[str, str], dict[str, str]]:

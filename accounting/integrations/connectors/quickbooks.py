@@ -51,7 +51,11 @@ from typing import Any
 
 import httpx
 
-from accounting.integrations.connectors._common import account_mappings, exact_json
+from accounting.integrations.connectors._common import (
+    account_mappings,
+    exact_json,
+    reply_object,
+)
 from accounting.integrations.connectors.base import (
     ACCOUNTS,
     CONTACTS,
@@ -222,21 +226,7 @@ class QuickBooksConnector(Connector):
 
     def _reply(self, response: httpx.Response, *, external_id: str = "") -> dict:
         status = response.status_code
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = None
-        if not isinstance(payload, dict):
-            detail = {"status": status, "body": response.text[:500]}
-            if status >= 500:
-                raise ServerFailure(
-                    f"QuickBooks answered HTTP {status}.", detail=detail, external_id=external_id
-                )
-            raise MalformedReply(
-                f"QuickBooks answered HTTP {status} with a body that is not JSON.",
-                detail=detail,
-                external_id=external_id,
-            )
+        payload = reply_object(response, source="QuickBooks", external_id=external_id)
         fault = payload.get("Fault") or payload.get("fault")
         if status < 300 and not fault:
             return payload

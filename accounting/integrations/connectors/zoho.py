@@ -39,7 +39,11 @@ from typing import Any
 
 import httpx
 
-from accounting.integrations.connectors._common import account_mappings, exact_json
+from accounting.integrations.connectors._common import (
+    account_mappings,
+    exact_json,
+    reply_object,
+)
 from accounting.integrations.connectors.base import (
     ACCOUNTS,
     CONTACTS,
@@ -193,21 +197,7 @@ class ZohoBooksConnector(Connector):
 
     def _reply(self, response: httpx.Response, *, external_id: str = "") -> dict:
         status = response.status_code
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = None
-        if not isinstance(payload, dict):
-            detail = {"status": status, "body": response.text[:500]}
-            if status >= 500:
-                raise ServerFailure(
-                    f"Zoho Books answered HTTP {status}.", detail=detail, external_id=external_id
-                )
-            raise MalformedReply(
-                f"Zoho Books answered HTTP {status} with a body that is not JSON.",
-                detail=detail,
-                external_id=external_id,
-            )
+        payload = reply_object(response, source="Zoho Books", external_id=external_id)
         code = payload.get("code")
         if status < 300 and code == 0:
             return payload
