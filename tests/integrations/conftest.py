@@ -8,7 +8,7 @@ parties). `connection` is a Zoho-style connection of company A with planted cred
 import pytest
 
 from accounting.integrations.http import http_client_for
-from accounting.integrations.models import IntegrationConnection
+from accounting.integrations.models import ExternalRef, IntegrationConnection
 from tests.invoicing.conftest import books, sales  # noqa: F401  (fixtures reused)
 
 PLANTED_SECRET = "s3cr3t-PLANTED-7f1c9e2ab84d"
@@ -45,6 +45,19 @@ def http_for(connection, sleeps=None, **options):
     options.setdefault("max_delay_ms", 10_000)
     options.setdefault("rand", lambda: 1.0)
     return http_client_for(connection, sleep=sleeps if sleeps is not None else Sleeps(), **options)
+
+
+def ref_for(connection, result, entity="invoice"):
+    """An unsaved ExternalRef of local invoice 41 holding a push's result (id and version)."""
+    return ExternalRef(
+        company=connection.company,
+        connection=connection,
+        entity=entity,
+        local_type="invoicing.invoice",
+        local_id="41",
+        external_id=result.external_id,
+        external_version=result.version,
+    )
 
 
 @pytest.fixture

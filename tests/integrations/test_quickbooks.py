@@ -30,7 +30,7 @@ from accounting.integrations.models import (
 from accounting.integrations.sync import sync_run
 from accounting.integrations.webhooks import webhook_event_process
 from invoicing.models import Party
-from tests.integrations.conftest import Sleeps, connection_make, http_for
+from tests.integrations.conftest import Sleeps, connection_make, http_for, ref_for
 from tests.integrations.fakes import loopback_server  # noqa: F401  (fixture)
 from tests.integrations.fakes.quickbooks import (
     CLIENT_ID,
@@ -110,18 +110,6 @@ def invoice_payload(number="INV-0001", *, customer_id, amount="1000.00", tax="15
         total=Decimal(amount) + Decimal(tax),
         tax_total=Decimal(tax),
         reference="SO-77",
-    )
-
-
-def ref_for(connection, result, entity="invoice"):
-    return ExternalRef(
-        company=connection.company,
-        connection=connection,
-        entity=entity,
-        local_type="invoicing.invoice",
-        local_id="41",
-        external_id=result.external_id,
-        external_version=result.version,
     )
 
 

@@ -23,7 +23,7 @@ from accounting.integrations.connectors.zoho import REGIONS, ZohoBooksConnector,
 from accounting.integrations.models import ExternalRef, IntegrationConnection, SyncError
 from accounting.integrations.sync import sync_run
 from invoicing.models import Party
-from tests.integrations.conftest import Sleeps, connection_make, http_for
+from tests.integrations.conftest import Sleeps, connection_make, http_for, ref_for
 from tests.integrations.fakes import loopback_server  # noqa: F401  (fixture)
 from tests.integrations.fakes.tally import TimeoutTransport
 from tests.integrations.fakes.zoho import (
@@ -112,18 +112,6 @@ def invoice_payload(
         total=Decimal(amount) + Decimal(tax),
         tax_total=Decimal(tax),
         reference="SO-77",
-    )
-
-
-def ref_for(connection, result, entity="invoice"):
-    return ExternalRef(
-        company=connection.company,
-        connection=connection,
-        entity=entity,
-        local_type="invoicing.invoice",
-        local_id="41",
-        external_id=result.external_id,
-        external_version=result.version,
     )
 
 
