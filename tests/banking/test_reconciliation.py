@@ -96,8 +96,8 @@ def test_auto_reconcile_reference_beats_amount_and_confident_matches_are_accepte
         MatchStatus.ACCEPTED,
     )
     (r,) = live_matches(rent_line)
-    # a day apart in the default 7-day window: 0.98 - 0.08 * 1/7 = 0.9686 -> 0.97
-    assert (r.bank_transaction_id, r.method, r.confidence) == (rent.pk, "amount_date", M("0.9700"))
+    # a day apart in the default 3-day window: 0.98 - 0.08 * 1/3 = 0.9533 -> 0.95
+    assert (r.bank_transaction_id, r.method, r.confidence) == (rent.pk, "amount_date", M("0.9500"))
     assert fresh(line).status == LineStatus.MATCHED
     assert fresh(line).reconciled_amount == M("10000.00")
     assert fresh(by_ref).reconciled_amount == M("10000.00")
