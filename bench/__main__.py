@@ -34,6 +34,11 @@ RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
 COMMANDS = ("list", "all")
 # Flags a benchmark may accept, by declaring them in its OPTIONS; passed to run() as keywords.
 BENCHMARK_OPTIONS = {"chunked": "payroll: fan the run out to Celery worker processes"}
+# Flags with a whole number, declared the same way; an option is then "name=value".
+BENCHMARK_VALUE_OPTIONS = {
+    "clients": "load: concurrent clients of the first run (the bend run has 50)",
+    "duration": "load: seconds each run is measured",
+}
 # The variables that decide which servers a benchmark runs against, in reproduce commands.
 ENVIRONMENT_VARIABLES = ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL")
 METADATA_KEYS = ("benchmark", "scale", "database", "database_version", "date", "machine")
@@ -116,7 +121,7 @@ def run_benchmark(name: str, module: ModuleType, scale: int, options: Sequence[s
     code = code_version()
     # stdout carries the report only; anything a benchmark or the project prints goes to stderr.
     with redirect_stdout(sys.stderr), bench_database() as database:
-        figures = module.run(scale=scale, **dict.fromkeys(options, True))
+        figures = module.run(scale=scale, **option_arguments(options))
     clashes = sorted(set(figures) & set(METADATA_KEYS))
     if clashes:
         raise ValueError(f"figure names clash with report fields: {', '.join(clashes)}")
@@ -131,6 +136,28 @@ def run_benchmark(name: str, module: ModuleType, scale: int, options: Sequence[s
         default_scale=getattr(module, "DEFAULT_SCALE", None),
         code=code,
     )
+
+
+def option_arguments(options: Sequence[str]) -> dict[str, bool | int]:
+    """run()'s keywords: True for a flag, the number of a "name=value" option."""
+    arguments: dict[str, bool | int] = {}
+    for option in options:
+        name, _, value = option.partition("=")
+        arguments[name] = int(value) if value else True
+    return arguments
+
+
+def figure_rows(figures: dict, prefix: str = "") -> list[tuple[str, object]]:
+    """(name, value) for the results table: nested figures as `outer.inner`."""
+    rows: list[tuple[str, object]] = []
+    for name, value in figures.items():
+        if isinstance(value, dict):
+            rows += figure_rows(value, f"{prefix}{name}.")
+        elif isinstance(value, list):
+            rows.append((f"{prefix}{name}", "; ".join(str(v) for v in value) or "none"))
+        else:
+            rows.append((f"{prefix}{name}", value))
+    return rows
 
 
 def one_line(exc: BaseException) -> str:
@@ -315,7 +342,10 @@ def result_section(result: Result, note: str = "") -> list[str]:
         "",
         "| Figure | Value |",
         "| --- | ---: |",
-        *(f"| {name} | {value} |" for name, value in result.figures.items()),
+        *(
+            f"| {name} | {value} |".replace("\n", " ")
+            for name, value in figure_rows(result.figures)
+        ),
         "",
     ]
 
@@ -383,6 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for option, text in BENCHMARK_OPTIONS.items():
         parser.add_argument(f"--{option.replace('_', '-')}", action="store_true", help=text)
+    for option, text in BENCHMARK_VALUE_OPTIONS.items():
+        parser.add_argument(f"--{option.replace('_', '-')}", type=positive_int, help=text)
     return parser
 
 
@@ -460,6 +492,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "'all' runs every benchmark at its default scale; it takes only --write-results"
         )
     options = [option for option in BENCHMARK_OPTIONS if getattr(args, option)]
+    options += [
+        f"{option}={getattr(args, option)}"
+        for option in BENCHMARK_VALUE_OPTIONS
+        if getattr(args, option) is not None
+    ]
     if target in COMMANDS and options:
         parser.error(f"'{target}' takes no benchmark options")
     if args.note and (target in COMMANDS or not args.write_results):
@@ -474,9 +511,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if module is None:
             parser.error(f"unknown benchmark {target!r}; see 'python -m bench list'")
         accepted = getattr(module, "OPTIONS", ())
-        refused = [option for option in options if option not in accepted]
+        refused = [option for option in options if option.partition("=")[0] not in accepted]
         if refused:
-            parser.error(f"{target} takes no --{refused[0].replace('_', '-')}")
+            parser.error(f"{target} takes no --{refused[0].partition('=')[0].replace('_', '-')}")
         return command_run(
             target,
             module,
