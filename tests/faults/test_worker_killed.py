@@ -1,0 +1,83 @@
+"""A real Celery worker is SIGKILLed in the middle of a chunked payroll run (inside a chunk's
+open transaction); a new worker takes the redelivered messages and the period is paid once."""
+
+import pytest
+
+from payroll.models import ChunkStatus, PayrollRun, PayrollRunChunk, Payslip, RunStatus
+from payroll.tasks import run_payroll_for_period
+from tests.faults.conftest import app_env, start_worker, wait_for
+from tests.faults.payroll_setup import assert_paid_once, company_with_staff, july
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+EMPLOYEES = 12
+# Twelve employees in six chunks of two; chunk claims (and the period lock) last 4 s, a message
+# a dead worker held comes back after 8 s: longer than a claim, as in production
+# (CELERY_BROKER_VISIBILITY_TIMEOUT > PAYROLL_LOCK_TTL_SECONDS).
+WORKER = {
+    "PAYROLL_CHUNK_SIZE": 2,
+    "PAYROLL_FAN_OUT_THRESHOLD": 3,
+    "PAYROLL_LOCK_TTL_SECONDS": 4,
+    "FAULTS_VISIBILITY_TIMEOUT": 8,
+    "PAYROLL_RETRY_BACKOFF_SECONDS": 1,
+}
+
+
+def publish(redis, task, *args, **kwargs):
+    """Queue a task on the private Redis the workers consume (the broker is its db 1)."""
+    from config.celery_app import app
+
+    with app.connection_for_write(redis.url(1)) as conn:
+        task.apply_async(args, kwargs, connection=conn, ignore_result=True)
+
+
+@pytest.fixture
+def worker_env(private_redis, tmp_path):
+    folder = tmp_path / "hooks"
+    folder.mkdir()
+    return app_env(private_redis.url(0), FAULTS_DIR=folder, **WORKER)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_chunk_then_the_period_completes_once(
+    statutory, processes, private_redis, worker_env, tmp_path
+):
+    company = company_with_staff(EMPLOYEES)
+    period = july(company)
+    folder = tmp_path / "hooks"
+    (folder / "slow").touch()  # chunks after the second stall inside their transaction
+
+    first = start_worker(processes, "worker-1", worker_env)
+    publish(private_redis, run_payroll_for_period, period.pk, force=True, trigger="manual")
+    wait_for(lambda: list(folder.glob("inside-*")), timeout=90, what="a chunk to stall mid-run")
+
+    run = PayrollRun.objects.get(period=period)
+    assert run.status == RunStatus.RUNNING
+    assert 2 <= run.chunks_done < run.chunks_total == EMPLOYEES // 2
+    stalled = PayrollRunChunk.objects.filter(run=run, status=ChunkStatus.RUNNING)
+    assert stalled.exists()
+    stalled_indexes = set(stalled.values_list("index", flat=True))
+    # Its payslips are written but not committed: nobody else can see them.
+    assert Payslip.objects.filter(run=run).count() == 2 * run.chunks_done
+
+    first.kill()  # SIGKILL to the worker and its pool processes: no ack, no rollback from Python
+    (folder / "slow").unlink()
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING  # nothing noticed the death yet
+    start_worker(processes, "worker-2", worker_env)
+
+    wait_for(
+        lambda: PayrollRun.objects.filter(pk=run.pk, status=RunStatus.COMPLETED).exists(),
+        timeout=120,
+        what="the redelivered chunks to complete the run",
+    )
+    completed = assert_paid_once(period, EMPLOYEES)
+    assert completed.pk == run.pk  # the same attempt finished: no second run
+    assert PayrollRun.objects.filter(period=period).count() == 1
+    chunks = dict(PayrollRunChunk.objects.filter(run=run).values_list("index", "attempts"))
+    assert set(PayrollRunChunk.objects.filter(run=run).values_list("status", flat=True)) == {
+        ChunkStatus.DONE
+    }
+    # The chunks the dead worker held were processed again (a second claim), the others once.
+    assert all(chunks[index] == 2 for index in stalled_indexes), chunks
+    assert all(chunks[index] == 1 for index in set(chunks) - stalled_indexes), chunks
