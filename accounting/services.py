@@ -1326,6 +1326,8 @@ def _copy_in(company, values, line_rows) -> list[int]:
 
 
 def _copy_rows(company, values, line_rows) -> list[int]:
+    from core.rls import copy_from
+
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence('accounting_journalentry', 'id')) "
@@ -1333,15 +1335,13 @@ def _copy_rows(company, values, line_rows) -> list[int]:
             [len(values)],
         )
         ids = [row[0] for row in cursor.fetchall()]
-        raw = cursor.cursor  # psycopg's own cursor, for COPY
-        columns = ", ".join(_ENTRY_FIELDS)
-        with raw.copy(f"COPY accounting_journalentry ({columns}) FROM STDIN") as copy:
+        # A plain COPY, or inside a tenant scope (RLS refuses COPY FROM) a COPY into a
+        # temporary table and one INSERT ... SELECT: the same triggers either way.
+        with copy_from(cursor, "accounting_journalentry", _ENTRY_FIELDS) as copy:
             for pk, row in zip(ids, values, strict=True):
                 row["id"] = pk
                 copy.write_row([row[name] for name in _ENTRY_FIELDS])
-        with raw.copy(
-            f"COPY accounting_journalline ({', '.join(_LINE_COLUMNS)}) FROM STDIN"
-        ) as copy:
+        with copy_from(cursor, "accounting_journalline", _LINE_COLUMNS) as copy:
             for pk, lines in zip(ids, line_rows, strict=True):
                 for line in lines:
                     copy.write_row((pk, company.pk, *line))

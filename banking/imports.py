@@ -372,9 +372,12 @@ def _insert_lines(rows: list[StatementLine]) -> None:
     if connection.vendor != "postgresql":
         StatementLine.objects.bulk_create(rows, batch_size=BATCH_SIZE)
         return
+    from core.rls import copy_from
+
     table = StatementLine._meta.db_table
-    sql = f"COPY {table} ({', '.join(_COPY_COLUMNS)}) FROM STDIN"
-    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+    # RLS refuses COPY FROM inside a tenant scope (an API upload): copy_from then goes
+    # through a temporary table and one INSERT ... SELECT.
+    with connection.cursor() as cursor, copy_from(cursor, table, _COPY_COLUMNS) as copy:
         for row in rows:
             copy.write_row(
                 (

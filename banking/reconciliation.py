@@ -426,12 +426,14 @@ def _write_suggestions(account, suggestions, *, auto_accept, actor, reconciled) 
 
 
 def _insert_matches(rows: list[tuple]) -> None:
+    from core.rls import copy_from
+
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            sql = f"COPY banking_reconciliationmatch ({', '.join(MATCH_COLUMNS)}) FROM STDIN"
-            with cursor.cursor.copy(sql) as copy:
-                for row in rows:
-                    copy.write_row(row)
+        # RLS refuses COPY FROM inside a tenant scope: copy_from goes through a temp table.
+        table = "banking_reconciliationmatch"
+        with connection.cursor() as cursor, copy_from(cursor, table, MATCH_COLUMNS) as copy:
+            for row in rows:
+                copy.write_row(row)
         return
     ReconciliationMatch.objects.bulk_create(
         [ReconciliationMatch(**dict(zip(MATCH_COLUMNS, row, strict=True))) for row in rows],

@@ -17,6 +17,8 @@ from datetime import timedelta
 
 from celery import shared_task
 
+from core.rls import tenant_context
+
 log = logging.getLogger(__name__)
 
 RECONCILE_TASK = "banking.tasks.reconcile_account"
@@ -48,12 +50,13 @@ def reconcile_account(bank_account_id: int, period: str | None = None) -> dict |
     if account is None or not account.is_active:
         log.info("auto-reconcile skipped", extra={"bank_account": bank_account_id})
         return None
-    return reconciliation_auto(
-        company=account.company,
-        bank_account=account,
-        period=period or None,
-        system_job=AUTO_JOB,
-    )
+    with tenant_context(account.company_id):
+        return reconciliation_auto(
+            company=account.company,
+            bank_account=account,
+            period=period or None,
+            system_job=AUTO_JOB,
+        )
 
 
 @shared_task(name=REFRESH_TASK, ignore_result=True)
@@ -65,21 +68,24 @@ def refresh_reconciliations() -> int:
 
     done = 0
     for account in BankAccount.objects.select_related("company").filter(is_active=True):
-        this_month = account.company.today().replace(day=1)
-        last_month = (this_month - timedelta(days=1)).replace(day=1)
-        months = {this_month, last_month}
-        months.update(
-            BankReconciliation.objects.filter(
-                bank_account=account, period__gte=this_month - timedelta(days=366)
-            ).values_list("period", flat=True)
-        )
-        for month in sorted(months):
-            try:
-                reconciliation_refresh(bank_account=account, period=month, system_job=REFRESH_JOB)
-                done += 1
-            except Exception:
-                log.exception(
-                    "bank reconciliation refresh failed",
-                    extra={"bank_account": account.pk, "period": str(month)},
-                )
+        with tenant_context(account.company_id):  # each account acts for its company alone
+            this_month = account.company.today().replace(day=1)
+            last_month = (this_month - timedelta(days=1)).replace(day=1)
+            months = {this_month, last_month}
+            months.update(
+                BankReconciliation.objects.filter(
+                    bank_account=account, period__gte=this_month - timedelta(days=366)
+                ).values_list("period", flat=True)
+            )
+            for month in sorted(months):
+                try:
+                    reconciliation_refresh(
+                        bank_account=account, period=month, system_job=REFRESH_JOB
+                    )
+                    done += 1
+                except Exception:
+                    log.exception(
+                        "bank reconciliation refresh failed",
+                        extra={"bank_account": account.pk, "period": str(month)},
+                    )
     return done

@@ -28,3 +28,13 @@ class CoreConfig(AppConfig):
     def ready(self):
         # Periodic tasks are declared after every migrate (each deploy), keyed on their name.
         post_migrate.connect(_declare_schedules, sender=self, dispatch_uid="core.schedules")
+        # Row-level security (core.rls): policies for every tenant table after each migrate, and
+        # no connection left acting for a company after its request or task.
+        from celery.signals import task_postrun
+        from django.core.signals import request_finished
+
+        from core import rls
+
+        post_migrate.connect(rls.install_after_migrate, sender=self, dispatch_uid="core.rls")
+        request_finished.connect(rls.reset_leftover, dispatch_uid="core.rls")
+        task_postrun.connect(rls.reset_leftover, dispatch_uid="core.rls", weak=False)

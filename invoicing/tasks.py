@@ -18,6 +18,8 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
 
+from core.rls import tenant_context
+
 log = logging.getLogger(__name__)
 
 OVERDUE_TASK = "invoicing.tasks.invoices_mark_overdue"
@@ -33,31 +35,39 @@ def invoices_mark_overdue(today: str | None = None) -> int:
     from datetime import date
 
     from core.models import Company
+
+    changed = 0
+    for company in Company.objects.filter(is_active=True).order_by("pk"):
+        with tenant_context(company.pk):  # each company's invoices with its scope alone
+            changed += _mark_overdue(company, date.fromisoformat(today) if today else None)
+    log.info("overdue invoices checked", extra={"changed": changed})
+    return changed
+
+
+def _mark_overdue(company, today) -> int:
     from invoicing.models import Invoice, InvoiceStatus
     from invoicing.services import invoice_mark_overdue
 
     changed = 0
-    for company in Company.objects.filter(is_active=True).order_by("pk"):
-        day = date.fromisoformat(today) if today else company.today()
-        candidates = Invoice.objects.filter(
-            company=company,
-            kind="invoice",
-            status__in=[
-                InvoiceStatus.APPROVED,
-                InvoiceStatus.PARTIALLY_PAID,
-                InvoiceStatus.OVERDUE,
-            ],
-            due_date__lt=day,
-        ).order_by("pk")
-        for invoice in candidates.iterator():
-            version = invoice.version
-            try:
-                after = invoice_mark_overdue(invoice=invoice, today=day)
-            except Exception:  # one bad invoice must not stop the rest
-                log.exception("marking invoice overdue failed", extra={"invoice": invoice.pk})
-                continue
-            changed += int(after.version != version or getattr(after, "reminder_queued", False))
-    log.info("overdue invoices checked", extra={"changed": changed})
+    day = today or company.today()
+    candidates = Invoice.objects.filter(
+        company=company,
+        kind="invoice",
+        status__in=[
+            InvoiceStatus.APPROVED,
+            InvoiceStatus.PARTIALLY_PAID,
+            InvoiceStatus.OVERDUE,
+        ],
+        due_date__lt=day,
+    ).order_by("pk")
+    for invoice in candidates.iterator():
+        version = invoice.version
+        try:
+            after = invoice_mark_overdue(invoice=invoice, today=day)
+        except Exception:  # one bad invoice must not stop the rest
+            log.exception("marking invoice overdue failed", extra={"invoice": invoice.pk})
+            continue
+        changed += int(after.version != version or getattr(after, "reminder_queued", False))
     return changed
 
 
@@ -94,16 +104,19 @@ def recurring_invoices_run(today: str | None = None) -> int:
 
     issued = 0
     due = RecurringInvoice.objects.filter(is_active=True).select_related("company").order_by("pk")
-    for template in due.iterator():
+    for template in list(due):  # not iterator(): each template runs in its company's scope
         day = today or template.company.today().isoformat()
         if template.next_date.isoformat() > day:
             continue
-        try:
-            issued += len(recurring_invoice_generate(actor=None, recurring=template, today=day))
-        except Exception as exc:  # recorded on the template; the others still run
-            message = getattr(exc, "message", None) or str(exc)
-            log.warning("recurring invoice failed", extra={"template": template.pk})
-            recurring_invoice_failed(recurring=template, error=message)
+        with tenant_context(template.company_id):
+            try:
+                issued += len(
+                    recurring_invoice_generate(actor=None, recurring=template, today=day)
+                )
+            except Exception as exc:  # recorded on the template; the others still run
+                message = getattr(exc, "message", None) or str(exc)
+                log.warning("recurring invoice failed", extra={"template": template.pk})
+                recurring_invoice_failed(recurring=template, error=message)
     log.info("recurring invoices run", extra={"issued": issued})
     return issued
 

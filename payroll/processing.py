@@ -941,6 +941,8 @@ def _write_payslips(run: PayrollRun, computed: list[Computed], status: str) -> i
 def _copy_payslips(payslips: list[dict], lines: list[list]) -> None:
     from psycopg.types.json import Jsonb
 
+    from core.rls import copy_from
+
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence('payroll_payslip', 'id')) "
@@ -948,8 +950,9 @@ def _copy_payslips(payslips: list[dict], lines: list[list]) -> None:
             [len(payslips)],
         )
         ids = [row[0] for row in cursor.fetchall()]
-        raw = cursor.cursor
-        with raw.copy(f"COPY payroll_payslip ({', '.join(PAYSLIP_COLUMNS)}) FROM STDIN") as copy:
+        # copy_from: a plain COPY, or (inside a tenant scope, where RLS refuses COPY FROM) a
+        # COPY into a temporary table and one INSERT ... SELECT.
+        with copy_from(cursor, "payroll_payslip", PAYSLIP_COLUMNS) as copy:
             for pk, row in zip(ids, payslips, strict=True):
                 row["id"] = pk
                 copy.write_row(
@@ -958,7 +961,7 @@ def _copy_payslips(payslips: list[dict], lines: list[list]) -> None:
                         for name in PAYSLIP_COLUMNS
                     ]
                 )
-        with raw.copy(f"COPY payroll_payslipline ({', '.join(LINE_COLUMNS)}) FROM STDIN") as copy:
+        with copy_from(cursor, "payroll_payslipline", LINE_COLUMNS) as copy:
             for pk, payslip_lines in zip(ids, lines, strict=True):
                 for line in payslip_lines:
                     copy.write_row((pk, *line))

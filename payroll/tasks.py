@@ -16,6 +16,7 @@ from django.db import transaction
 
 # The payslip email task lives beside the documents it renders; importing it here registers it
 # with every worker (autodiscovery reads tasks.py only).
+from core.rls import tenant_context
 from payroll.documents import payslips_email  # noqa: F401
 from payroll.models import PayrollPeriod, PayrollRun, PeriodStatus, RunStatus, RunTrigger
 
@@ -97,7 +98,8 @@ def run_payroll_for_period(self, period_id: int, force: bool = False, trigger: s
         return {"status": "missing", "period_id": period_id}
     if trigger not in RunTrigger.values:
         trigger = RunTrigger.BEAT
-    outcome = PayrollProcessor(period, trigger=trigger).run_payroll(force=force, fan_out=True)
+    with tenant_context(period.company_id):
+        outcome = PayrollProcessor(period, trigger=trigger).run_payroll(force=force, fan_out=True)
     if outcome.status == "failed" and self.request.retries < MAX_RETRIES:
         raise self.retry(
             exc=PayrollRunFailed(outcome.message), countdown=backoff_seconds(self.request.retries)
@@ -125,12 +127,13 @@ def process_payroll_run(self, run_id: int):
         actor=run.triggered_by,
         mail_payslips=run.mail_payslips,
     )
-    if run.status == RunStatus.RUNNING:
-        outcome = processor.process(run, fan_out=True)
-    elif run.period.status == PeriodStatus.FAILED and self.request.retries:
-        outcome = processor.run_payroll(force=run.forced, fan_out=True)
-    else:
-        return {"status": "skipped", "run_id": run_id}
+    with tenant_context(run.company_id):
+        if run.status == RunStatus.RUNNING:
+            outcome = processor.process(run, fan_out=True)
+        elif run.period.status == PeriodStatus.FAILED and self.request.retries:
+            outcome = processor.run_payroll(force=run.forced, fan_out=True)
+        else:
+            return {"status": "skipped", "run_id": run_id}
     if outcome.status == "failed" and self.request.retries < MAX_RETRIES:
         raise self.retry(
             exc=PayrollRunFailed(outcome.message), countdown=backoff_seconds(self.request.retries)
@@ -143,15 +146,20 @@ def run_payroll_chunk(self, run_id: int, index: int):
     """One chunk of a fanned-out run. The last chunk to finish finalises the run."""
     from payroll.processing import chunk_process, run_fail
 
-    result = chunk_process(run_id, index)
+    company_id = PayrollRun.objects.filter(pk=run_id).values_list("company_id", flat=True).first()
+    if company_id is None:
+        return {"status": "missing", "run_id": run_id, "chunk": index}
+    with tenant_context(company_id):
+        result = chunk_process(run_id, index)
     if result == "failed":
         if self.request.retries < MAX_RETRIES:
             raise self.retry(
                 exc=PayrollRunFailed(f"chunk {index} of run {run_id} failed"),
                 countdown=backoff_seconds(self.request.retries),
             )
-        run = PayrollRun.objects.select_related("period__company").get(pk=run_id)
-        run_fail(run, PayrollRunFailed(f"chunk {index} failed {MAX_RETRIES + 1} times"))
+        with tenant_context(company_id):
+            run = PayrollRun.objects.select_related("period__company").get(pk=run_id)
+            run_fail(run, PayrollRunFailed(f"chunk {index} failed {MAX_RETRIES + 1} times"))
     return {"status": result, "run_id": run_id, "chunk": index}
 
 

@@ -37,6 +37,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from accounting.integrations.models import Frequency, IntegrationConnection
+from core.rls import tenant_context
 
 # Webhook processing tasks live beside the webhooks (hub-xero-webhooks); importing them here
 # registers them with every worker (Celery autodiscovery reads tasks.py only).
@@ -131,13 +132,14 @@ def integrations_sync(
         return {"status": "missing"}
     user = get_user_model().objects.filter(pk=triggered_by_id).first() if triggered_by_id else None
     try:
-        run = sync_run(
-            connection=connection,
-            entity=entity,
-            direction=direction,
-            triggered_by=user,
-            sync_type=sync_type,
-        )
+        with tenant_context(connection.company_id):
+            run = sync_run(
+                connection=connection,
+                entity=entity,
+                direction=direction,
+                triggered_by=user,
+                sync_type=sync_type,
+            )
     except DomainError as exc:  # already running, or not allowed any more
         logger.info(
             "Sync %s/%s of connection %s skipped: %s", entity, direction, connection_id, exc
@@ -268,6 +270,12 @@ def integrations_connection_alert(connection_id: int) -> int:
     """Email that a connection was switched off; a failed send is retried with backoff."""
     from accounting.integrations.services import connection_disabled_alert_send
 
-    if not IntegrationConnection.objects.filter(pk=connection_id).exists():
+    company_id = (
+        IntegrationConnection.objects.filter(pk=connection_id)
+        .values_list("company_id", flat=True)
+        .first()
+    )
+    if company_id is None:
         return 0
-    return connection_disabled_alert_send(connection_id=connection_id)
+    with tenant_context(company_id):
+        return connection_disabled_alert_send(connection_id=connection_id)

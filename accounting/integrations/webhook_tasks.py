@@ -35,9 +35,17 @@ def webhook_process(self, event_id: int) -> str:
     """Re-fetch the entity one webhook event names and bring local rows up to date. Takes the
     event's id, claims the row (received/failed -> processing) so a redelivered task does
     nothing, and retries with backoff when the remote system failed in a retryable way."""
+    from accounting.integrations.models import WebhookEvent
     from accounting.integrations.webhooks import webhook_event_process
+    from core.rls import tenant_context
 
-    outcome = webhook_event_process(event_id=event_id)
+    company_id = (
+        WebhookEvent.objects.filter(pk=event_id).values_list("company_id", flat=True).first()
+    )
+    if company_id is None:
+        return "skipped"  # what the claim answers for an event that is gone
+    with tenant_context(company_id):
+        outcome = webhook_event_process(event_id=event_id)
     if outcome.retry_after is not None and self.request.retries < self.max_retries:
         raise self.retry(countdown=outcome.retry_after)
     return outcome.status

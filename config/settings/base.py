@@ -526,3 +526,10 @@ BANKING_VARIANCE_ALERT_THRESHOLD = env.str("BANKING_VARIANCE_ALERT_THRESHOLD", d
 BANKING_AUTO_ACCEPT_CONFIDENCE = env.str("BANKING_AUTO_ACCEPT_CONFIDENCE", default="0.95")
 # Statement uploads larger than this (bytes) are refused (400 file_too_large) before parsing.
 BANKING_MAX_STATEMENT_BYTES = env.int("BANKING_MAX_STATEMENT_BYTES", default=20 * 1024 * 1024)
+
+# --- Row-level security (PostgreSQL; core/rls.py) ---
+# While acting for one company (an API request, a task for one company) the connection switches
+# to this NOLOGIN role, whose policies show and accept only that company's rows. The database
+# user must be able to create it (CREATEROLE) or a DBA creates it and grants it to that user.
+RLS_ENABLED = env.bool("RLS_ENABLED", default=True)
+RLS_ROLE = env.str("RLS_ROLE", default="kontor_tenant")

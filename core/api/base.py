@@ -7,6 +7,7 @@ from rest_framework import mixins, viewsets
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.views import APIView
 
+from core import rls
 from core.api.permissions import CompanyRolePermission
 from core.roles import Role, roles_for
 from core.tenancy import membership_for_request, scope_serializer_relations
@@ -25,6 +26,19 @@ class TenantScopedMixin:
         roles = frozenset(self.action_roles.get(action, roles_for(self.scope, write=write)))
         # Auditors never change anything, whatever an override says.
         return roles - {Role.AUDITOR} if write else roles
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # Authenticated and allowed (the permission resolved the company): from here to the end
+        # of dispatch the database itself shows and accepts only this company's rows.
+        if not getattr(self, "swagger_fake_view", False):
+            rls.scope_enter(membership_for_request(request).company_id)
+
+    def dispatch(self, request, *args, **kwargs):
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        finally:
+            rls.scope_exit()
 
     @property
     def company(self):
