@@ -533,3 +533,36 @@ BANKING_MAX_STATEMENT_BYTES = env.int("BANKING_MAX_STATEMENT_BYTES", default=20 
 # user must be able to create it (CREATEROLE) or a DBA creates it and grants it to that user.
 RLS_ENABLED = env.bool("RLS_ENABLED", default=True)
 RLS_ROLE = env.str("RLS_ROLE", default="kontor_tenant")
+
+# --- Operations ---
+# `manage.py backup_database`: where backups go, how many are kept (the newest N, plus any
+# younger than BACKUP_KEEP_DAYS when that is set), where pg_dump/pg_restore live (empty: PATH).
+BACKUP_DIR = env.str("BACKUP_DIR", default=str(VAR_DIR / "backups"))
+BACKUP_KEEP = env.int("BACKUP_KEEP", default=14)
+BACKUP_KEEP_DAYS = env.int("BACKUP_KEEP_DAYS", default=0)
+BACKUP_PG_BIN_DIR = env.str("BACKUP_PG_BIN_DIR", default="")
+# `backup_database --upload` copies backups to this S3-compatible bucket (the same retention
+# applies there). Endpoint and credentials fall back to the document storage's AWS_* ones.
+BACKUP_S3_BUCKET = env.str("BACKUP_S3_BUCKET", default="")
+if BACKUP_S3_BUCKET:
+    STORAGES["backups"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": BACKUP_S3_BUCKET,
+            "endpoint_url": env.str("BACKUP_S3_ENDPOINT_URL", default="")
+            or env.str("AWS_S3_ENDPOINT_URL", default="")
+            or None,
+            "region_name": env.str("BACKUP_S3_REGION_NAME", default="")
+            or env.str("AWS_S3_REGION_NAME", default="")
+            or None,
+            "access_key": env.str("BACKUP_S3_ACCESS_KEY_ID", default="")
+            or env.str("AWS_ACCESS_KEY_ID", default="")
+            or None,
+            "secret_key": env.str("BACKUP_S3_SECRET_ACCESS_KEY", default="")
+            or env.str("AWS_SECRET_ACCESS_KEY", default="")
+            or None,
+            "location": env.str("BACKUP_S3_PREFIX", default="backups"),
+            "default_acl": None,
+            "file_overwrite": True,  # names carry a timestamp; keep them exactly
+        },
+    }
