@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "corsheaders",
     "django_celery_beat",
     "django_guid",
+    "axes",
     "core.apps.CoreConfig",
     "accounting.apps.AccountingConfig",
     "payroll.apps.PayrollConfig",
@@ -101,6 +102,11 @@ INSTALLED_APPS = [
     "accounting.integrations.apps.IntegrationsConfig",
 ]
 AUTH_USER_MODEL = "core.User"
+# Axes first: it refuses locked-out sign-ins before the password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
@@ -117,6 +123,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "core.middleware.CompanyTimeZoneMiddleware",
     "core.middleware.DomainErrorMiddleware",
+    # Turns an admin sign-in refused by axes into the lock-out page (core.security).
+    "axes.middleware.AxesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -240,8 +248,11 @@ SIMPLE_JWT = {
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=1)),
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
-    "UPDATE_LAST_LOGIN": True,
+    # core.security's token serializer signals user_logged_in, which updates last_login.
+    "UPDATE_LAST_LOGIN": False,
     "AUTH_HEADER_TYPES": ("Bearer",),
+    # simplejwt's serializer, answering 429 locked_out while axes locks the username+address.
+    "TOKEN_OBTAIN_SERIALIZER": "core.security.LockoutAwareTokenObtainPairSerializer",
 }
 
 SPECTACULAR_SETTINGS = {
@@ -566,3 +577,22 @@ if BACKUP_S3_BUCKET:
             "file_overwrite": True,  # names carry a timestamp; keep them exactly
         },
     }
+
+# ---------------------------------------------------------------------------------------------
+# Login brute-force protection (django-axes): the admin login and POST /api/v1/auth/token/
+# ---------------------------------------------------------------------------------------------
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+# After this many failed sign-ins for one username from one address, that pair is locked out
+# for the cool-off; every further attempt during it (even a right password) starts it again.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Failures are counted in the database, shared by every web process and kept across restarts.
+# axes.handlers.cache.AxesCacheHandler is the faster choice with REDIS_URL set (never with
+# the per-process local-memory cache).
+AXES_HANDLER = env.str("AXES_HANDLER", default="axes.handlers.database.AxesDatabaseHandler")
+# The client address as the API throttles see it (REMOTE_ADDR, X-Forwarded-For per NUM_PROXIES).
+AXES_CLIENT_IP_CALLABLE = "core.security.client_ip"
+AXES_LOCKOUT_CALLABLE = "core.security.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
