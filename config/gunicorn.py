@@ -13,6 +13,14 @@ max_requests_jitter = 200
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
+def post_fork(server, worker):
+    # Tracing per worker process (a no-op without OTEL_EXPORTER_OTLP_ENDPOINT): right even with
+    # --preload, where the application was loaded in the master before the fork.
+    from config import telemetry
+
+    telemetry.setup("web")
+
+
 def child_exit(server, worker):
     # With PROMETHEUS_MULTIPROC_DIR set, metrics are summed over workers; drop the dead one's.
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
