@@ -365,7 +365,11 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "django_guid.log_filters.CorrelationId"}},
+    "filters": {
+        "request_id": {"()": "django_guid.log_filters.CorrelationId"},
+        # Passwords, tokens, Authorization headers, keys and URL passwords become [REDACTED].
+        "redact_secrets": {"()": "core.security_logging.RedactSecretsFilter"},
+    },
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
@@ -385,7 +389,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": LOG_FORMAT if LOG_FORMAT in ("json", "text") else "json",
-            "filters": ["request_id"],
+            "filters": ["request_id", "redact_secrets"],
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
