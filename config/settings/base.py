@@ -550,6 +550,9 @@ RLS_ENABLED = env.bool("RLS_ENABLED", default=True)
 RLS_ROLE = env.str("RLS_ROLE", default="kontor_tenant")
 
 # --- Operations ---
+# Key rotation: the previous SECRET_KEY(s), comma-separated, still accepted for sessions, password
+# reset links and signed values until they age out (JWTs are signed with SECRET_KEY only).
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 # `manage.py backup_database`: where backups go, how many are kept (the newest N, plus any
 # younger than BACKUP_KEEP_DAYS when that is set), where pg_dump/pg_restore live (empty: PATH).
 BACKUP_DIR = env.str("BACKUP_DIR", default=str(VAR_DIR / "backups"))
