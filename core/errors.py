@@ -55,3 +55,13 @@ class PermissionDeniedError(DomainError):
     code = "permission_denied"
     http_status = 403
     default_message = "Your role does not allow this."
+
+
+class ServiceUnavailable(DomainError):
+    """A service the request needs (the database, Redis, the task broker) cannot be reached
+    right now; the same request may succeed later (HTTP 503 with a Retry-After header)."""
+
+    code = "service_unavailable"
+    http_status = 503
+    default_message = "A service Kontor needs is unavailable; try again shortly."
+    retry_after_seconds = 5

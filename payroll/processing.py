@@ -40,8 +40,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, Max, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 
-from core.errors import ConflictError, DomainError, ValidationFailed
-from core.locks import lock_acquire, lock_holder, lock_release
+from core.errors import ConflictError, DomainError, ServiceUnavailable, ValidationFailed
+from core.locks import LockUnavailable, lock_acquire, lock_holder, lock_release
 from core.services import audit_record
 from payroll import engine
 from payroll.automation import rule_is_due
@@ -118,7 +118,8 @@ class PayrollBusy(ConflictError):
 @dataclass
 class RunOutcome:
     """What run_payroll did. `status`: completed, dispatched (chunks queued for workers),
-    already_completed, not_due, busy, not_runnable, failed."""
+    already_completed, not_due, busy, not_runnable, failed, unavailable (Redis could not be
+    reached to start it: nothing changed, try again)."""
 
     status: str
     period_id: int
@@ -131,7 +132,7 @@ class RunOutcome:
 
     @property
     def failed(self) -> bool:
-        return self.status in ("failed", "not_runnable")
+        return self.status in ("failed", "not_runnable", "unavailable")
 
 
 # --- preloading --------------------------------------------------------------------------------
@@ -1192,7 +1193,15 @@ class PayrollProcessor:
         PayrollBusy / ConflictError(invalid_status). Commits the claim (outside any caller's
         transaction the lease is visible to other workers at once)."""
         name = lock_name(self.period.pk)
-        token = lock_acquire(name, ttl_seconds=lock_ttl())
+        try:
+            token = lock_acquire(name, ttl_seconds=lock_ttl())
+            if token is None and self._lock_left_behind(name):
+                token = lock_acquire(name, ttl_seconds=lock_ttl())
+        except LockUnavailable as exc:
+            raise ServiceUnavailable(
+                f"{self.period} cannot start now ({exc}); nothing was changed, it can run "
+                "once Redis answers again."
+            ) from exc
         if token is None:
             self._refuse_if_completed()
             raise PayrollBusy(f"{self.period} is being processed by another worker.")
@@ -1202,6 +1211,18 @@ class PayrollProcessor:
         except BaseException:
             lock_release(name, token)
             raise
+
+    def _lock_left_behind(self, name: str) -> bool:
+        """The lock is held by an attempt that has ended (the period is runnable again under
+        that attempt's token) but could not release it, as when Redis was away at its end:
+        free it instead of refusing every run until it expires. True if it is free now."""
+        holder = lock_holder(name)
+        if holder is None:
+            return True
+        left = PayrollPeriod.objects.filter(
+            pk=self.period.pk, status__in=RUNNABLE, lock_token=holder
+        ).exists()
+        return left and lock_release(name, holder)
 
     def _refuse_if_completed(self) -> None:
         status = PayrollPeriod.objects.filter(pk=self.period.pk).values_list("status", flat=True)
@@ -1311,6 +1332,8 @@ class PayrollProcessor:
         except PayrollBusy as exc:
             payroll_calculations_total.labels(status="skipped").inc()
             return RunOutcome("busy", pid, message=exc.message)
+        except ServiceUnavailable as exc:
+            return RunOutcome("unavailable", pid, message=exc.message)
         except DomainError as exc:
             return RunOutcome("not_runnable", pid, message=exc.message)
         return self.process(run, fan_out=fan_out, picked=True)
@@ -1389,8 +1412,16 @@ class PayrollProcessor:
             run_id, count = run.pk, len(slices)
 
             def dispatch():
-                for index in range(count):
-                    run_payroll_chunk.delay(run_id, index)
+                from kombu.exceptions import OperationalError as BrokerUnreachable
+
+                try:
+                    for index in range(count):
+                        run_payroll_chunk.delay(run_id, index)
+                except BrokerUnreachable as exc:
+                    raise ServiceUnavailable(
+                        f"The task broker is unreachable ({exc}); the run stopped before all "
+                        "of its chunks were queued and will run again as a new attempt."
+                    ) from exc
 
             # Workers must find the chunks: queue them once they are committed (at once when
             # no transaction is open, as in a Celery task).

@@ -31,6 +31,8 @@ AUTO_RUN_SCHEDULE_NAME = "payroll: run due periods"
 CLEANUP_SCHEDULE_NAME = "payroll: release stale period locks"
 QUEUE = "payroll"
 MAX_RETRIES = 3
+# Outcomes retried with backoff: a failed attempt, and a start refused because Redis was away.
+RETRIED = ("failed", "unavailable")
 
 
 class PayrollRunFailed(Exception):
@@ -100,7 +102,7 @@ def run_payroll_for_period(self, period_id: int, force: bool = False, trigger: s
         trigger = RunTrigger.BEAT
     with tenant_context(period.company_id):
         outcome = PayrollProcessor(period, trigger=trigger).run_payroll(force=force, fan_out=True)
-    if outcome.status == "failed" and self.request.retries < MAX_RETRIES:
+    if outcome.status in RETRIED and self.request.retries < MAX_RETRIES:
         raise self.retry(
             exc=PayrollRunFailed(outcome.message), countdown=backoff_seconds(self.request.retries)
         )
@@ -134,7 +136,7 @@ def process_payroll_run(self, run_id: int):
             outcome = processor.run_payroll(force=run.forced, fan_out=True)
         else:
             return {"status": "skipped", "run_id": run_id}
-    if outcome.status == "failed" and self.request.retries < MAX_RETRIES:
+    if outcome.status in RETRIED and self.request.retries < MAX_RETRIES:
         raise self.retry(
             exc=PayrollRunFailed(outcome.message), countdown=backoff_seconds(self.request.retries)
         )

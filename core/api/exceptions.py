@@ -1,4 +1,13 @@
-"""Every API error has one shape: {"code", "message", "fields"}."""
+"""Every API error has one shape: {"code", "message", "fields"}.
+
+A request that fails because the database, Redis or the task broker cannot be reached answers
+503 {"code": "service_unavailable"} with a Retry-After header, in the API and (from
+handler500, which also sees errors raised in middleware) on pages. The client may retry: a
+write either committed whole or not at all, and one sent with an idempotency key is not
+carried out twice.
+"""
+
+import sys
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -7,7 +16,47 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from core.errors import DomainError, ValidationFailed
+from core.errors import DomainError, ServiceUnavailable, ValidationFailed
+
+
+def _outage_errors() -> tuple[type[Exception], ...]:
+    from django.db import InterfaceError, OperationalError
+
+    errors: list[type[Exception]] = [OperationalError, InterfaceError]
+    try:
+        from django_redis.exceptions import ConnectionInterrupted
+        from kombu.exceptions import OperationalError as BrokerUnreachable
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError:  # pragma: no cover
+        pass
+    else:
+        errors += [
+            ConnectionInterrupted,
+            BrokerUnreachable,
+            RedisConnectionError,
+            RedisTimeoutError,
+        ]
+    return tuple(errors)
+
+
+def service_unavailable(exc: BaseException) -> ServiceUnavailable | None:
+    """The 503 error for an exception that means a backing service is away, else None."""
+    if isinstance(exc, ServiceUnavailable):
+        return exc
+    if not isinstance(exc, _outage_errors()):
+        return None
+    from django.db import DatabaseError
+
+    what = "The database" if isinstance(exc, DatabaseError) else "Redis (cache and task queue)"
+    return ServiceUnavailable(
+        f"{what} is unavailable right now; try again shortly (a write sent with an "
+        "idempotency key is not carried out twice)."
+    )
+
+
+def _retry_after(error: ServiceUnavailable) -> dict:
+    return {"Retry-After": str(error.retry_after_seconds)}
 
 
 def _first_message(detail) -> str:
@@ -23,6 +72,9 @@ def _first_message(detail) -> str:
 def exception_handler(exc, context):
     if isinstance(exc, DjangoValidationError):
         exc = ValidationFailed.from_django(exc)
+    unavailable = service_unavailable(exc)
+    if unavailable is not None:
+        return Response(unavailable.as_dict(), status=503, headers=_retry_after(unavailable))
     if isinstance(exc, DomainError):
         return Response(exc.as_dict(), status=exc.http_status)
     if isinstance(exc, Http404):
@@ -65,8 +117,22 @@ def handler404(request, exception=None):
 
 
 def handler500(request):
+    from django.http import HttpResponse, JsonResponse
     from django.views import defaults
 
+    # Django calls this inside its `except` block: the exception is the current one.
+    unavailable = service_unavailable(sys.exc_info()[1]) if sys.exc_info()[1] else None
+    if unavailable is not None:
+        headers = _retry_after(unavailable)
+        if request.path.startswith("/api/"):
+            return JsonResponse(unavailable.as_dict(), status=503, headers=headers)
+        # A plain page: the admin's templates may need the database that is away.
+        return HttpResponse(
+            f"<!doctype html><title>Service unavailable</title><h1>Service unavailable</h1>"
+            f"<p>{unavailable.message}</p>",
+            status=503,
+            headers=headers,
+        )
     return _json_or_html(
         request,
         500,
