@@ -225,7 +225,7 @@ REST_FRAMEWORK = {
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_PAGINATION_CLASS": "core.api.pagination.KontorPagination",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.api.schema.KontorAutoSchema",
     "DEFAULT_THROTTLE_CLASSES": [
         "core.api.throttling.UserThrottle",
         "core.api.throttling.AnonThrottle",

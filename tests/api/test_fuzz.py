@@ -1,0 +1,161 @@
+"""API contract fuzzing: schemathesis generates requests for every operation of the served
+OpenAPI schema and sends them, with a real JWT of company A's owner, to the WSGI app in-process.
+No answer may be a 5xx, every status must be documented and every body must match its schema.
+Then company B's owner tries every object of A through every operation that takes one: 404 only.
+
+Bounded and deterministic for CI: MAX_EXAMPLES cases per operation (half positive, half negative
+data, some aimed at A's real rows), Hypothesis derandomized, no example database."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import schemathesis
+from django.db import transaction
+from django.test import Client
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from config.api_router import router
+from tests.api.fuzz_setup import (
+    API,
+    APP,
+    build_world,
+    http_headers,
+    in_process_requests,
+    listed_identifiers,
+)
+
+MAX_EXAMPLES = 12
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+
+SCHEMA = schemathesis.openapi.from_wsgi(f"{API}/schema/?format=json", APP)
+OPERATIONS = [result.ok() for result in SCHEMA.get_all_operations()]
+PATH_PARAMETER = re.compile(r"\{([^}]+)\}")
+
+
+def _label(operation) -> str:
+    return f"{operation.method.upper()} {operation.path}"
+
+
+# Every resource of the API router lists its rows at /api/v1/<prefix>/.
+LIST_PATHS = sorted(f"{API}/{prefix}/" for prefix, _viewset, _basename in router.registry)
+# Operations that take a path parameter but no row of a router resource, and why.
+NOT_A_ROW = {
+    # The OAuth redirect target: {system} is an integration name, the state proves the company.
+    "GET /api/v1/accounting/integrations/{system}/callback",
+    # Authenticated by the sender's HMAC signature, not by a user's token.
+    "POST /api/v1/accounting/integrations/{system}/webhooks/{connection_id}",
+}
+
+
+def _list_path(operation) -> str | None:
+    """The router list path whose rows an operation's path parameter names:
+    /api/v1/invoicing/invoices/{id}/approve/ -> /api/v1/invoicing/invoices/."""
+    head = operation.path.partition("{")[0]
+    return head if head in LIST_PATHS and len(PATH_PARAMETER.findall(operation.path)) == 1 else None
+
+
+@pytest.fixture(scope="module")
+def world(django_db_setup, django_db_blocker):
+    """Built once for the module inside a transaction that is rolled back at the end; each test
+    runs in a savepoint of it (pytest-django's django_db), so fuzzed writes never leak."""
+    with django_db_blocker.unblock(), in_process_requests(), transaction.atomic():
+        yield build_world(LIST_PATHS)
+        transaction.set_rollback(True)
+
+
+def _strategy(world, operation):
+    modes = [operation.as_strategy(GenerationMode.POSITIVE)]
+    if operation.path_parameters or operation.query or operation.body or operation.headers:
+        modes.append(operation.as_strategy(GenerationMode.NEGATIVE))
+    head = _list_path(operation)
+    if head:
+        # Aim some positive cases at A's real rows, where the interesting code runs.
+        (name,) = PATH_PARAMETER.findall(operation.path)
+        modes += [
+            operation.as_strategy(GenerationMode.POSITIVE, path_parameters={name: value})
+            for value in world.ids_a[head][:3]
+        ]
+    return st.one_of(*modes)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("operation", OPERATIONS, ids=_label)
+def test_operation_answers_per_schema(operation, world):
+    sent = []
+
+    @given(case=_strategy(world, operation))
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate, Phase.shrink],
+        suppress_health_check=list(HealthCheck),
+    )
+    def check(case):
+        response = case.call(app=APP, headers=world.a.headers)
+        sent.append(response.status_code)
+        case.validate_response(response, checks=CHECKS, headers=world.a.headers)
+
+    check()
+    assert sent, f"no request was sent for {_label(operation)}"
+
+
+def test_every_operation_of_the_schema_is_fuzzed():
+    """The parametrization above is the schema's operation list: compare it with the paths and
+    methods of the served schema, read independently of schemathesis."""
+    response = Client().get(f"{API}/schema/?format=json")
+    served = {
+        f"{method.upper()} {path}"
+        for path, item in response.json()["paths"].items()
+        for method in item
+        if method in {"get", "put", "post", "patch", "delete", "head", "options", "trace"}
+    }
+    assert {_label(operation) for operation in OPERATIONS} == served
+    assert len(served) > 100
+
+
+ROW_OPERATIONS = [operation for operation in OPERATIONS if _list_path(operation)]
+
+
+def test_every_row_operation_is_tried_across_companies():
+    with_parameter = {_label(operation) for operation in OPERATIONS if "{" in operation.path}
+    assert with_parameter - {_label(operation) for operation in ROW_OPERATIONS} == NOT_A_ROW
+
+
+@pytest.mark.django_db
+def test_company_b_lists_none_of_company_a_rows(world):
+    for path in LIST_PATHS:
+        assert world.ids_a[path], f"company A has no row at {path}: the fuzz data is too thin"
+        leaked = set(world.ids_a[path]) & listed_identifiers(path, world.b)
+        assert not leaked, f"{path} lists company A's rows {sorted(leaked)} to company B"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("operation", ROW_OPERATIONS, ids=_label)
+def test_company_b_cannot_reach_company_a_rows(operation, world):
+    """Every operation on one of A's rows, sent with B's token, answers 404 not_found: no data,
+    no 403 that would confirm the row exists, and nothing changed."""
+    (name,) = PATH_PARAMETER.findall(operation.path)
+    client = Client(**http_headers(world.b.headers))
+    send = getattr(client, operation.method.lower())
+    for value in world.ids_a[_list_path(operation)]:
+        path = operation.path.replace(f"{{{name}}}", value)
+        response = send(path, {}, content_type="application/json")
+        assert response.status_code == 404, (path, response.status_code, response.content[:300])
+        assert response.json()["code"] == "not_found", (path, response.content[:300])
