@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -263,3 +264,108 @@ def statutory(transactional_db):
     from payroll.reference_data import reference_data_load
 
     reference_data_load(apps)
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of the test's own (initdb into a temporary folder, run as the
+    `postgres` OS user when the tests run as root), on a free port. Stopped and started at
+    will; removed with the test's folder."""
+
+    def __init__(self, folder: pathlib.Path):
+        bins = sorted(pathlib.Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+        if not bins:
+            pytest.fail("PostgreSQL server binaries are missing (/usr/lib/postgresql/*/bin)")
+        self.bin = bins[-1].parent
+        self.folder = folder
+        self.data = folder / "data"
+        self.port = free_port()
+        self.log = folder / "postgres.log"
+
+    def _run(self, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        command = [str(self.bin / argv[0]), *argv[1:]]
+        if os.geteuid() == 0:  # initdb and postgres refuse to run as root
+            command = ["runuser", "-u", "postgres", "--", *command]
+        return subprocess.run(  # noqa: S603 (our own argv)
+            command, capture_output=True, text=True, timeout=timeout, check=True
+        )
+
+    def init(self) -> PrivatePostgres:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.folder, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+        return self
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
+
+    def stop(self) -> None:
+        """Fast shutdown: open sessions are cut, open transactions roll back."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def discard(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def url(self, name: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{name}"
+
+    def psql(self, database: str, sql: str | None = None, *, stdin=None) -> str:
+        argv = [str(self.bin / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"]
+        argv += ["-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database]
+        argv += ["-tAc", sql] if sql is not None else []
+        done = subprocess.run(  # noqa: S603
+            argv, input=stdin, capture_output=True, text=True, timeout=120, check=False
+        )
+        if done.returncode:
+            pytest.fail(f"psql failed ({done.returncode}): {done.stderr[-3000:]}")
+        return done.stdout.strip()
+
+    def copy_schema_from_test_database(self, name: str) -> None:
+        """The test database's schema (already migrated by pytest) into a new database here:
+        seconds, where running every migration again would take minutes."""
+        self.psql("postgres", f"CREATE DATABASE {name}")
+        # Roles the schema grants to (row-level security's tenant role), as NOLOGIN roles.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT rolname FROM pg_roles WHERE NOT rolcanlogin AND rolname !~ '^pg_'"
+            )
+            for (role,) in cursor.fetchall():
+                self.psql("postgres", f'CREATE ROLE "{role}" NOLOGIN')
+        db = connection.settings_dict
+        dump = subprocess.run(  # noqa: S603
+            [
+                str(self.bin / "pg_dump"),
+                "--schema-only",
+                "--no-owner",
+                "-h",
+                db["HOST"] or "127.0.0.1",
+                "-p",
+                str(db["PORT"] or 5432),
+                "-U",
+                db["USER"],
+                db["NAME"],
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+            env={**os.environ, "PGPASSWORD": db["PASSWORD"] or ""},
+        ).stdout
+        self.psql(name, stdin=dump)
+
+
+@pytest.fixture
+def private_postgres():
+    # A folder the postgres user can enter (pytest's tmp folders are private to root).
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="kontor-faults-pg-"))
+    os.chmod(folder, 0o755)  # noqa: S103
+    cluster = PrivatePostgres(folder / "cluster").init()
+    cluster.start()
+    yield cluster
+    cluster.discard()
+    shutil.rmtree(folder, ignore_errors=True)
