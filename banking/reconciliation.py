@@ -949,18 +949,34 @@ def _book_balance(account: BankAccount, as_of: date) -> Decimal:
     banking posted, and what invoicing, payroll, manual entries and reversals posted there.
     Read from the ledger's per-period balances (accounting.selectors.movements): a few rows,
     whatever the number of entries."""
+    return _book_balances([account], as_of)[account.pk]
+
+
+def _book_balances(accounts: Iterable[BankAccount], as_of: date) -> dict[int, Decimal]:
+    """`_book_balance` of each account, bank account id -> balance: one read of the ledger's
+    balances for all the accounts that opened on the same day (usually all of them), not one
+    per account (the cash position lists every account)."""
     from accounting.selectors import movements
 
-    start = account.opening_date
-    if start and as_of < start:
-        return ZERO
-    debit, credit = movements(
-        company=account.company,
-        date_from=start,
-        date_to=as_of,
-        account_ids=[account.ledger_account_id],
-    ).get(account.ledger_account_id, (ZERO, ZERO))
-    return money(account.opening_balance + debit - credit)
+    balances: dict[int, Decimal] = {}
+    same_start: dict[tuple[int, date | None], list[BankAccount]] = defaultdict(list)
+    for account in accounts:
+        start = account.opening_date
+        if start and as_of < start:
+            balances[account.pk] = ZERO
+        else:
+            same_start[(account.company_id, start)].append(account)
+    for (_company, start), group in same_start.items():
+        moved = movements(
+            company=group[0].company,
+            date_from=start,
+            date_to=as_of,
+            account_ids=sorted({a.ledger_account_id for a in group}),
+        )
+        for account in group:
+            debit, credit = moved.get(account.ledger_account_id, (ZERO, ZERO))
+            balances[account.pk] = money(account.opening_balance + debit - credit)
+    return balances
 
 
 def _banking_balance(account: BankAccount, as_of: date) -> Decimal:

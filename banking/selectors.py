@@ -114,9 +114,9 @@ def _since_opening(prefix: str = "bank_account__") -> Q:
 def book_balances(*, accounts: list[BankAccount], as_of: date) -> dict[int, Decimal]:
     """Book balance of each account at the end of `as_of`: the ledger's (a few rows of the
     ledger's per-period balances per account)."""
-    from banking.reconciliation import _book_balance
+    from banking.reconciliation import _book_balances
 
-    return {a.pk: _book_balance(a, as_of) for a in accounts}
+    return _book_balances(accounts, as_of)
 
 
 def banking_balances(*, accounts: list[BankAccount], as_of: date) -> dict[int, Decimal]:

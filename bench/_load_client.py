@@ -60,9 +60,13 @@ class PayrollPool:
         return slug, self.left[slug][0]
 
     def done(self, slug: str, paid: bool) -> None:
+        """After a failed run the company is left alone: its later periods would only be
+        refused (an earlier period is open), one more error each."""
         self.busy.discard(slug)
         if paid:
             self.left[slug].pop(0)
+        else:
+            self.left[slug] = []
 
 
 class Session:

@@ -55,7 +55,7 @@ OPTIONS = ("clients", "duration")
 CLIENTS = 20
 BEND_CLIENTS = 50
 DURATION = 60
-THINK_SECONDS = 0.0
+THINK_SECONDS = 0.5
 READ_P95_TARGET_MS = 100
 WRITE_P95_TARGET_MS = 250
 # 2 cores: see the report in bench/RESULTS.md for the configurations tried.
