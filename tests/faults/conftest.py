@@ -219,7 +219,17 @@ def app_env(redis_url: str, **extra) -> dict:
     return env
 
 
-def start_worker(processes: Processes, name: str, env: dict, *, concurrency: int = 2) -> Process:
+def publish(redis: PrivateRedis, task, *args, **kwargs) -> None:
+    """Queue a task on the private Redis the workers consume (the broker is its db 1)."""
+    from config.celery_app import app
+
+    with app.connection_for_write(redis.url(1)) as conn:
+        task.apply_async(args, kwargs, connection=conn, ignore_result=True)
+
+
+def start_worker(
+    processes: Processes, name: str, env: dict, *, concurrency: int = 2, loglevel: str = "warning"
+) -> Process:
     """A real `celery worker` process (prefork) on the payroll and default queues. Returns once
     it is connected and consuming."""
     folder = pathlib.Path(env["FAULTS_DIR"])
@@ -239,7 +249,7 @@ def start_worker(processes: Processes, name: str, env: dict, *, concurrency: int
         "-n",
         f"{name}@%h",
         "-l",
-        "warning",
+        loglevel,
         "--without-gossip",
         "--without-mingle",
         "--without-heartbeat",

@@ -5,7 +5,7 @@ import pytest
 
 from payroll.models import ChunkStatus, PayrollRun, PayrollRunChunk, Payslip, RunStatus
 from payroll.tasks import run_payroll_for_period
-from tests.faults.conftest import app_env, start_worker, wait_for
+from tests.faults.conftest import app_env, publish, start_worker, wait_for
 from tests.faults.payroll_setup import assert_paid_once, company_with_staff, july
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -21,14 +21,6 @@ WORKER = {
     "FAULTS_VISIBILITY_TIMEOUT": 8,
     "PAYROLL_RETRY_BACKOFF_SECONDS": 1,
 }
-
-
-def publish(redis, task, *args, **kwargs):
-    """Queue a task on the private Redis the workers consume (the broker is its db 1)."""
-    from config.celery_app import app
-
-    with app.connection_for_write(redis.url(1)) as conn:
-        task.apply_async(args, kwargs, connection=conn, ignore_result=True)
 
 
 @pytest.fixture

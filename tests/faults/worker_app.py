@@ -6,6 +6,8 @@ plus two test-only changes, so that nothing in the application carries a test ho
 - A slow chunk on request: while the file FAULTS_DIR/slow exists, a chunk that starts after
   FAULTS_SLOW_AFTER chunks are done writes its payslips (inside its open transaction), leaves a
   marker FAULTS_DIR/inside-<pid> and sleeps, so the test can SIGKILL the worker mid-chunk.
+- A late claim on request: while FAULTS_DIR/slow-claim exists, a run waits two seconds before
+  it claims its period, so that duplicate tasks (two beats) overlap for certain.
 """
 
 import os
@@ -28,7 +30,7 @@ if _visibility:
     }
 
 
-def _install_slow_chunk() -> None:
+def _install_hooks() -> None:
     from payroll import processing
     from payroll.models import PayrollRun
 
@@ -46,10 +48,19 @@ def _install_slow_chunk() -> None:
 
     processing._write_payslips = write_then_stall
 
+    real_claim = processing.PayrollProcessor.claim
+
+    def late_claim(self, force=False):
+        if (_folder / "slow-claim").exists():
+            time.sleep(2)
+        return real_claim(self, force=force)
+
+    processing.PayrollProcessor.claim = late_claim
+
 
 if _folder.is_dir():
     from celery.signals import worker_process_init, worker_ready
 
     # Prefork children import the app before the fork; patch in each of them.
-    worker_process_init.connect(lambda **_: _install_slow_chunk(), weak=False)
+    worker_process_init.connect(lambda **_: _install_hooks(), weak=False)
     worker_ready.connect(lambda **_: (_folder / f"ready-{os.getpid()}").touch(), weak=False)
