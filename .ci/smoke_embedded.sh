@@ -18,6 +18,12 @@ $PY manage.py migrate --noinput >/dev/null
 # Written to a file, not piped: `| head` closes the pipe early and the command dies of SIGPIPE.
 $PY manage.py seed_demo >"$VAR/seed.log"
 head -n 1 "$VAR/seed.log"
+# Backups work on the embedded default too: back up the seeded books and verify the copy (row
+# counts, ledger chain heads, every hash chain).
+$PY manage.py backup_database --output-dir "$VAR/backups" >"$VAR/backup.log" || fail "backup_database"
+$PY manage.py restore_database --verify "$(ls -1 "$VAR"/backups/kontor-*.sqlite3 | tail -n 1)" \
+  >"$VAR/verify.log" || { cat "$VAR/verify.log"; fail "restore_database --verify"; }
+tail -n 1 "$VAR/verify.log"
 
 setsid env WEB_BIND="127.0.0.1:$PORT" WEB_CONCURRENCY=2 honcho start --no-prefix -f Procfile >"$LOG" 2>&1 &
 HONCHO=$!

@@ -501,6 +501,8 @@ def restore(
             on_restored(where)
         if verify:
             _verify(where, manifest, report)
+        if not where.scratch and not report.problems:
+            _migrate(where, report)
     finally:
         if where.scratch:
             _drop(where)
@@ -613,17 +615,28 @@ def _head(head: dict | None) -> str:
     return f"entry {head['last_entry_id']} hash {str(head['last_hash'])[:12]}…"
 
 
-def _verify_ledger(where: Target, report: Report) -> None:
-    """`manage.py verify_ledger` against the restored copy, in a child process whose
-    DATABASE_URL names the copy: the same check, unchanged, on the restored rows."""
+def _manage(where: Target, *args: str) -> subprocess.CompletedProcess:
+    """`manage.py <args>` in a child process whose DATABASE_URL names the restored database."""
     env = where.db.pg_env() if where.db.vendor == "postgresql" else dict(os.environ)
     env["DATABASE_URL"] = where.db.database_url(where.name)
-    result = subprocess.run(  # noqa: S603 - our own manage.py
-        [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "verify_ledger"],
+    return subprocess.run(  # noqa: S603 - our own manage.py
+        [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), *args],
         env=env,
         capture_output=True,
         text=True,
     )
+
+
+def _failure(where: Target, result: subprocess.CompletedProcess) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    why = lines[-1].removeprefix("CommandError: ") if lines else f"exit {result.returncode}"
+    return where.db.mask(why)
+
+
+def _verify_ledger(where: Target, report: Report) -> None:
+    """`manage.py verify_ledger` against the restored copy: the same check, unchanged, on the
+    restored rows."""
+    result = _manage(where, "verify_ledger")
     broken = 0
     for line in filter(None, map(str.strip, result.stdout.splitlines())):
         if line.endswith("chain intact"):
@@ -632,10 +645,29 @@ def _verify_ledger(where: Target, report: Report) -> None:
             broken += 1
             report.problem(f"ledger chain: {line}")
     if result.returncode != 0 and not broken:
-        lines = [line for line in result.stderr.splitlines() if line.strip()]
-        why = (
-            lines[-1].removeprefix("CommandError: ")
-            if lines
-            else f"exit status {result.returncode}"
+        report.problem(f"ledger chain: verify_ledger failed: {_failure(where, result)}")
+
+
+def _migrate(where: Target, report: Report) -> None:
+    """A database that is kept gets `manage.py migrate`: it brings an older dump to this
+    release's schema and re-runs what migrate installs beside the schema (row-level security
+    grants, which pg_restore --no-privileges leaves out, and the beat schedules)."""
+    conn = where.connect()
+    try:
+        cursor = conn.cursor()
+        cursor.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'django_migrations'"
+            if where.db.vendor == "postgresql"
+            else "SELECT count(*) FROM sqlite_master WHERE name = 'django_migrations'"
         )
-        report.problem(f"ledger chain: verify_ledger failed: {where.db.mask(why)}")
+        has_migrations = cursor.fetchone()[0] > 0
+    finally:
+        conn.close()
+    if not has_migrations:
+        report.ok("migrate: not a Kontor database (no django_migrations); skipped")
+        return
+    result = _manage(where, "migrate", "--noinput")
+    if result.returncode != 0:
+        report.problem(f"migrate: failed: {_failure(where, result)}")
+    else:
+        report.ok("migrate: schema and row-level security brought to this release")

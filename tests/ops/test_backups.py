@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import override_settings
@@ -149,7 +150,16 @@ def test_restoring_over_the_live_database_needs_yes_and_then_brings_it_back(tmp_
 
     connection.close()  # the restore replaces the tables this connection has seen
     call_command("restore_database", str(dump), "--yes")
+    out = capsys.readouterr().out
+    assert "migrate: schema and row-level security brought to this release" in out
     assert JournalEntry.objects.count() == 4
+    if settings.RLS_ENABLED:  # pg_restore --no-privileges dropped the grants; migrate is back
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT has_table_privilege(%s, 'accounting_journalentry', 'SELECT')",
+                [settings.RLS_ROLE],
+            )
+            assert cursor.fetchone() == (True,)
     call_command("verify_ledger")
     assert "alpha: 3 entries, chain intact" in capsys.readouterr().out
 
@@ -253,7 +263,8 @@ def test_sqlite_backup_uses_the_online_backup_api_and_verifies(tmp_path):
     with sqlite3.connect(live) as conn:
         conn.execute("DELETE FROM core_company WHERE slug = 'beta'")
     conn.close()
-    backups.restore(path=backup.path, database=db, yes=True)
+    report = backups.restore(path=backup.path, database=db, yes=True)
+    assert report.lines[-1] == "migrate: not a Kontor database (no django_migrations); skipped"
     with sqlite3.connect(live) as conn:
         assert conn.execute("SELECT count(*) FROM core_company").fetchone() == (2,)
     conn.close()
@@ -300,8 +311,6 @@ def test_upload_puts_the_three_files_in_s3_and_applies_retention_there(tmp_path,
     db = backups.Database.sqlite_file(live)
     now = datetime.now(UTC)
     old = [f"kontor-kontor-{_stamp(days, now)}.sqlite3" for days in (1, 2, 3)]
-
-    from django.conf import settings
 
     with moto.mock_aws(), override_settings(STORAGES={**settings.STORAGES, "backups": S3_BACKUPS}):
         s3 = boto3.client("s3", region_name="us-east-1")
