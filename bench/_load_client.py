@@ -149,89 +149,43 @@ def _invoice_filter(rng: random.Random, data: dict) -> dict:
     )
 
 
-async def invoices_list(s: Session, http, rng):
-    await s.call(http, "invoices_list", "read", "GET", "/invoicing/invoices/", slug=s.sales)
+def _read(name: str, path, params=None, company: str = "sales"):
+    """A GET of the mix. `path` and `params` may be functions of (rng, data); `company` is
+    "sales", "bank" or "payroll" (one of the payroll companies)."""
+
+    async def action(s: Session, http, rng):
+        where = path(rng, s.data) if callable(path) else path
+        query = params(rng, s.data) if params else None
+        slug = rng.choice(list(s.pool.left)) if company == "payroll" else getattr(s, company)
+        await s.call(http, name, "read", "GET", where, slug=slug, params=query)
+
+    return action
 
 
-async def invoices_filter(s: Session, http, rng):
-    params = _invoice_filter(rng, s.data)
-    await s.call(
-        http, "invoices_filter", "read", "GET", "/invoicing/invoices/", slug=s.sales, params=params
-    )
-
-
-async def invoice_detail(s: Session, http, rng):
-    pk = rng.choice(s.data["invoice_ids"])
-    await s.call(http, "invoice_detail", "read", "GET", f"/invoicing/invoices/{pk}/", slug=s.sales)
-
-
-async def journal_entries_list(s: Session, http, rng):
+def _month(rng: random.Random, data: dict) -> dict:
     month_end = _month_end(rng)
-    params = {"date_from": month_end[:8] + "01", "date_to": month_end}
-    await s.call(
-        http,
-        "journal_entries_list",
-        "read",
-        "GET",
-        "/accounting/journal-entries/",
-        slug=s.sales,
-        params=params,
-    )
+    return {"date_from": month_end[:8] + "01", "date_to": month_end}
 
 
-async def trial_balance(s: Session, http, rng):
-    params = {"date_from": FY_START.isoformat(), "date_to": _month_end(rng)}
-    await s.call(
-        http,
-        "trial_balance",
-        "read",
-        "GET",
-        "/accounting/reports/trial-balance/",
-        slug=s.sales,
-        params=params,
-    )
+def _year_to_month(rng: random.Random, data: dict) -> dict:
+    return {"date_from": FY_START.isoformat(), "date_to": _month_end(rng)}
 
 
-async def profit_and_loss(s: Session, http, rng):
-    params = {"date_from": FY_START.isoformat(), "date_to": _month_end(rng)}
-    await s.call(
-        http,
-        "profit_and_loss",
-        "read",
-        "GET",
-        "/accounting/reports/profit-and-loss/",
-        slug=s.sales,
-        params=params,
-    )
+def _as_of(rng: random.Random, data: dict) -> dict:
+    return {"as_of": _month_end(rng)}
 
 
-async def balance_sheet(s: Session, http, rng):
-    await s.call(
-        http,
-        "balance_sheet",
-        "read",
-        "GET",
-        "/accounting/reports/balance-sheet/",
-        slug=s.sales,
-        params={"as_of": _month_end(rng)},
-    )
-
-
-async def cash_position(s: Session, http, rng):
-    await s.call(
-        http,
-        "cash_position",
-        "read",
-        "GET",
-        "/banking/cash-position",
-        slug=s.bank,
-        params={"as_of": _month_end(rng)},
-    )
-
-
-async def payslips_list(s: Session, http, rng):
-    slug = rng.choice(list(s.pool.left))
-    await s.call(http, "payslips_list", "read", "GET", "/payroll/payslips/", slug=slug)
+invoices_list = _read("invoices_list", "/invoicing/invoices/")
+invoices_filter = _read("invoices_filter", "/invoicing/invoices/", _invoice_filter)
+invoice_detail = _read(
+    "invoice_detail", lambda rng, data: f"/invoicing/invoices/{rng.choice(data['invoice_ids'])}/"
+)
+journal_entries_list = _read("journal_entries_list", "/accounting/journal-entries/", _month)
+trial_balance = _read("trial_balance", "/accounting/reports/trial-balance/", _year_to_month)
+profit_and_loss = _read("profit_and_loss", "/accounting/reports/profit-and-loss/", _year_to_month)
+balance_sheet = _read("balance_sheet", "/accounting/reports/balance-sheet/", _as_of)
+cash_position = _read("cash_position", "/banking/cash-position", _as_of, company="bank")
+payslips_list = _read("payslips_list", "/payroll/payslips/", company="payroll")
 
 
 async def invoice_draft(s: Session, http, rng):

@@ -62,6 +62,17 @@ def _months(start: tuple[int, int], count: int):
         year, month = following.year, following.month
 
 
+def _fiscal_years(company, *days: date) -> None:
+    """The fiscal years containing `days` (and today: drafts are dated today), where missing."""
+    from accounting.models import FiscalYear
+    from accounting.services import fiscal_year_create
+
+    for day in (*days, company.today()):
+        years = FiscalYear.objects.filter(company=company, start_date__lte=day, end_date__gte=day)
+        if not years.exists():
+            fiscal_year_create(actor=None, company=company, containing=day)
+
+
 def _entries(rng: random.Random, accounts: list[int], count: int) -> list[dict]:
     first = _invoicing_data.FIRST_DAY
     entries = []
@@ -89,6 +100,7 @@ def _sales(invoices: int, entries: int, rng: random.Random) -> dict:
     from invoicing.models import Invoice
 
     sales = _invoicing_data.company_make("load-sales", "Load Sales Ltd", "load-sales")
+    _fiscal_years(sales.company, date(2026, 12, 1))  # the load's journal entries
     templates = _invoicing_data.templates(sales, rng)
     _invoicing_data.clone_streams(
         sales, templates, streams=max(invoices - len(templates), 1), first_sequence=100
@@ -130,25 +142,14 @@ def _bank(rows: int) -> dict:
 def _payroll_company(n: int, rng: random.Random) -> PayrollCompany:
     from django.db import transaction
 
-    from accounting import services as ledger
-    from core.models import User
-    from core.services import company_create
     from payroll.services import payroll_period_create
 
     slug = f"load-payroll-{n}"
-    owner = User.objects.create_user(username=slug, password=None)
-    company = company_create(
-        actor=None,
-        name=f"Load Payroll {n} Ltd",
-        slug=slug,
-        owner=owner,
-        fiscal_year_start_month=7,
-        base_currency="BDT",
-        time_zone="Asia/Dhaka",
-        country="BD",
-    )
-    for containing in (date(2025, 12, 1), date(2026, 12, 1)):
-        ledger.fiscal_year_create(actor=None, company=company, containing=containing)
+    # A BDT company (July to June) with its ledger and the current fiscal year; the periods
+    # start in December 2025.
+    setup = _banking_data.company_make(slug)
+    company, owner = setup.company, setup.owner
+    _fiscal_years(company, date(2025, 12, 1), date(2026, 12, 1))
     departments, cost_centers = _payroll_data._dimensions(company)
     _payroll_data._overtime_rule(company)
     with transaction.atomic():
