@@ -1710,7 +1710,8 @@ def run_fail(run: PayrollRun, exc: BaseException) -> None:
 
 def stale_runs_release(now: dt.datetime | None = None) -> int:
     """Periods stuck in processing whose lease has expired (a worker died) become failed,
-    ready to run again. A period whose Redis lock is still held is left alone."""
+    ready to run again; a fanned-out run is resumed instead (see _resume_chunks). A period
+    whose Redis lock is still held is left alone. Returns how many periods were handled."""
     now = now or timezone.now()
     released = 0
     stale = PayrollPeriod.objects.select_related("company").filter(
@@ -1718,6 +1719,9 @@ def stale_runs_release(now: dt.datetime | None = None) -> int:
     )
     for period in stale.order_by("pk"):
         if period.lock_token and lock_holder(lock_name(period.pk)) == period.lock_token:
+            continue
+        if _resume_chunks(period, now):
+            released += 1
             continue
         with transaction.atomic():
             updated = PayrollPeriod.objects.filter(
@@ -1747,3 +1751,43 @@ def stale_runs_release(now: dt.datetime | None = None) -> int:
             )
             released += 1
     return released
+
+
+def _resume_chunks(period: PayrollPeriod, now: dt.datetime) -> bool:
+    """A fanned-out run whose lease expired (its worker died, and the broker has not handed
+    the chunk messages to another worker yet, or lost them): queue its unfinished chunks again
+    and renew the lease, rather than failing chunks that are already paid for in the database.
+    A second delivery of a chunk is harmless (its claim lets one worker in). Not when a chunk
+    has used up its attempts: that run fails like any other. True if the run was resumed."""
+    from payroll.tasks import MAX_RETRIES, run_payroll_chunk
+
+    run = PayrollRun.objects.filter(
+        period=period, status=RunStatus.RUNNING, chunks_total__gt=0
+    ).first()
+    if run is None:
+        return False
+    unfinished = PayrollRunChunk.objects.filter(run=run).exclude(status=ChunkStatus.DONE)
+    if unfinished.filter(attempts__gt=MAX_RETRIES).exists():
+        return False
+    renewed = PayrollPeriod.objects.filter(
+        pk=period.pk,
+        status=PeriodStatus.PROCESSING,
+        lock_token=period.lock_token,
+        lock_expires_at__lt=now,
+    ).update(lock_expires_at=now + dt.timedelta(seconds=lock_ttl()), heartbeat_at=now)
+    if renewed != 1:
+        return False
+    indexes = list(unfinished.order_by("index").values_list("index", flat=True))
+    for index in indexes:
+        run_payroll_chunk.delay(run.pk, index)
+    if not indexes:  # every chunk done, the finalising worker died: finalise here
+        finalise_run_if_complete(run.pk)
+    audit_record(
+        action="payroll.run.resumed",
+        system_job="payroll.cleanup",
+        company=period.company,
+        obj=run,
+        after={"chunks_queued": indexes},
+    )
+    log.warning("stale payroll run resumed", extra={"run": run.pk, "chunks": indexes})
+    return True

@@ -2,9 +2,18 @@
 open transaction); a new worker takes the redelivered messages and the period is paid once."""
 
 import pytest
+from django.utils import timezone
 
-from payroll.models import ChunkStatus, PayrollRun, PayrollRunChunk, Payslip, RunStatus
-from payroll.tasks import run_payroll_for_period
+from core.models import AuditEvent
+from payroll.models import (
+    ChunkStatus,
+    PayrollPeriod,
+    PayrollRun,
+    PayrollRunChunk,
+    Payslip,
+    RunStatus,
+)
+from payroll.tasks import release_stale_payroll_locks, run_payroll_for_period
 from tests.faults.conftest import app_env, publish, start_worker, wait_for
 from tests.faults.payroll_setup import assert_paid_once, company_with_staff, july
 
@@ -30,17 +39,13 @@ def worker_env(private_redis, tmp_path):
     return app_env(private_redis.url(0), FAULTS_DIR=folder, **WORKER)
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_worker_killed_mid_chunk_then_the_period_completes_once(
-    statutory, processes, private_redis, worker_env, tmp_path
-):
-    company = company_with_staff(EMPLOYEES)
-    period = july(company)
-    folder = tmp_path / "hooks"
+def kill_worker_mid_chunk(processes, redis, env, folder, period):
+    """Start a worker, run the period through Celery, SIGKILL the worker (and its pool) while
+    a chunk after the second is inside its transaction. Returns the run and the indexes of
+    the chunks the dead worker held."""
     (folder / "slow").touch()  # chunks after the second stall inside their transaction
-
-    first = start_worker(processes, "worker-1", worker_env)
-    publish(private_redis, run_payroll_for_period, period.pk, force=True, trigger="manual")
+    first = start_worker(processes, "worker-1", env)
+    publish(redis, run_payroll_for_period, period.pk, force=True, trigger="manual")
     wait_for(lambda: list(folder.glob("inside-*")), timeout=90, what="a chunk to stall mid-run")
 
     run = PayrollRun.objects.get(period=period)
@@ -48,7 +53,6 @@ def test_a_worker_killed_mid_chunk_then_the_period_completes_once(
     assert 2 <= run.chunks_done < run.chunks_total == EMPLOYEES // 2
     stalled = PayrollRunChunk.objects.filter(run=run, status=ChunkStatus.RUNNING)
     assert stalled.exists()
-    stalled_indexes = set(stalled.values_list("index", flat=True))
     # Its payslips are written but not committed: nobody else can see them.
     assert Payslip.objects.filter(run=run).count() == 2 * run.chunks_done
 
@@ -56,13 +60,10 @@ def test_a_worker_killed_mid_chunk_then_the_period_completes_once(
     (folder / "slow").unlink()
     run.refresh_from_db()
     assert run.status == RunStatus.RUNNING  # nothing noticed the death yet
-    start_worker(processes, "worker-2", worker_env)
+    return run, set(stalled.values_list("index", flat=True))
 
-    wait_for(
-        lambda: PayrollRun.objects.filter(pk=run.pk, status=RunStatus.COMPLETED).exists(),
-        timeout=120,
-        what="the redelivered chunks to complete the run",
-    )
+
+def assert_completed_once(period, run, stalled_indexes):
     completed = assert_paid_once(period, EMPLOYEES)
     assert completed.pk == run.pk  # the same attempt finished: no second run
     assert PayrollRun.objects.filter(period=period).count() == 1
@@ -73,3 +74,53 @@ def test_a_worker_killed_mid_chunk_then_the_period_completes_once(
     # The chunks the dead worker held were processed again (a second claim), the others once.
     assert all(chunks[index] == 2 for index in stalled_indexes), chunks
     assert all(chunks[index] == 1 for index in set(chunks) - stalled_indexes), chunks
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_chunk_then_the_period_completes_once(
+    statutory, processes, private_redis, worker_env, tmp_path
+):
+    period = july(company_with_staff(EMPLOYEES))
+    run, stalled = kill_worker_mid_chunk(
+        processes, private_redis, worker_env, tmp_path / "hooks", period
+    )
+    start_worker(processes, "worker-2", worker_env)
+    wait_for(
+        lambda: PayrollRun.objects.filter(pk=run.pk, status=RunStatus.COMPLETED).exists(),
+        timeout=120,
+        what="the redelivered chunks to complete the run",
+    )
+    assert_completed_once(period, run, stalled)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_killed_worker_whose_messages_are_lost_is_resumed_by_the_cleanup(
+    statutory, processes, private_redis, worker_env, tmp_path
+):
+    """The broker lost the dead worker's messages (and the queued chunks): nothing would
+    ever be redelivered. Once the lease has expired, the hourly cleanup task queues the
+    unfinished chunks again instead of failing chunks already paid for in the database."""
+    import redis
+
+    period = july(company_with_staff(EMPLOYEES))
+    run, stalled = kill_worker_mid_chunk(
+        processes, private_redis, worker_env, tmp_path / "hooks", period
+    )
+    redis.Redis.from_url(private_redis.url(1)).flushdb()
+    start_worker(processes, "worker-2", worker_env)
+    wait_for(
+        lambda: PayrollPeriod.objects.filter(
+            pk=period.pk, status="processing", lock_expires_at__lt=timezone.now()
+        ).exists(),
+        timeout=60,
+        what="the period's lease to expire",
+    )
+    assert PayrollRun.objects.get(pk=run.pk).status == RunStatus.RUNNING
+    publish(private_redis, release_stale_payroll_locks)
+    wait_for(
+        lambda: PayrollRun.objects.filter(pk=run.pk, status=RunStatus.COMPLETED).exists(),
+        timeout=120,
+        what="the resumed chunks to complete the run",
+    )
+    assert_completed_once(period, run, stalled)
+    assert AuditEvent.objects.filter(action="payroll.run.resumed").count() == 1
