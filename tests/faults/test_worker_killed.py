@@ -40,19 +40,28 @@ def worker_env(private_redis, tmp_path):
 
 
 def kill_worker_mid_chunk(processes, redis, env, folder, period):
-    """Start a worker, run the period through Celery, SIGKILL the worker (and its pool) while
-    a chunk after the second is inside its transaction. Returns the run and the indexes of
-    the chunks the dead worker held."""
+    """Start a worker (two pool processes), run the period through Celery, SIGKILL the worker
+    while each of its processes is inside the transaction of a chunk after the second.
+    Returns the run and the indexes of the chunks the dead worker held."""
     (folder / "slow").touch()  # chunks after the second stall inside their transaction
     first = start_worker(processes, "worker-1", env)
     publish(redis, run_payroll_for_period, period.pk, force=True, trigger="manual")
-    wait_for(lambda: list(folder.glob("inside-*")), timeout=90, what="a chunk to stall mid-run")
+    # Both pool processes stalled: nothing moves until the kill.
+    wait_for(
+        lambda: len(list(folder.glob("inside-*"))) == 2,
+        timeout=90,
+        what="both worker processes to stall mid-chunk",
+    )
 
     run = PayrollRun.objects.get(period=period)
     assert run.status == RunStatus.RUNNING
     assert 2 <= run.chunks_done < run.chunks_total == EMPLOYEES // 2
-    stalled = PayrollRunChunk.objects.filter(run=run, status=ChunkStatus.RUNNING)
-    assert stalled.exists()
+    stalled = set(
+        PayrollRunChunk.objects.filter(run=run, status=ChunkStatus.RUNNING).values_list(
+            "index", flat=True
+        )
+    )
+    assert len(stalled) == 2
     # Its payslips are written but not committed: nobody else can see them.
     assert Payslip.objects.filter(run=run).count() == 2 * run.chunks_done
 
@@ -60,7 +69,7 @@ def kill_worker_mid_chunk(processes, redis, env, folder, period):
     (folder / "slow").unlink()
     run.refresh_from_db()
     assert run.status == RunStatus.RUNNING  # nothing noticed the death yet
-    return run, set(stalled.values_list("index", flat=True))
+    return run, stalled
 
 
 def assert_completed_once(period, run, stalled_indexes):
