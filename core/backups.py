@@ -124,7 +124,8 @@ class Database:
     def mask(self, text: str) -> str:
         """One line, with the password masked should a tool ever echo it."""
         line = " ".join(str(text).split())
-        return line.replace(self.password, "***") if self.password else line
+        # A very short password would mask ordinary letters; such a password is its own problem.
+        return line.replace(self.password, "***") if len(self.password) >= 4 else line
 
     # PostgreSQL
     def pg_env(self) -> dict[str, str]:
