@@ -55,10 +55,18 @@ OPTIONS = ("clients", "duration")
 CLIENTS = 20
 BEND_CLIENTS = 50
 DURATION = 60
+# Mean pause between an answer and a client's next request (exponential): a person clicking
+# through screens, or a screen's script, at a brisk pace. 20 clients then offer about 35
+# requests/s; with no pause at all every run is a saturation test whose p95 is only queueing.
 THINK_SECONDS = 0.5
 READ_P95_TARGET_MS = 100
 WRITE_P95_TARGET_MS = 250
-# 2 cores: see the report in bench/RESULTS.md for the configurations tried.
+# 2 cores: two sync workers a core, one computing while the other waits on PostgreSQL (about a
+# third of a request's time). More processes only queue for the same cores (config/gunicorn.py's
+# own default, 2 x cores + 1, gives 5); gthread workers keep connections alive, and a worker
+# recycled after max_requests then drops a kept connection a client is reusing (seen as
+# "Server disconnected" errors with 2 workers x 4 threads). WEB_CONCURRENCY / WEB_THREADS
+# in the environment override both, to compare on the machine at hand.
 WEB_CONCURRENCY = 4
 WEB_THREADS = 1
 SERVER_START_TIMEOUT = 60
