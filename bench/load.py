@@ -63,10 +63,11 @@ READ_P95_TARGET_MS = 100
 WRITE_P95_TARGET_MS = 250
 # 2 cores: two sync workers a core, one computing while the other waits on PostgreSQL (about a
 # third of a request's time). More processes only queue for the same cores (config/gunicorn.py's
-# own default, 2 x cores + 1, gives 5); gthread workers keep connections alive, and a worker
-# recycled after max_requests then drops a kept connection a client is reusing (seen as
-# "Server disconnected" errors with 2 workers x 4 threads). WEB_CONCURRENCY / WEB_THREADS
-# in the environment override both, to compare on the machine at hand.
+# own default, 2 x cores + 1, gives 5); gthread workers keep idle connections open for
+# gunicorn's keepalive (2 s) and then close them, and a client sending on one as it closes
+# gets no answer (seen as "Server disconnected" errors with 2 workers x 4 threads; sync
+# workers close after each answer). WEB_CONCURRENCY / WEB_THREADS in the environment
+# override both, to compare on the machine at hand.
 WEB_CONCURRENCY = 4
 WEB_THREADS = 1
 SERVER_START_TIMEOUT = 60
