@@ -46,7 +46,7 @@ def service_unavailable(exc: BaseException) -> ServiceUnavailable | None:
         return exc
     if not isinstance(exc, _outage_errors()):
         return None
-    from django.db import DatabaseError
+    from django.db import Error as DatabaseError  # InterfaceError is not a DatabaseError
 
     what = "The database" if isinstance(exc, DatabaseError) else "Redis (cache and task queue)"
     return ServiceUnavailable(

@@ -1,0 +1,72 @@
+"""The 503 a request answers when a backing service is away, shown without stopping anything
+(the restart tests in this folder show it against real servers): the API's exception handler
+and handler500 (errors raised in middleware, admin pages) turn database, Redis and broker
+outage errors into 503 service_unavailable with a Retry-After header."""
+
+import pytest
+from django.db import InterfaceError, OperationalError
+from django.test import Client
+from django_redis.exceptions import ConnectionInterrupted
+from kombu.exceptions import OperationalError as BrokerUnreachable
+
+from core.api.views import MeView
+from tests.factories import UserFactory
+
+
+@pytest.fixture
+def client_of(db):
+    user = UserFactory(username="outage-user")
+    client = Client(raise_request_exception=False)
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize(
+    ("error", "named"),
+    [
+        (OperationalError("server closed the connection unexpectedly"), "The database"),
+        (InterfaceError("connection already closed"), "The database"),
+        (ConnectionInterrupted(connection=None), "Redis"),
+        (BrokerUnreachable("Error 111 connecting to redis"), "Redis"),
+    ],
+)
+def test_an_api_view_whose_backend_is_away_answers_503(client_of, monkeypatch, error, named):
+    def fail(self, request):
+        raise error
+
+    monkeypatch.setattr(MeView, "get", fail)
+    response = client_of.get("/api/v1/me/")
+    assert response.status_code == 503
+    assert response["Retry-After"].isdigit()
+    body = response.json()
+    assert body["code"] == "service_unavailable"
+    assert body["message"].startswith(named)
+    assert body["fields"] == {}
+
+
+def test_an_error_raised_in_middleware_answers_503_through_handler500(client_of, monkeypatch):
+    """The session is read by middleware, before any view: handler500's path."""
+    from django.contrib.sessions.backends.db import SessionStore
+
+    def fail(self):
+        raise OperationalError("could not connect to server: Connection refused")
+
+    monkeypatch.setattr(SessionStore, "load", fail)
+    api = client_of.get("/api/v1/me/")
+    assert api.status_code == 503
+    assert api["Retry-After"].isdigit()
+    assert api.json()["code"] == "service_unavailable"
+    page = client_of.get("/admin/")
+    assert page.status_code == 503
+    assert page["Retry-After"].isdigit()
+    assert b"Service unavailable" in page.content
+
+
+def test_other_errors_still_answer_500(client_of, monkeypatch):
+    def fail(self, request):
+        raise RuntimeError("a real bug")
+
+    monkeypatch.setattr(MeView, "get", fail)
+    response = client_of.get("/api/v1/me/")
+    assert response.status_code == 500
+    assert response.json()["code"] == "server_error"
