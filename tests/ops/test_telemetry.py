@@ -133,7 +133,7 @@ def _spans(posts) -> dict[str, list[str]]:
     return spans
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # SQLite: the copy needs no open transaction
 def test_with_an_endpoint_django_httpx_psycopg_and_celery_spans_arrive_over_otlp(
     tmp_path, collector
 ):
@@ -149,7 +149,7 @@ def test_with_an_endpoint_django_httpx_psycopg_and_celery_spans_arrive_over_otlp
         assert "SELECT" in spans["opentelemetry.instrumentation.psycopg"]
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # SQLite: the copy needs no open transaction
 def test_without_an_endpoint_no_provider_is_installed_and_nothing_imported(tmp_path, monkeypatch):
     assert _run(UNTRACED, _child_env(tmp_path)) == {"setup": False, "imported": []}
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
