@@ -62,7 +62,7 @@ class LedgerDateField(serializers.DateField):
 
 
 class AccountSerializer(serializers.ModelSerializer):
-    parent_code = serializers.CharField(source="parent.code", read_only=True, default=None)
+    parent_code = serializers.CharField(source="parent.code", read_only=True, allow_null=True)
     roles = serializers.SerializerMethodField(
         help_text="Account roles mapped to this account (set them at account-roles)."
     )
@@ -129,9 +129,9 @@ class DepartmentSerializer(_DimensionSerializer):
 
 class FiscalYearSerializer(serializers.ModelSerializer):
     closing_entry_reference = serializers.CharField(
-        source="closing_entry.reference", read_only=True, default=None
+        source="closing_entry.reference", read_only=True, allow_null=True
     )
-    closed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    closed_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = FiscalYear
@@ -158,7 +158,9 @@ class FiscalYearOpenSerializer(serializers.Serializer):
 
 class AccountingPeriodSerializer(serializers.ModelSerializer):
     fiscal_year_name = serializers.CharField(source="fiscal_year.name", read_only=True)
-    status_changed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    status_changed_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = AccountingPeriod
@@ -205,7 +207,7 @@ class JournalEntrySerializer(serializers.ModelSerializer):
     reference = serializers.CharField(read_only=True, help_text="JE/<fiscal year>/<number>.")
     fiscal_year_name = serializers.CharField(source="fiscal_year.name", read_only=True)
     reversal_of_reference = serializers.CharField(
-        source="reversal_of.reference", read_only=True, default=None
+        source="reversal_of.reference", read_only=True, allow_null=True
     )
     reversed_by = serializers.IntegerField(
         source="reversed_by.pk", read_only=True, default=None, allow_null=True

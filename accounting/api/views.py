@@ -405,10 +405,11 @@ class JournalEntryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tena
 
     @action(detail=True, methods=["post"], url_path="reverse")
     def reverse_entry(self, request, pk=None):
+        entry = self.get_object()  # another company's entry answers 404 before any validation
         payload = self.get_serializer(data=request.data)
         payload.is_valid(raise_exception=True)
         reversal = services.journal_entry_reverse(
-            actor=request.user, entry=self.get_object(), **payload.validated_data
+            actor=request.user, entry=entry, **payload.validated_data
         )
         return self._entry(reversal, status.HTTP_201_CREATED)
 

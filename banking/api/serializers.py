@@ -97,7 +97,7 @@ class BankAccountSerializer(StrictModelSerializer):
 class BankTransactionSerializer(StrictModelSerializer):
     version = serializers.IntegerField(read_only=True)
     journal_entry_reference = serializers.CharField(
-        source="journal_entry.reference", read_only=True, default=None
+        source="journal_entry.reference", read_only=True, allow_null=True
     )
     expected_version = _version_field()
 

@@ -5,6 +5,7 @@ them: drf-spectacular on its own lists only the success status."""
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
+from rest_framework_simplejwt.views import TokenViewBase
 
 from core.api.base import TenantScopedMixin
 
@@ -37,20 +38,16 @@ class KontorAutoSchema(AutoSchema):
             codes.add("400")
         if "{" in self.path:
             codes.add("404")
-        if view.get_authenticators():
-            codes.add("401")  # a bad token is refused even where no login is needed
+        if view.get_authenticators() or isinstance(view, TokenViewBase):
+            codes.add("401")  # a bad token (or password) is refused even where no login is needed
         if view.get_throttles():
             codes.add("429")
         return codes
 
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
-        for code in sorted(self._error_codes() | (ERRORS.keys() & responses.keys())):
-            described = responses.get(code)
-            if described is not None and described.get("content"):
-                continue  # the view documents its own body for this status
-            description = described["description"] if described else ERRORS[code]
+        for code in sorted(self._error_codes() - responses.keys()):  # a view's own entry wins
             responses[code] = self._get_response_for_code(
-                OpenApiResponse(ErrorSerializer, description), code, ERROR_MEDIA_TYPES, direction
+                OpenApiResponse(ErrorSerializer, ERRORS[code]), code, ERROR_MEDIA_TYPES, direction
             )
         return responses

@@ -105,9 +105,11 @@ class EmployeeEarningSerializer(serializers.ModelSerializer):
 
 
 class EmployeeSerializer(serializers.ModelSerializer):
-    department_code = serializers.CharField(source="department.code", read_only=True, default=None)
+    department_code = serializers.CharField(
+        source="department.code", read_only=True, allow_null=True
+    )
     cost_center_code = serializers.CharField(
-        source="cost_center.code", read_only=True, default=None
+        source="cost_center.code", read_only=True, allow_null=True
     )
     deductions = EmployeeDeductionSerializer(many=True, read_only=True)
 
@@ -361,7 +363,7 @@ class RunProgressSerializer(serializers.Serializer):
 class PayrollRunSerializer(serializers.ModelSerializer):
     progress = serializers.SerializerMethodField()
     journal_entry_reference = serializers.CharField(
-        source="journal_entry.reference", read_only=True, default=None
+        source="journal_entry.reference", read_only=True, allow_null=True
     )
 
     class Meta:

@@ -558,10 +558,11 @@ class PayrollPeriodViewSet(
 
     @action(detail=True, methods=["post"])
     def reopen(self, request, pk=None):
+        period = self.get_object()  # another company's period answers 404 before any validation
         payload = s.ReopenSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         period = services.payroll_period_reopen(
-            actor=request.user, period=self.get_object(), reason=payload.validated_data["reason"]
+            actor=request.user, period=period, reason=payload.validated_data["reason"]
         )
         return Response(s.PayrollPeriodSerializer(period).data)
 

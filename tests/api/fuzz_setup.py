@@ -25,13 +25,11 @@ from tests.factories import (
 
 PASSWORD = "pass-Word-123"  # tests.factories.UserFactory's
 API = "/api/v1"
-APP = WSGIHandler()
+_HANDLER = WSGIHandler()
 
 
 @contextlib.contextmanager
-def in_process_requests():
-    """Django's WSGI handler closes "old" connections around each request; inside the test's
-    transaction that would drop it. Django's own test client switches this off the same way."""
+def _old_connections_kept():
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
     try:
@@ -39,6 +37,19 @@ def in_process_requests():
     finally:
         request_started.connect(close_old_connections)
         request_finished.connect(close_old_connections)
+
+
+def APP(environ, start_response):  # noqa: N802 (it stands for the WSGI application)
+    """Django's WSGI application for in-process calls. Django closes "old" database connections
+    around each request, which inside the test's transaction would drop it; Django's test
+    client switches that off for each request the same way."""
+    with _old_connections_kept():
+        response = _HANDLER(environ, start_response)
+        try:
+            body = b"".join(response)
+        finally:
+            response.close()  # sends request_finished, as a WSGI server would
+    return [body]
 
 
 @dataclass

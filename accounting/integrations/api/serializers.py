@@ -13,6 +13,7 @@ from accounting.integrations.models import (
     IntegrationConnection,
     SyncError,
     SyncRun,
+    SyncStatus,
 )
 from accounting.integrations.validation import connection_settings_clean
 from accounting.models import Account
@@ -36,6 +37,10 @@ class ConnectionSerializer(serializers.ModelSerializer):
     )
     entities = serializers.ListField(
         child=serializers.ChoiceField(choices=Entity.choices), required=False
+    )
+    # Declared: DRF drops allow_blank from read-only model fields; "" is "never synced".
+    last_sync_status = serializers.ChoiceField(
+        choices=SyncStatus.choices, allow_blank=True, read_only=True
     )
 
     class Meta:
@@ -218,7 +223,7 @@ class AccountMappingSerializer(serializers.ModelSerializer):
     account = serializers.PrimaryKeyRelatedField(
         queryset=Account.objects.all(), allow_null=True, required=False
     )
-    account_code = serializers.CharField(source="account.code", read_only=True, default=None)
+    account_code = serializers.CharField(source="account.code", read_only=True, allow_null=True)
 
     class Meta:
         model = AccountMapping
