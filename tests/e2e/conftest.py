@@ -123,7 +123,11 @@ class Shots:
 
 @pytest.fixture
 def page(browser, live_server, request):
-    context = browser.new_context(base_url=live_server.url, viewport={"width": 1400, "height": 900})
+    context = browser.new_context(
+        base_url=live_server.url,
+        viewport={"width": 1400, "height": 900},
+        timezone_id="Asia/Dhaka",  # where the `office` company's people sit (its time zone)
+    )
     context.set_default_timeout(TIMEOUT_MS)
     # the admin's navigation sidebar folded, so screenshots show the page's own content
     context.add_init_script("localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")

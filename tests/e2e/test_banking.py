@@ -21,6 +21,13 @@ def _figure(page, key: str) -> str:
     return page.locator(f"#recon-figures .figure-{key} .value").inner_text()
 
 
+def _booked(account, **fields):
+    """A bank transaction in the books: made and posted through banking's services."""
+    txn = services.bank_transaction_create(actor=None, bank_account=account, **fields)
+    services.bank_transaction_post(actor=None, transaction=txn)
+    return txn
+
+
 def test_upload_a_statement_and_reconcile_it_on_the_screen(page, office, tmp_path):
     company, owner = office.company, office.owner
     month = (company.today().replace(day=1) - timedelta(days=1)).replace(day=1)  # last month
@@ -31,9 +38,8 @@ def test_upload_a_statement_and_reconcile_it_on_the_screen(page, office, tmp_pat
         opening_balance="0.00",
         statement_mapping={**CSV_MAPPING, "balance": "Balance"},
     )
-    deposit = services.bank_transaction_create(
-        actor=owner,
-        bank_account=account,
+    deposit = _booked(
+        account,
         kind="deposit",
         amount="1500.00",
         date=month.replace(day=3),
@@ -41,7 +47,6 @@ def test_upload_a_statement_and_reconcile_it_on_the_screen(page, office, tmp_pat
         counterparty="Dhaka Retail Ltd",
         counter_account=Account.objects.get(company=company, code="4100"),
     )
-    services.bank_transaction_post(actor=owner, transaction=deposit)
     statement = tmp_path / "city-bank.csv"
     statement.write_text(
         "Date,Amount,Reference,Text,Balance\n"
@@ -72,15 +77,7 @@ def test_upload_a_statement_and_reconcile_it_on_the_screen(page, office, tmp_pat
     page.shots("screen-after-upload")
 
     # the fee is booked (by a colleague, meanwhile); Auto-reconcile matches it by its reference
-    fee = services.bank_transaction_create(
-        actor=owner,
-        bank_account=account,
-        kind="fee",
-        amount="100.00",
-        date=month.replace(day=12),
-        reference="FEE-0412",
-    )
-    services.bank_transaction_post(actor=owner, transaction=fee)
+    _booked(account, kind="fee", amount="100.00", date=month.replace(day=12), reference="FEE-0412")
     page.reload()
     assert _figure(page, "book_balance") == "1,400.00"
     assert _figure(page, "outstanding_payments") == "100.00"

@@ -7,19 +7,15 @@ import pytest
 from invoicing import services
 from invoicing.models import Invoice, InvoiceStatus
 from tests.e2e.conftest import login, messages_text
+from tests.factories import party_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 def test_approve_an_invoice_and_open_its_mushak_6_3(page, office):
     company, owner = office.company, office.owner
-    customer = services.party_create(
-        actor=owner,
-        company=company,
-        name="Dhaka Retail Ltd",
-        bin="001745707-0402",
-        address="12 Motijheel C/A, Dhaka",
-        payment_terms_days=30,
+    customer = party_for(
+        company, name="Dhaka Retail Ltd", bin="001745707-0402", address="12 Motijheel C/A, Dhaka"
     )
     draft = services.invoice_create_draft(
         actor=owner,
