@@ -195,9 +195,12 @@ def tenant_context(company_id: int, using: str = DEFAULT_DB_ALIAS) -> Iterator[N
         scope_exit(previous, using)
 
 
-def reset_leftover(sender=None, **kwargs) -> None:
+def reset_leftover(sender=None, task=None, **kwargs) -> None:
     """Safety net on request_finished and Celery's task_postrun: no connection stays scoped
-    past its request or task, whatever path the code took."""
+    past its request or task, whatever path the code took. An eager task (run inside the
+    caller, e.g. a request) leaves the caller's scope alone: its own tenant_context restores it."""
+    if task is not None and getattr(task.request, "is_eager", False):
+        return
     for connection in connections.all(initialized_only=True):
         if getattr(connection, _STATE, None) is not None:
             scope_exit(None, connection.alias)

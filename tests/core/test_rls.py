@@ -231,3 +231,18 @@ def test_copy_into_a_table_inside_a_scope_goes_through_insert_and_the_policy(ten
             copy_membership(users[1], tenants.b)
     assert Membership.objects.filter(user=users[0], company=tenants.a).exists()
     assert not Membership.objects.filter(user=users[1]).exists()
+
+
+def test_an_eager_task_inside_a_scope_leaves_the_callers_scope_alone(tenants, monkeypatch):
+    """task_postrun resets leftover scopes, but not the caller's scope around an eager task
+    (a request that runs its task inline)."""
+    from banking import reconciliation
+    from banking.tasks import reconcile_account
+
+    monkeypatch.setattr(reconciliation, "reconciliation_auto", lambda **kwargs: {})
+    account = bank_account_for(tenants.a)
+    with rls.tenant_context(tenants.a.pk):
+        assert reconcile_account.apply(args=(account.pk,)).successful()
+        assert rls.scoped_company() == tenants.a.pk
+        assert _acting_role() == rls.role()
+    assert _acting_role() != rls.role()
