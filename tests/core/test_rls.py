@@ -246,3 +246,27 @@ def test_an_eager_task_inside_a_scope_leaves_the_callers_scope_alone(tenants, mo
         assert rls.scoped_company() == tenants.a.pk
         assert _acting_role() == rls.role()
     assert _acting_role() != rls.role()
+
+
+def test_ledger_triggers_and_the_copy_posting_work_inside_a_scope(tenants):
+    """The balance, chain and numbering triggers run as the tenant role: they see one company's
+    rows and still keep its books right, for one entry and for a bulk (COPY) batch."""
+    from accounting import selectors, services
+    from tests.factories import journal_entry_for
+
+    journal_entry_for(tenants.b)
+    sale = [
+        {"account_code": "1110", "debit": "40.00"},
+        {"account_code": "4100", "credit": "40.00"},
+    ]
+    with rls.tenant_context(tenants.a.pk):
+        journal_entry_for(tenants.a)
+        day = tenants.a.today()
+        posted = services.journal_entries_post_bulk(
+            system_job="test",
+            company=tenants.a,
+            entries=[{"date": day, "lines": sale}, {"date": day, "lines": sale}],
+        )
+        assert len(posted) == 2
+    for company in (tenants.a, tenants.b):
+        assert selectors.stored_balances(company) == selectors.rebuild_expected_balances(company)
