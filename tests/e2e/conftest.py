@@ -70,12 +70,15 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
+    """One Chromium for the e2e tests (they run one after the other: pytest-django puts the
+    transactional tests last, in file order)."""
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API keeps an event loop in this thread; Django refuses ORM calls while
-    # one exists unless told that this (test) process knows what it does.
+    # one exists unless told that this (test) process knows what it does. Only while the
+    # browser is up, so that later tests and the processes they start do not inherit it.
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as playwright:
