@@ -1315,11 +1315,15 @@ class PayrollProcessor:
 
     # -- running
 
-    def run_payroll(self, force: bool = False, *, fan_out: bool = False) -> RunOutcome:
+    def run_payroll(
+        self, force: bool = False, *, fan_out: bool = False, _after_stale: bool = False
+    ) -> RunOutcome:
         """Claim the period and pay it. Synchronous unless the period is large and `fan_out`
         is set (Celery): then its chunks are queued for the workers and "dispatched" returned.
         Refusals (already completed, not due, busy) are outcomes, not errors: a redelivered
-        task does nothing."""
+        task does nothing. A period held by an attempt whose lease has expired (its worker
+        died; this may be that worker's redelivered task) is released first, as the hourly
+        cleanup would, and run again."""
         pid = self.period.pk
         try:
             run = self.claim(force=force)
@@ -1330,6 +1334,10 @@ class PayrollProcessor:
             payroll_calculations_total.labels(status="skipped").inc()
             return RunOutcome("not_due", pid, message=exc.message)
         except PayrollBusy as exc:
+            if not _after_stale and stale_runs_release(period_id=pid):
+                status = PayrollPeriod.objects.filter(pk=pid).values_list("status", flat=True)
+                if status and status[0] == PeriodStatus.FAILED:
+                    return self.run_payroll(force=force, fan_out=fan_out, _after_stale=True)
             payroll_calculations_total.labels(status="skipped").inc()
             return RunOutcome("busy", pid, message=exc.message)
         except ServiceUnavailable as exc:
@@ -1708,7 +1716,7 @@ def run_fail(run: PayrollRun, exc: BaseException) -> None:
     log.warning("payroll run failed", extra={"run": run.pk, "error": message[:500]})
 
 
-def stale_runs_release(now: dt.datetime | None = None) -> int:
+def stale_runs_release(now: dt.datetime | None = None, *, period_id: int | None = None) -> int:
     """Periods stuck in processing whose lease has expired (a worker died) become failed,
     ready to run again; a fanned-out run is resumed instead (see _resume_chunks). A period
     whose Redis lock is still held is left alone. Returns how many periods were handled."""
@@ -1717,6 +1725,8 @@ def stale_runs_release(now: dt.datetime | None = None) -> int:
     stale = PayrollPeriod.objects.select_related("company").filter(
         status=PeriodStatus.PROCESSING, lock_expires_at__lt=now
     )
+    if period_id is not None:
+        stale = stale.filter(pk=period_id)
     for period in stale.order_by("pk"):
         if period.lock_token and lock_holder(lock_name(period.pk)) == period.lock_token:
             continue

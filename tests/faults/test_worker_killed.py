@@ -133,3 +133,43 @@ def test_a_killed_worker_whose_messages_are_lost_is_resumed_by_the_cleanup(
     )
     assert_completed_once(period, run, stalled)
     assert AuditEvent.objects.filter(action="payroll.run.resumed").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_in_a_whole_run_then_its_redelivered_task_pays_once(
+    statutory, processes, private_redis, tmp_path
+):
+    """A small period runs in one transaction. The worker dies inside it: the database rolls
+    it back, the period stays claimed by the dead attempt. The redelivered task finds that
+    attempt's lease expired, fails it (as the hourly cleanup would) and pays the period as
+    attempt 2."""
+    folder = tmp_path / "hooks"
+    folder.mkdir()
+    env = app_env(
+        private_redis.url(0),
+        FAULTS_DIR=folder,
+        FAULTS_SLOW_AFTER=0,
+        **{**WORKER, "PAYROLL_FAN_OUT_THRESHOLD": 100},
+    )
+    period = july(company_with_staff(3))
+    (folder / "slow").touch()
+    first = start_worker(processes, "worker-1", env)
+    publish(private_redis, run_payroll_for_period, period.pk, force=True, trigger="manual")
+    wait_for(lambda: list(folder.glob("inside-*")), timeout=90, what="the run to stall")
+    first.kill()
+    (folder / "slow").unlink()
+    assert not Payslip.objects.filter(period=period).exists()  # rolled back with the worker
+    assert PayrollPeriod.objects.get(pk=period.pk).status == "processing"
+
+    start_worker(processes, "worker-2", env)
+    wait_for(
+        lambda: PayrollRun.objects.filter(period=period, status=RunStatus.COMPLETED).exists(),
+        timeout=120,
+        what="the redelivered task to pay the period",
+    )
+    assert_paid_once(period, 3)
+    attempts = PayrollRun.objects.filter(period=period).order_by("attempt")
+    assert list(attempts.values_list("attempt", "status", "error")) == [
+        (1, RunStatus.FAILED, "Lease expired."),
+        (2, RunStatus.COMPLETED, ""),
+    ]
