@@ -1,7 +1,7 @@
 """A bank statement uploaded in the admin and reconciled on the reconciliation screen: a fee
 booked after the upload is matched by the Auto-reconcile button (by its reference), the deposit
 (booked a week before the bank credited it, outside the automatic date window) is matched by
-hand, and the variance goes to 0.00."""
+hand, the variance goes to 0.00 and the month is signed off."""
 
 from datetime import timedelta
 
@@ -108,3 +108,9 @@ def test_upload_a_statement_and_reconcile_it_on_the_screen(page, office, tmp_pat
     assert "Customer deposit" in page.locator(f"#line-{deposit_line.pk}").inner_text()
     assert "↔" in page.locator(f"#line-{deposit_line.pk}").inner_text()
     page.shots("reconciled")
+
+    # within the threshold the month can be signed off
+    page.get_by_role("button", name="Sign off this month").click()
+    messages_text(page)
+    assert page.locator("#recon-signed").inner_text().startswith("Signed off")
+    assert "Sign off this month" not in page.locator("#recon-figures").inner_text()
