@@ -14,7 +14,6 @@ from django.db.models import Q
 from django.forms import BaseForm
 from django.test import Client
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from accounting import services as ledger
 from accounting.admin_reports import REPORTS as ACCOUNTING_REPORTS
@@ -91,11 +90,8 @@ def world(sales, bank):  # noqa: F811
 
 
 @pytest.fixture
-def owner_api(world):
-    client = APIClient()
-    client.force_authenticate(world.owner)
-    client.credentials(HTTP_X_COMPANY=world.company.slug)
-    return client
+def owner_api(world, api):
+    return api(world.owner, world.company)
 
 
 def _schema_report_params() -> dict[str, list[str]]:

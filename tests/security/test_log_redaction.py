@@ -226,12 +226,8 @@ def test_sign_in_jwt_use_refresh_and_failed_sign_ins_log_no_secret(tenants, all_
 
 
 @pytest.mark.django_db
-def test_integration_credentials_log_no_secret(tenants, all_logs, settings):
-    owner = tenants.users_a["owner"]
-    api = APIClient()
-    api.force_authenticate(owner)
-    api.credentials(HTTP_X_COMPANY=tenants.a.slug)
-    response = api.post(
+def test_integration_credentials_log_no_secret(tenants, all_logs, settings, api):
+    response = api(tenants.users_a["owner"], tenants.a).post(
         "/api/v1/accounting/integrations/connections/",
         {
             "system": "zoho_books",
