@@ -7,6 +7,8 @@ readable message; the API answers 429 {"code": "locked_out"} with Retry-After.
 
 from datetime import timedelta
 
+from axes.helpers import get_cool_off
+from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.signals import user_logged_in
 from django.http import JsonResponse
@@ -29,8 +31,6 @@ def client_ip(request) -> str:
 
 
 def _cool_off_seconds() -> int:
-    from axes.helpers import get_cool_off
-
     cool_off = get_cool_off()
     return int(cool_off.total_seconds()) if cool_off else 0
 
@@ -93,17 +93,13 @@ def lockout_response(request, original_response=None, credentials=None):
             status=status.HTTP_429_TOO_MANY_REQUESTS,
         )
     else:
-        from django.contrib import admin
-
-        form = _LockedOutLoginForm(request, message=message)
         context = {
             **admin.site.each_context(request),
             "title": "Log in",
             "subtitle": None,
             "app_path": request.get_full_path(),
-            "form": form,
+            "form": _LockedOutLoginForm(request, message=message),
             "username": request.user.get_username(),
-            "site_header": admin.site.site_header,
         }
         response = TemplateResponse(
             request, "admin/login.html", context, status=status.HTTP_429_TOO_MANY_REQUESTS
