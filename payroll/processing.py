@@ -1334,7 +1334,11 @@ class PayrollProcessor:
             payroll_calculations_total.labels(status="skipped").inc()
             return RunOutcome("not_due", pid, message=exc.message)
         except PayrollBusy as exc:
-            if not _after_stale and stale_runs_release(period_id=pid):
+            try:
+                released = not _after_stale and stale_runs_release(period_id=pid)
+            except LockUnavailable:  # Redis went away just now: busy it is
+                released = 0
+            if released:
                 status = PayrollPeriod.objects.filter(pk=pid).values_list("status", flat=True)
                 if status and status[0] == PeriodStatus.FAILED:
                     return self.run_payroll(force=force, fan_out=fan_out, _after_stale=True)
