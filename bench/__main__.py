@@ -268,7 +268,13 @@ def print_json(result: Result, host: Machine) -> None:
     print(json.dumps(report))
 
 
-def results_markdown(results: Sequence[Result], host: Machine, date: str) -> str:
+def results_markdown(
+    results: Sequence[Result],
+    host: Machine,
+    date: str,
+    skipped: Sequence[tuple[str, str, str]] = (),
+) -> str:
+    """The whole RESULTS.md; `skipped` are (name, description, reason) of benchmarks not run."""
     lines = [
         "# Kontor benchmark results",
         "",
@@ -292,6 +298,8 @@ def results_markdown(results: Sequence[Result], host: Machine, date: str) -> str
         lines += [f"Database: {database_label(results[0].database)}", ""]
     for result in results:
         lines += result_section(result)
+    for name, description, reason in skipped:
+        lines += [f"## {name}", "", description, "", f"Not run: {reason}.", ""]
     return "\n".join(lines)
 
 
@@ -456,8 +464,16 @@ def command_run(
 def command_all(write_results: bool) -> int:
     date = now_iso()
     results = []
+    skipped: list[tuple[str, str, str]] = []
     failed = False
     for name, module in discover_benchmarks().items():
+        # A benchmark that needs servers the environment lacks (load: PostgreSQL and Redis)
+        # says so instead of failing the whole run on SQLite.
+        reason = getattr(module, "unavailable_reason", lambda: None)()
+        if reason:
+            print(f"bench: skipping {name}: {reason}", file=sys.stderr)
+            skipped.append((name, module.DESCRIPTION, reason))
+            continue
         print(f"bench: running {name}", file=sys.stderr)
         try:
             result = run_benchmark(name, module, module.DEFAULT_SCALE)
@@ -476,7 +492,7 @@ def command_all(write_results: bool) -> int:
             )
         return 1
     if write_results:
-        RESULTS_PATH.write_text(results_markdown(results, machine(), date))
+        RESULTS_PATH.write_text(results_markdown(results, machine(), date, skipped))
         print(f"bench: wrote {RESULTS_PATH}", file=sys.stderr)
     return 0
 

@@ -40,6 +40,9 @@ class Outcome:
     error_samples: list[str] = field(default_factory=list)
     payroll_completed_ms: list[float] = field(default_factory=list)
     payroll_failed: int = 0
+    # Runs the API accepted (2xx) that then failed or were not paid within
+    # PAYROLL_TIMEOUT_SECONDS: errors too, though no request of theirs answered anything but 2xx.
+    payroll_unfinished: int = 0
     payroll_skipped: int = 0  # a payroll pick with no company free (all in flight or paid)
 
 
@@ -246,21 +249,28 @@ async def payroll_run(s: Session, http, rng):
             return
         run = response.json()["id"]
         deadline = began + PAYROLL_TIMEOUT_SECONDS
+        status = response.json().get("status", "running")
         while time.perf_counter() < deadline:
             await asyncio.sleep(PAYROLL_POLL_SECONDS)
             polled = await s.call(
                 http, "payroll_run_status", "read", "GET", f"/payroll/runs/{run}/", slug=slug
             )
-            status = polled.json()["status"] if polled is not None else "failed"
+            if polled is None:  # that poll is the error counted
+                s.outcome.payroll_failed += 1
+                return
+            status = polled.json()["status"]
             if status == "completed":
                 paid = True
                 s.outcome.payroll_completed_ms.append((time.perf_counter() - began) * 1000)
                 return
             if status != "running":
                 break
+        else:
+            status = f"still {status} after {PAYROLL_TIMEOUT_SECONDS:.0f} s"
         s.outcome.payroll_failed += 1
+        s.outcome.payroll_unfinished += 1
         if len(s.outcome.error_samples) < ERROR_SAMPLES:
-            s.outcome.error_samples.append(f"payroll run {run} of {slug} did not complete")
+            s.outcome.error_samples.append(f"payroll run {run} of {slug}: {status}")
     finally:
         s.pool.done(slug, paid)
 

@@ -29,6 +29,7 @@ quick: `... python -m bench load --clients 5 --duration 10 --json`.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -80,7 +81,7 @@ def run(*, scale: int, clients: int = CLIENTS, duration: int = DURATION) -> Figu
     from bench._django import bench_database
 
     _require_services()
-    with bench_database():
+    with _exit_on_sigterm(), bench_database():
         from django.db import connection
 
         if connection.vendor != "postgresql":
@@ -97,14 +98,21 @@ def run(*, scale: int, clients: int = CLIENTS, duration: int = DURATION) -> Figu
     return figures
 
 
-def _require_services() -> None:
+def unavailable_reason() -> str | None:
+    """Why the environment cannot run this benchmark (`python -m bench all` then skips it and
+    says why), or None."""
     database_url = os.environ.get("DATABASE_URL", "")
     if not database_url.startswith(("postgres://", "postgresql://", "pgsql://")):
-        raise RuntimeError(
-            "the load benchmark needs PostgreSQL: set DATABASE_URL=postgres://... (not SQLite)"
-        )
+        return "the load benchmark needs PostgreSQL: set DATABASE_URL=postgres://... (not SQLite)"
     if not os.environ.get("REDIS_URL", ""):
-        raise RuntimeError("the load benchmark needs Redis: set REDIS_URL=redis://...")
+        return "the load benchmark needs Redis: set REDIS_URL=redis://..."
+    return None
+
+
+def _require_services() -> None:
+    reason = unavailable_reason()
+    if reason:
+        raise RuntimeError(reason)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,10 +176,40 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: the kernel sends it SIGTERM when this process dies, even
+    by SIGKILL, where no `finally` runs (Linux; elsewhere a no-op)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _exit_on_sigterm() -> Iterator[None]:
+    """SIGTERM (a CI timeout, `kill`) as SystemExit, so the `finally`s stop the server and the
+    worker and drop the scratch database, as they do on Ctrl-C."""
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread: leave the handler alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @contextlib.contextmanager
 def _services(database_name: str) -> Iterator[tuple[str, dict[str, int]]]:
     """gunicorn and one Celery worker on the throwaway database; yields the base URL and
-    their process ids. Both are stopped (and their logs' tails shown on failure) after."""
+    their process ids. Both are stopped (and their logs' tails shown on failure) after,
+    whatever ends the block: an error, Ctrl-C or SIGTERM; SIGKILL through _die_with_parent."""
     port = _free_port()
     env = server_environment(database_name, port)
     folder = Path(tempfile.mkdtemp(prefix="bench-load-"))
@@ -185,6 +223,7 @@ def _services(database_name: str) -> Iterator[tuple[str, dict[str, int]]]:
                 env=env,
                 stdout=web_out,
                 stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 (no threads yet)
             )
             processes.append(web)
             worker = subprocess.Popen(  # noqa: S603 (a fixed command line)
@@ -210,6 +249,7 @@ def _services(database_name: str) -> Iterator[tuple[str, dict[str, int]]]:
                 env=env,
                 stdout=worker_out,
                 stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 (no threads yet)
             )
             processes.append(worker)
             base_url = f"http://127.0.0.1:{port}"
@@ -342,6 +382,7 @@ def _one_run(dataset, base_url, pids, pool, clients: int, duration: int, seed: i
         clients=clients,
         wall=wall,
         kinds={name: kind for name, kind, _w, _a in _load_client.MIX},
+        unfinished_runs=outcome.payroll_unfinished,
     )
     completed = outcome.payroll_completed_ms
     figures.update(
@@ -349,6 +390,7 @@ def _one_run(dataset, base_url, pids, pool, clients: int, duration: int, seed: i
             "error_samples": outcome.error_samples,
             "payroll_runs_completed": len(completed),
             "payroll_runs_failed": outcome.payroll_failed,
+            "payroll_runs_unfinished": outcome.payroll_unfinished,
             "payroll_picks_skipped": outcome.payroll_skipped,
             "payroll_run_to_paid_p95_ms": _ms(percentile(completed, 95)) if completed else None,
             # CPU seconds over wall seconds: 1.0 is one core busy all along (2 cores: 2.0).
@@ -377,13 +419,21 @@ def _latency(samples: Sequence[float]) -> dict[str, float | None]:
     }
 
 
-def summarize(records: Sequence, *, clients: int, wall: float, kinds: dict[str, str]) -> dict:
+def summarize(
+    records: Sequence,
+    *,
+    clients: int,
+    wall: float,
+    kinds: dict[str, str],
+    unfinished_runs: int = 0,
+) -> dict:
     """The figures of one run from its records (name, kind, ms, ok: see _load_client.Record):
     totals, read and write percentiles, and per endpoint (every endpoint of `kinds`, in its
-    order, even one no client picked)."""
+    order, even one no client picked). `errors` counts the failed requests and the payroll
+    runs accepted but never paid (`unfinished_runs`)."""
     reads = [r.ms for r in records if r.kind == "read"]
     writes = [r.ms for r in records if r.kind == "write"]
-    errors = sum(1 for r in records if not r.ok)
+    errors = sum(1 for r in records if not r.ok) + unfinished_runs
     endpoints = {}
     for name, kind in kinds.items():
         mine = [r for r in records if r.name == name]
