@@ -32,13 +32,14 @@ class TenantScopedMixin:
         # Authenticated and allowed (the permission resolved the company): from here to the end
         # of dispatch the database itself shows and accepts only this company's rows.
         if not getattr(self, "swagger_fake_view", False):
-            rls.scope_enter(membership_for_request(request).company_id)
+            self._rls_previous = rls.scope_enter(membership_for_request(request).company_id)
 
     def dispatch(self, request, *args, **kwargs):
         try:
             return super().dispatch(request, *args, **kwargs)
         finally:
-            rls.scope_exit()
+            if hasattr(self, "_rls_previous"):  # even when the view raised
+                rls.scope_exit(self._rls_previous)
 
     @property
     def company(self):
