@@ -194,6 +194,20 @@ def test_outside_a_scope_every_company_is_visible(tenants, invoices):
     assert _invoice_companies() == sorted([tenants.a.pk, tenants.b.pk])
 
 
+def test_admin_pages_stay_unscoped_and_list_every_company(tenants, invoices):
+    """The admin may serve several companies at once: it runs as the owner, unscoped (its own
+    company filtering is the admin's)."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+    response = client.get("/admin/invoicing/invoice/")
+    assert response.status_code == 200
+    shown = {invoice.company_id for invoice in response.context["cl"].result_list}
+    assert shown == {tenants.a.pk, tenants.b.pk}
+    assert _acting_role() != rls.role()
+
+
 def test_a_celery_task_run_for_company_a_sees_only_a(tenants, invoices, monkeypatch):
     from banking import reconciliation
     from banking.tasks import reconcile_account
