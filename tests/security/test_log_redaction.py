@@ -149,16 +149,18 @@ def test_the_filter_is_installed_on_every_handler(settings):
 
 @pytest.fixture
 def all_logs(caplog):
-    """Everything logged during the test, at DEBUG (SQL with its parameters included), as the
-    configured console handler writes it with the JSON formatter, plus caplog's text."""
+    """Everything logged during the test, at DEBUG (SQL with its parameters included), written
+    with the JSON formatter through the filters of the configured console handler (a copy of
+    the handler on its own stream, first on the root logger), plus caplog's text."""
+    root = logging.getLogger()
     console = next(
-        h
-        for h in logging.getLogger().handlers
-        if any(isinstance(f, RedactSecretsFilter) for f in h.filters)
+        h for h in root.handlers if any(isinstance(f, RedactSecretsFilter) for f in h.filters)
     )
     stream = io.StringIO()
-    old_stream, old_formatter = console.setStream(stream), console.formatter
-    console.setFormatter(_json_formatter())
+    capture = logging.StreamHandler(stream)
+    capture.filters = list(console.filters)
+    capture.setFormatter(_json_formatter())
+    root.handlers.insert(0, capture)
     loggers = ["", "django", "django.db.backends", "django.request", "axes", "httpx", "httpcore"]
     levels = {name: logging.getLogger(name).level for name in loggers}
     for name in loggers:
@@ -169,8 +171,7 @@ def all_logs(caplog):
         yield lambda: stream.getvalue() + "\n" + caplog.text
     finally:
         db_connection.force_debug_cursor = False
-        console.setStream(old_stream)
-        console.setFormatter(old_formatter)
+        root.removeHandler(capture)
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
 
