@@ -275,3 +275,8 @@ def test_the_server_and_worker_die_with_a_killed_benchmark(tmp_path):
     finally:
         if alive():
             os.kill(child, signal.SIGKILL)
+
+
+def test_cleanup_goes_on_when_redis_is_gone(capsys):
+    load._drop_queued("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    assert "queued tasks left in Redis" in capsys.readouterr().err
