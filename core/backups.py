@@ -330,11 +330,15 @@ def _sqlite_copy(db: Database, target: Path) -> dict:
 # ---------------------------------------------------------------------------------------------
 # Retention
 # ---------------------------------------------------------------------------------------------
-def retention_expired(names, *, keep: int, keep_days: int = 0, now: datetime | None = None):
+def retention_expired(
+    names, *, keep: int, keep_days: int = 0, now: datetime | None = None, protect=()
+):
     """The backup files (of names) retention drops: per database, all but the newest `keep`,
-    except those younger than `keep_days` days when that is set. Other names are ignored."""
+    except those younger than `keep_days` days when that is set and those in `protect` (the
+    backup just made, even when a clock ahead of this one stamped others later). Other names
+    are ignored."""
     now = now or datetime.now(UTC)
-    keep = max(keep, 1)  # never the backup just made
+    keep = max(keep, 1)
     by_db: dict[str, list[tuple[datetime, str]]] = {}
     for name in names:
         match = NAME_RE.match(name)
@@ -345,7 +349,7 @@ def retention_expired(names, *, keep: int, keep_days: int = 0, now: datetime | N
     for backups in by_db.values():
         backups.sort(reverse=True)
         for stamp, name in backups[keep:]:
-            if keep_days and now - stamp < timedelta(days=keep_days):
+            if name in protect or (keep_days and now - stamp < timedelta(days=keep_days)):
                 continue
             expired.append(name)
     return sorted(expired)
@@ -356,10 +360,12 @@ def _companions(name: str) -> list[str]:
     return [name, name + ".sha256", stem + ".manifest.json"]
 
 
-def retention_apply_dir(directory: Path | str, *, keep: int, keep_days: int = 0) -> list[str]:
+def retention_apply_dir(
+    directory: Path | str, *, keep: int, keep_days: int = 0, protect=()
+) -> list[str]:
     directory = Path(directory)
     expired = retention_expired(
-        [p.name for p in directory.iterdir()], keep=keep, keep_days=keep_days
+        [p.name for p in directory.iterdir()], keep=keep, keep_days=keep_days, protect=protect
     )
     for name in expired:
         for companion in _companions(name):
@@ -389,7 +395,9 @@ def backup_upload(backup: Backup, *, keep: int, keep_days: int = 0) -> list[str]
             if saved != path.name:
                 raise BackupError(f"the storage saved {path.name} as {saved}")
         _, files = storage.listdir("")
-        expired = retention_expired(files, keep=keep, keep_days=keep_days)
+        expired = retention_expired(
+            files, keep=keep, keep_days=keep_days, protect={backup.path.name}
+        )
         present = set(files)
         for name in expired:
             for companion in _companions(name):
@@ -414,6 +422,9 @@ class Target:
     db: Database
     name: str
     scratch: bool
+    # What this restore made and may therefore remove: never a database or file it found.
+    created: bool = False
+    temp_dir: Path | None = None
 
     def connect(self):
         """A DB-API connection to the target (tests tamper with a restored copy through it)."""
@@ -457,12 +468,14 @@ def restore(
     yes: bool = False,
     verify: bool = False,
     scratch_name: str | None = None,
+    safety_dir: Path | str | None = None,
     on_restored: Callable[[Target], None] | None = None,
     database: Database | None = None,
 ) -> Report:
     """Restore a backup. With verify and no target, into a scratch database (created, checked,
-    dropped); otherwise into target (default: the live database, which needs yes=True).
-    on_restored runs between the restore and the checks (a hook for tests)."""
+    dropped; it must not exist); otherwise into target (default: the live database). Replacing
+    any existing database needs yes=True; the live one is first backed up into safety_dir when
+    that is given. on_restored runs between the restore and the checks (a hook for tests)."""
     db = database or Database.configured()
     path = Path(path)
     report = Report()
@@ -477,9 +490,15 @@ def restore(
     if verify and manifest is None:
         raise BackupError(f"--verify needs the manifest {manifest_path(path).name} beside the dump")
 
+    live = False
     if verify and target is None:
-        name = scratch_name or _scratch_name(db)
-        where = Target(db, name, scratch=True)
+        if scratch_name:
+            where = Target(db, scratch_name, scratch=True)
+        elif db.vendor == "sqlite":
+            temp_dir = Path(tempfile.mkdtemp(prefix="kontor-verify-"))
+            where = Target(db, str(temp_dir / "scratch.sqlite3"), scratch=True, temp_dir=temp_dir)
+        else:
+            where = Target(db, f"{db.name[:40]}_verify_{secrets.token_hex(4)}", scratch=True)
     else:
         name = target or db.name
         live = (
@@ -495,7 +514,10 @@ def restore(
         where = Target(db, name, scratch=False)
 
     try:
-        _restore_into(where, path)
+        if live and safety_dir is not None:
+            safety = backup_create(output_dir=safety_dir, database=db)
+            report.ok(f"safety backup of the live database before the restore: {safety.path}")
+        _restore_into(where, path, replace=yes)
         kind = "scratch database" if where.scratch else "database"
         report.ok(f"restored {path.name} into {kind} {Path(where.name).name}")
         if on_restored is not None:
@@ -510,16 +532,24 @@ def restore(
     return report
 
 
-def _scratch_name(db: Database) -> str:
-    token = secrets.token_hex(4)
-    if db.vendor == "sqlite":
-        return str(Path(tempfile.mkdtemp(prefix="kontor-verify-")) / "scratch.sqlite3")
-    return f"{db.name[:40]}_verify_{token}"
+def _refuse_existing(where: Target, replace: bool) -> None:
+    kind = "database" if where.db.vendor == "postgresql" else "SQLite file"
+    if where.scratch:
+        raise BackupError(
+            f"the scratch {kind} {where.name} already exists; name one that does not "
+            "(it is dropped after the check)"
+        )
+    if not replace:
+        raise BackupError(f"refusing to replace the existing {kind} {where.name} without --yes")
 
 
-def _restore_into(where: Target, path: Path) -> None:
+def _restore_into(where: Target, path: Path, *, replace: bool) -> None:
     db = where.db
     if db.vendor == "sqlite":
+        if Path(where.name).exists():
+            _refuse_existing(where, replace)
+        else:
+            where.created = True
         try:
             source = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)
             dest = sqlite3.connect(where.name)
@@ -539,20 +569,27 @@ def _restore_into(where: Target, path: Path) -> None:
         exists = conn.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", [where.name]
         ).fetchone()
-        if where.scratch and exists:
-            raise BackupError(f"the scratch database {where.name} already exists")
-        if not exists:
+        if exists:
+            _refuse_existing(where, replace)
+        else:
             conn.execute(
                 sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(where.name))
             )
+            where.created = True
     if exists:  # replace what is there, all or nothing
         argv[1:1] = ["--clean", "--if-exists", "--single-transaction"]
     db.pg_run([*argv, str(path)])
 
 
 def _drop(where: Target) -> None:
+    """Remove the scratch copy, only when this restore created it."""
+    if not where.created:
+        return
     if where.db.vendor == "sqlite":
-        shutil.rmtree(Path(where.name).parent, ignore_errors=True)
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            Path(where.name + suffix).unlink(missing_ok=True)
+        if where.temp_dir is not None:
+            shutil.rmtree(where.temp_dir, ignore_errors=True)
         return
     from psycopg import sql
 

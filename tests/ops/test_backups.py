@@ -3,9 +3,12 @@ tampering caught by --verify, retention, upload to S3 (moto) and the SQLite path
 
 import json
 import secrets
+import shutil
 import sqlite3
 from datetime import UTC, datetime, timedelta
+from io import StringIO
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from django.conf import settings
@@ -15,6 +18,7 @@ from django.test import override_settings
 
 from accounting.models import JournalEntry
 from core import backups
+from core.models import Company
 from tests.factories import CompanyFactory, journal_entry_for
 
 
@@ -37,20 +41,52 @@ def _database_exists(name: str) -> bool:
         return cursor.fetchone() is not None
 
 
-def _backup(tmp_path, capsys) -> Path:
-    call_command("backup_database", "--output-dir", str(tmp_path), "--keep", "3")
-    out = capsys.readouterr().out
-    (dump,) = tmp_path.glob("kontor-*.dump")
-    assert out.startswith(f"backup {dump} (")
-    return dump
+def _outside_the_test_transaction(statement: str) -> None:
+    """CREATE/DROP DATABASE, which cannot run in the test's transaction."""
+    with backups.Database.configured().pg_connect(autocommit=True) as conn:
+        conn.execute(statement)
+
+
+def _copy(dump: Path, directory: Path) -> Path:
+    """The dump with its checksum and manifest, copied for a test that may alter them."""
+    for source in (dump, backups.checksum_path(dump), backups.manifest_path(dump)):
+        shutil.copy2(source, directory / source.name)
+    return directory / dump.name
+
+
+@pytest.fixture(scope="module")
+def books_dump(django_db_setup, django_db_blocker, tmp_path_factory):
+    """The books of _post_books committed in the test database and backed up once for the
+    module (pg_dump reads committed rows only). Tests restore copies of this one dump into
+    scratch databases, so they need no transactional database (and no flush) of their own. The
+    rows stay until a transactional test flushes them, or the module ends."""
+    directory = tmp_path_factory.mktemp("books")
+    out = StringIO()
+    with django_db_blocker.unblock():
+        _, entries = _post_books()
+        alpha_head = max(
+            JournalEntry.objects.filter(company__slug="alpha").values_list("pk", flat=True)
+        )
+        call_command("backup_database", "--output-dir", str(directory), "--keep", "3", stdout=out)
+    (dump,) = directory.glob("kontor-*.dump")
+    yield SimpleNamespace(
+        dump=dump,
+        output=out.getvalue(),
+        entry_ids=[entry.pk for entry in entries],
+        alpha_head=alpha_head,
+    )
+    with django_db_blocker.unblock():
+        if Company.objects.exists():
+            call_command("flush", "--noinput", verbosity=0)
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)  # pg_dump reads committed rows only
-def test_backup_then_verify_restores_into_a_scratch_database_and_finds_it_intact(tmp_path, capsys):
-    _post_books()
-    dump = _backup(tmp_path, capsys)
-
+@pytest.mark.django_db
+def test_backup_then_verify_restores_into_a_scratch_database_and_finds_it_intact(
+    books_dump, capsys
+):
+    dump = books_dump.dump
+    assert books_dump.output.startswith(f"backup {dump} (")
     assert dump.read_bytes()[:5] == b"PGDMP"  # custom format
     digest, name = dump.with_name(dump.name + ".sha256").read_text().split()
     assert (digest, name) == (backups.sha256_of(dump), dump.name)
@@ -58,9 +94,7 @@ def test_backup_then_verify_restores_into_a_scratch_database_and_finds_it_intact
     assert manifest["tables"]["accounting_journalentry"] == 4
     assert manifest["tables"]["core_company"] == 2
     assert set(manifest["ledger_heads"]) == {"alpha", "beta"}
-    assert manifest["ledger_heads"]["alpha"]["last_entry_id"] == max(
-        JournalEntry.objects.filter(company__slug="alpha").values_list("pk", flat=True)
-    )
+    assert manifest["ledger_heads"]["alpha"]["last_entry_id"] == books_dump.alpha_head
 
     scratch = _scratch()
     call_command("restore_database", str(dump), "--verify", "--scratch-db", scratch)
@@ -75,10 +109,9 @@ def test_backup_then_verify_restores_into_a_scratch_database_and_finds_it_intact
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_verify_names_the_entry_whose_line_was_altered_in_the_restored_copy(tmp_path, capsys):
-    _, entries = _post_books()
-    dump = _backup(tmp_path, capsys)
+@pytest.mark.django_db
+def test_verify_names_the_entry_whose_line_was_altered_in_the_restored_copy(books_dump):
+    altered = books_dump.entry_ids[1]
 
     def alter_a_line(target):
         with target.connect() as conn:
@@ -86,25 +119,27 @@ def test_verify_names_the_entry_whose_line_was_altered_in_the_restored_copy(tmp_
             conn.execute(
                 "UPDATE accounting_journalline SET debit = debit + 1 "
                 "WHERE entry_id = %s AND debit > 0",
-                [entries[1].pk],
+                [altered],
             )
 
     scratch = _scratch()
-    report = backups.restore(path=dump, verify=True, scratch_name=scratch, on_restored=alter_a_line)
-    reference = JournalEntry.objects.get(pk=entries[1].pk)
+    report = backups.restore(
+        path=books_dump.dump, verify=True, scratch_name=scratch, on_restored=alter_a_line
+    )
     assert len(report.problems) == 1, report.lines
     problem = report.problems[0]
     assert problem.startswith("ledger chain: alpha: entry JE/")
-    assert f"(id {reference.pk}) was altered" in problem
+    assert f"(id {altered}) was altered" in problem
     assert "1 entries before it are intact" in problem
     assert not _database_exists(scratch)
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_verify_names_the_table_and_the_head_the_manifest_disagrees_with(tmp_path, capsys):
-    _post_books()
-    dump = _backup(tmp_path, capsys)
+@pytest.mark.django_db
+def test_verify_names_the_table_and_the_head_the_manifest_disagrees_with(
+    books_dump, tmp_path, capsys
+):
+    dump = _copy(books_dump.dump, tmp_path)
     manifest_file = backups.manifest_path(dump)
     manifest = json.loads(manifest_file.read_text())
     manifest["tables"]["accounting_journalline"] += 2
@@ -123,10 +158,9 @@ def test_verify_names_the_table_and_the_head_the_manifest_disagrees_with(tmp_pat
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_a_corrupted_dump_fails_its_checksum_before_anything_is_restored(tmp_path, capsys):
-    _post_books()
-    dump = _backup(tmp_path, capsys)
+@pytest.mark.django_db
+def test_a_corrupted_dump_fails_its_checksum_before_anything_is_restored(books_dump, tmp_path):
+    dump = _copy(books_dump.dump, tmp_path)
     data = bytearray(dump.read_bytes())
     data[len(data) // 2] ^= 0xFF
     dump.write_bytes(bytes(data))
@@ -137,11 +171,34 @@ def test_a_corrupted_dump_fails_its_checksum_before_anything_is_restored(tmp_pat
 
 
 @pytest.mark.postgres
+@pytest.mark.django_db
+def test_an_existing_database_is_never_taken_for_scratch_nor_replaced_without_yes(books_dump):
+    """--scratch-db naming a database that exists is refused and that database left alone (it
+    used to be dropped on the way out); --target-db naming one needs --yes."""
+    existing = f"kontor_ops_existing_{secrets.token_hex(3)}"
+    _outside_the_test_transaction(f'CREATE DATABASE "{existing}"')
+    try:
+        with pytest.raises(CommandError, match=f"^the scratch database {existing} already exists"):
+            call_command(
+                "restore_database", str(books_dump.dump), "--verify", "--scratch-db", existing
+            )
+        assert _database_exists(existing)
+        with pytest.raises(
+            CommandError, match=f"^refusing to replace the existing database {existing} without"
+        ):
+            call_command("restore_database", str(books_dump.dump), "--target-db", existing)
+        assert _database_exists(existing)
+    finally:
+        _outside_the_test_transaction(f'DROP DATABASE IF EXISTS "{existing}" WITH (FORCE)')
+
+
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_restoring_over_the_live_database_needs_yes_and_then_brings_it_back(tmp_path, capsys):
-    alpha, _ = _post_books()
-    dump = _backup(tmp_path, capsys)
-    journal_entry_for(alpha)  # written after the backup: gone after the restore
+def test_restoring_over_the_live_database_needs_yes_keeps_a_safety_backup_and_brings_it_back(
+    books_dump, tmp_path, capsys
+):
+    dump = books_dump.dump  # of the books still committed in the live (test) database
+    journal_entry_for(Company.objects.get(slug="alpha"))  # after the backup: the restore drops it
     assert JournalEntry.objects.count() == 5
 
     with pytest.raises(CommandError, match="refusing to restore over the live database"):
@@ -149,8 +206,13 @@ def test_restoring_over_the_live_database_needs_yes_and_then_brings_it_back(tmp_
     assert JournalEntry.objects.count() == 5
 
     connection.close()  # the restore replaces the tables this connection has seen
-    call_command("restore_database", str(dump), "--yes")
+    with override_settings(BACKUP_DIR=str(tmp_path / "safety")):
+        call_command("restore_database", str(dump), "--yes")
     out = capsys.readouterr().out
+    (safety,) = (tmp_path / "safety").glob("kontor-*.dump")
+    assert f"safety backup of the live database before the restore: {safety}" in out
+    safety_manifest = json.loads(backups.manifest_path(safety).read_text())
+    assert safety_manifest["tables"]["accounting_journalentry"] == 5, "nothing is lost for good"
     assert "migrate: schema and row-level security brought to this release" in out
     assert JournalEntry.objects.count() == 4
     if settings.RLS_ENABLED:  # pg_restore --no-privileges dropped the grants; migrate is back
@@ -165,22 +227,20 @@ def test_restoring_over_the_live_database_needs_yes_and_then_brings_it_back(tmp_
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_restore_into_another_database_keeps_it_and_verifies_it(tmp_path, capsys):
-    _post_books()
-    dump = _backup(tmp_path, capsys)
+@pytest.mark.django_db
+def test_restore_into_another_database_keeps_it_and_verifies_it(books_dump, capsys):
+    dump = books_dump.dump
     target = f"kontor_ops_target_{secrets.token_hex(3)}"
     try:
         call_command("restore_database", str(dump), "--target-db", target, "--verify")
         assert capsys.readouterr().out.rstrip().endswith("verify OK")
         assert _database_exists(target)
     finally:
-        with connection.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
+        _outside_the_test_transaction(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 def test_backup_errors_are_one_line_without_the_password(tmp_path, monkeypatch):
     settings_dict = {**connection.settings_dict, "PASSWORD": "s3cret-pw", "USER": "nobody_here"}
     db = backups.Database(settings_dict, "postgresql")
@@ -237,6 +297,14 @@ def test_retention_keeps_the_newest_n_and_those_younger_than_keep_days(tmp_path)
     assert left == sorted([*expected, "notes.txt"])
 
 
+def test_retention_never_drops_the_backup_just_made_even_behind_later_stamps():
+    now = datetime(2026, 11, 21, 3, 0, tzinfo=UTC)
+    just_made = f"kontor-kontor-{_stamp(0, now)}.dump"
+    ahead = f"kontor-kontor-{_stamp(-1, now)}.dump"  # a clock a day ahead wrote this one
+    assert backups.retention_expired([just_made, ahead], keep=1, now=now) == [just_made]
+    assert backups.retention_expired([just_made, ahead], keep=1, now=now, protect={just_made}) == []
+
+
 def _sqlite_books(path: Path) -> None:
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE core_company (id integer primary key, slug text)")
@@ -263,11 +331,38 @@ def test_sqlite_backup_uses_the_online_backup_api_and_verifies(tmp_path):
     with sqlite3.connect(live) as conn:
         conn.execute("DELETE FROM core_company WHERE slug = 'beta'")
     conn.close()
-    report = backups.restore(path=backup.path, database=db, yes=True)
+    report = backups.restore(path=backup.path, database=db, yes=True, safety_dir=tmp_path / "s")
     assert report.lines[-1] == "migrate: not a Kontor database (no django_migrations); skipped"
     with sqlite3.connect(live) as conn:
         assert conn.execute("SELECT count(*) FROM core_company").fetchone() == (2,)
     conn.close()
+    (safety,) = (tmp_path / "s").glob("kontor-kontor-*.sqlite3")
+    assert json.loads(backups.manifest_path(safety).read_text())["tables"]["core_company"] == 1
+
+
+def test_sqlite_scratch_and_target_files_that_exist_are_refused_and_left_alone(tmp_path):
+    """A scratch file the operator names is removed alone after the check (its folder used to
+    be removed with everything in it), and an existing one, like an existing target, is kept."""
+    live = tmp_path / "kontor.sqlite3"
+    _sqlite_books(live)
+    db = backups.Database.sqlite_file(live)
+    backup = backups.backup_create(output_dir=tmp_path / "backups", database=db)
+    folder = tmp_path / "checks"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("kept")
+    scratch = folder / "scratch.sqlite3"
+
+    report = backups.restore(path=backup.path, verify=True, scratch_name=str(scratch), database=db)
+    assert report.problems == [], report.lines
+    assert sorted(p.name for p in folder.iterdir()) == ["keep.txt"]
+
+    scratch.write_text("someone's file")
+    with pytest.raises(backups.BackupError, match="^the scratch SQLite file .* already exists"):
+        backups.restore(path=backup.path, verify=True, scratch_name=str(scratch), database=db)
+    assert scratch.read_text() == "someone's file"
+    with pytest.raises(backups.BackupError, match="^refusing to replace the existing SQLite file"):
+        backups.restore(path=backup.path, target=str(scratch), database=db)
+    assert scratch.read_text() == "someone's file"
 
 
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="the embedded default's test database")

@@ -42,7 +42,10 @@ class Command(BaseCommand):
                 f"backup {backup.path} ({backup.manifest['size']} bytes, sha256 {backup.sha256}, "
                 f"{len(backup.manifest['tables'])} tables)"
             )
-            for name in backups.retention_apply_dir(directory, keep=keep, keep_days=keep_days):
+            removed = backups.retention_apply_dir(
+                directory, keep=keep, keep_days=keep_days, protect={backup.path.name}
+            )
+            for name in removed:
                 self.stdout.write(f"removed old backup {name}")
             if upload:
                 removed = backups.backup_upload(backup, keep=keep, keep_days=keep_days)
