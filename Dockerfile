@@ -1,7 +1,8 @@
 # Production image: gunicorn, Celery worker and beat all run from it (see docker-compose.yml).
 # postgresql-client: pg_dump/pg_restore for backup_database; its major version must be at least
-# the server's (Debian trixie's 17 for the compose file's PostgreSQL 16).
-FROM python:3.12-slim
+# the server's (Debian trixie's 17 for the compose file's PostgreSQL 16; bookworm's 15 would be
+# refused, hence the pinned Debian release).
+FROM python:3.12-slim-trixie
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

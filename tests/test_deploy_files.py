@@ -70,6 +70,13 @@ def _pod_spec(workload: dict) -> dict:
     return spec["template"]["spec"]
 
 
+def _pod_spec_labels(workload: dict) -> dict:
+    spec = workload["spec"]
+    if workload["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    return spec["template"]["metadata"]["labels"]
+
+
 def _container(workload: dict) -> dict:
     (container,) = _pod_spec(workload)["containers"]
     return container
@@ -135,6 +142,52 @@ def test_every_workload_runs_the_kontor_image_with_resources_as_non_root():
         assert {"requests", "limits"} <= set(container["resources"]), name
         assert "memory" in container["resources"]["limits"], name
         assert pod["securityContext"]["runAsNonRoot"] is True, name
+        # Pod Security "restricted": no privilege escalation, no capabilities, default seccomp.
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert container["securityContext"] == {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        }, name
+
+
+def test_selectors_match_their_pods_labels():
+    docs = _k8s()
+    pods = {
+        name: _pod_spec_labels(doc)
+        for (kind, name), doc in docs.items()
+        if kind in ("Deployment", "Job", "CronJob")
+    }
+    for (kind, name), doc in docs.items():
+        if kind == "Deployment":
+            assert doc["spec"]["selector"]["matchLabels"].items() <= pods[name].items(), name
+        if kind in ("Service", "PodDisruptionBudget"):
+            selector = doc["spec"]["selector"]
+            selector = selector.get("matchLabels", selector)
+            matched = [pod for pod, labels in pods.items() if selector.items() <= labels.items()]
+            assert matched == ["kontor-web"], (kind, name)
+
+
+def test_kubectl_kustomize_renders_the_manifests():
+    """`kubectl kustomize` (what `kubectl apply -k` applies), where kubectl is installed."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed")
+    result = subprocess.run([kubectl, "kustomize", str(K8S)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    rendered = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    assert len(rendered) == len(_k8s())
+    images = {
+        container["image"]
+        for doc in rendered
+        if doc["kind"] in ("Deployment", "Job", "CronJob")
+        for container in _pod_spec(doc)["containers"]
+    }
+    assert images == {"registry.example.com/kontor:1.0.0"}
 
 
 def test_kubernetes_workloads_get_every_variable_their_compose_service_gets():
@@ -207,6 +260,8 @@ def test_nginx_redirects_to_https_proxies_to_web_and_allows_statement_sized_uplo
     for header in ("Strict-Transport-Security", "X-Content-Type-Options", "X-Frame-Options"):
         assert f"add_header {header} " in conf
     assert "ssl_certificate /etc/nginx/certs/fullchain.pem;" in conf
+    ciphers = conf.split("ssl_ciphers ")[1].split(";")[0].split(":")
+    assert all(c.startswith(("ECDHE-", "DHE-")) and ("GCM" in c or "CHACHA" in c) for c in ciphers)
 
 
 def _self_signed(directory: Path) -> None:
