@@ -81,16 +81,18 @@ def browser():
     # browser is up, so that later tests and the processes they start do not inherit it.
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
-    if previous is None:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    else:
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+    try:
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            )
+            yield chromium
+            chromium.close()
+    finally:  # even when Chromium fails to start or to close
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture(autouse=True)
@@ -180,6 +182,14 @@ def office(transactional_db) -> Office:
     return Office(company=company, owner=owner)
 
 
+def expect(target):
+    """playwright's expect() (auto-waiting assertions), imported late: without the playwright
+    package these modules must still import, so that their tests skip (or fail under CI)."""
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(target)
+
+
 def login(page, username: str, password: str = PASSWORD) -> None:
     """Through the admin's login form, as a person would."""
     page.goto("/admin/login/?next=/admin/")
@@ -189,8 +199,9 @@ def login(page, username: str, password: str = PASSWORD) -> None:
     page.wait_for_load_state()
 
 
-def messages_text(page) -> str:
-    """The admin's success/error messages on the page, as one string (waits for them: a click
-    returns once the next page starts loading)."""
-    page.locator("ul.messagelist li").first.wait_for()
+def messages_text(page, containing: str) -> str:
+    """The admin's success/error messages on the page, as one string, once they contain
+    `containing`: expect() retries until the page after the click shows it, so the previous
+    page's messages are never the ones read (and a missing message fails with what was shown)."""
+    expect(page.locator("ul.messagelist")).to_contain_text(containing)
     return " ".join(page.locator("ul.messagelist li").all_inner_texts())

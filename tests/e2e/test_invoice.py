@@ -1,12 +1,13 @@
 """A draft invoice approved in the admin, then its Mushak-6.3 opened (the HTML page and the PDF)."""
 
+import re
 from decimal import Decimal
 
 import pytest
 
 from invoicing import services
 from invoicing.models import Invoice, InvoiceStatus
-from tests.e2e.conftest import login, messages_text
+from tests.e2e.conftest import expect, login, messages_text
 from tests.factories import party_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -43,10 +44,10 @@ def test_approve_an_invoice_and_open_its_mushak_6_3(page, office):
     page.goto(f"/admin/invoicing/invoice/{draft.pk}/change/")
     page.shots("draft")
     page.get_by_role("link", name="Approve…").click()
-    page.wait_for_load_state()
+    expect(page).to_have_url(re.compile(rf"/admin/invoicing/invoice/{draft.pk}/approve/"))
     page.shots("approve-form")
     page.get_by_role("button", name="Approve and post").click()
-    said = messages_text(page)
+    said = messages_text(page, "Approved as ")
     invoice = Invoice.objects.get(pk=draft.pk)
     assert invoice.status == InvoiceStatus.APPROVED
     assert invoice.total_amount == Decimal("17595.00")  # 15,300.00 + 15% VAT 2,295.00

@@ -1,10 +1,12 @@
 """The trial balance report, reached from the dashboard: every posted figure and the totals,
 which balance."""
 
+import re
+
 import pytest
 
 from accounting import services as ledger
-from tests.e2e.conftest import login
+from tests.e2e.conftest import expect, login
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -38,8 +40,7 @@ def test_trial_balance_shows_the_postings_and_balances(page, office):
     login(page, office.owner.username)
 
     page.get_by_role("link", name="Trial balance").first.click()
-    page.wait_for_load_state()
-    assert "/admin/accounting/account/reports/trial-balance/" in page.url
+    expect(page).to_have_url(re.compile(r"/admin/accounting/account/reports/trial-balance/"))
     table = page.locator("table#trial-balance")
     # (text_content: the page's own words; inner_text would give them as CSS upper-cases them)
     assert table.locator("caption .ledger-state.ok").text_content() == "Balanced"
