@@ -18,7 +18,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from accounting.models import CostCenter, Department
-from core.errors import ConflictError, PermissionDeniedError, ValidationFailed
+from core.errors import ConflictError, PermissionDeniedError, ServiceUnavailable, ValidationFailed
 from core.models import Company, Membership
 from core.roles import roles_for
 from core.services import audit_record, model_snapshot
@@ -1008,14 +1008,37 @@ def payroll_period_run(
         return processor.run_payroll(force=force)
     processor.defer = True
     run = processor.claim(force=force)
-    transaction.on_commit(lambda: _queue_run(run.pk), robust=True)
+    if transaction.get_connection().in_atomic_block:
+        transaction.on_commit(lambda: _queue_run(run.pk), robust=True)
+    else:  # the claim is committed: queue now, and tell the caller if that fails
+        _queue_run(run.pk)
     return run
 
 
 def _queue_run(run_id: int) -> None:
+    """Hand a claimed run to a worker. If it cannot be queued (a separately configured broker
+    is down), the attempt fails at once with the reason and the period is released, ready to
+    run again, instead of staying claimed until its lease expires. Raises ServiceUnavailable
+    (503 with Retry-After) for a broker outage, the original error otherwise."""
+    from kombu.exceptions import OperationalError as BrokerUnreachable
+
+    from payroll.processing import run_fail
     from payroll.tasks import process_payroll_run
 
-    process_payroll_run.delay(run_id)
+    try:
+        process_payroll_run.delay(run_id)
+    except Exception as exc:
+        error = exc
+        if isinstance(exc, BrokerUnreachable | OSError):
+            error = ServiceUnavailable(
+                f"The task broker is unreachable ({exc}); the run was not started and the "
+                "period can be run again once the broker answers."
+            )
+        run = PayrollRun.objects.select_related("period__company").get(pk=run_id)
+        run_fail(run, error)
+        if error is exc:
+            raise
+        raise error from exc
 
 
 @transaction.atomic

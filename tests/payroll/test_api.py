@@ -494,3 +494,71 @@ def test_weekly_period_of_31_days_answers_400(client, books):
     )
     assert (response.status_code, response.json()["code"]) == (400, "period_length")
     assert not PayrollPeriod.objects.exists()
+
+
+def _broker_down(monkeypatch):
+    from kombu.exceptions import OperationalError
+
+    from payroll.tasks import process_payroll_run
+
+    def refuse(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to the broker. Connection refused.")
+
+    monkeypatch.setattr(process_payroll_run, "delay", refuse)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_answers_503_and_releases_the_period_when_the_broker_is_down(books, api, monkeypatch):
+    """Redis up (the lock is taken) but the broker down: the claim is committed, then queueing
+    fails. The attempt fails at once with the reason and the period is runnable again, instead
+    of staying claimed (and unpaid) until its lease expires."""
+    from core.locks import lock_holder
+    from payroll.models import PayrollRun, RunStatus
+    from payroll.processing import lock_name
+
+    employee(books.a, "E001")
+    july = monthly(books.a, 2025, 7)
+    client = api(books.users_a["payroll_manager"], books.a)
+    _broker_down(monkeypatch)
+
+    response = client.post(f"{BASE}/periods/{july.pk}/run/", {"force": True}, format="json")
+    assert response.status_code == 503, response.content
+    assert response.json()["code"] == "service_unavailable"
+    assert "broker" in response.json()["message"]
+    assert response["Retry-After"]
+    july.refresh_from_db()
+    assert july.status == PeriodStatus.FAILED
+    assert "broker" in july.last_error
+    assert july.lock_expires_at is None
+    assert lock_holder(lock_name(july.pk)) is None
+    run = PayrollRun.objects.get(period=july)
+    assert run.status == RunStatus.FAILED and "broker" in run.error
+    assert not Payslip.objects.filter(period=july).exists()
+
+    monkeypatch.undo()
+    again = client.post(f"{BASE}/periods/{july.pk}/run/", {"force": True}, format="json")
+    assert again.status_code == 202, again.content
+    assert again.json()["attempt"] == 2
+
+
+def test_a_run_queued_after_commit_fails_its_attempt_when_the_broker_is_down(
+    books, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Started inside a transaction, the run is queued once it commits; a broker outage then
+    fails the attempt (nobody is waiting to be told) rather than leaving it claimed."""
+    from django.db import transaction
+
+    from payroll import services
+    from payroll.models import PayrollRun, RunStatus
+
+    employee(books.a, "E001")
+    july = monthly(books.a, 2025, 7)
+    _broker_down(monkeypatch)
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        run = services.payroll_period_run(
+            actor=books.users_a["payroll_manager"], period=july, force=True
+        )
+    run = PayrollRun.objects.get(pk=run.pk)
+    assert run.status == RunStatus.FAILED and "broker" in run.error
+    july.refresh_from_db()
+    assert july.status == PeriodStatus.FAILED
