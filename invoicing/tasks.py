@@ -110,9 +110,7 @@ def recurring_invoices_run(today: str | None = None) -> int:
             continue
         with tenant_context(template.company_id):
             try:
-                issued += len(
-                    recurring_invoice_generate(actor=None, recurring=template, today=day)
-                )
+                issued += len(recurring_invoice_generate(actor=None, recurring=template, today=day))
             except Exception as exc:  # recorded on the template; the others still run
                 message = getattr(exc, "message", None) or str(exc)
                 log.warning("recurring invoice failed", extra={"template": template.pk})
