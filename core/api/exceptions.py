@@ -40,11 +40,47 @@ def _outage_errors() -> tuple[type[Exception], ...]:
     return tuple(errors)
 
 
+# SQLSTATE classes of PostgreSQL errors that are about the server's state, not the query:
+# connection (08), transaction rollback: deadlock, serialization (40), insufficient resources
+# (53), operator intervention: shutdown, cancelled (57), system error (58); and lock_timeout.
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58")
+_TRANSIENT_SQLSTATES = ("55P03",)
+# SQLite raises OperationalError for a busy database and for a bad query ("no such table") alike.
+_SQLITE_TRANSIENT = ("database is locked", "database table is locked", "unable to open", "disk i/o")
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """Whether an error of an outage type really means the service is away (or transiently
+    busy), so that retrying the same request can succeed: an OperationalError from a query
+    PostgreSQL or SQLite refused as such (a program limit, a missing table) is a bug, a 500."""
+    import sqlite3
+
+    from django.db import OperationalError
+
+    cause = exc.__cause__
+    if isinstance(exc, OperationalError):
+        sqlstate = getattr(cause, "sqlstate", None)
+        if sqlstate:
+            return sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES or sqlstate in _TRANSIENT_SQLSTATES
+        if isinstance(cause, sqlite3.OperationalError):
+            return any(text in str(cause).lower() for text in _SQLITE_TRANSIENT)
+        return True  # no answer from the server: the connection failed
+    try:
+        from django_redis.exceptions import ConnectionInterrupted
+        from redis.exceptions import ReadOnlyError, ResponseError
+    except ImportError:  # pragma: no cover
+        return True
+    if isinstance(exc, ConnectionInterrupted) and isinstance(cause, ResponseError):
+        # Redis answered: a wrong command or type is a bug; a replica or full memory is not.
+        return isinstance(cause, ReadOnlyError) or str(cause).startswith(("OOM", "LOADING"))
+    return True
+
+
 def service_unavailable(exc: BaseException) -> ServiceUnavailable | None:
     """The 503 error for an exception that means a backing service is away, else None."""
     if isinstance(exc, ServiceUnavailable):
         return exc
-    if not isinstance(exc, _outage_errors()):
+    if not isinstance(exc, _outage_errors()) or not _is_outage(exc):
         return None
     from django.db import Error as DatabaseError  # InterfaceError is not a DatabaseError
 

@@ -3,14 +3,24 @@
 and handler500 (errors raised in middleware, admin pages) turn database, Redis and broker
 outage errors into 503 service_unavailable with a Retry-After header."""
 
+import sqlite3
+
+import psycopg
 import pytest
-from django.db import InterfaceError, OperationalError
+from django.db import IntegrityError, InterfaceError, OperationalError, ProgrammingError
 from django.test import Client
 from django_redis.exceptions import ConnectionInterrupted
 from kombu.exceptions import OperationalError as BrokerUnreachable
+from redis.exceptions import ResponseError
 
 from core.api.views import MeView
 from tests.factories import UserFactory
+
+
+def _redis_refused():
+    error = ConnectionInterrupted(connection=None)
+    error.__cause__ = ResponseError("WRONGTYPE Operation against a key holding the wrong kind")
+    return error
 
 
 @pytest.fixture
@@ -60,6 +70,59 @@ def test_an_error_raised_in_middleware_answers_503_through_handler500(client_of,
     assert page.status_code == 503
     assert page["Retry-After"].isdigit()
     assert b"Service unavailable" in page.content
+
+
+def _wrapped(cause):
+    """A database error as Django raises it: its driver's error as the cause."""
+    error = OperationalError(str(cause))
+    error.__cause__ = cause
+    return error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        _wrapped(psycopg.errors.DeadlockDetected("deadlock detected")),
+        _wrapped(psycopg.errors.AdminShutdown("terminating connection")),
+        _wrapped(psycopg.errors.LockNotAvailable("canceling statement due to lock timeout")),
+        _wrapped(psycopg.OperationalError("connection failed: Connection refused")),
+        _wrapped(sqlite3.OperationalError("database is locked")),
+    ],
+    ids=["deadlock", "shutdown", "lock-timeout", "no-connection", "sqlite-locked"],
+)
+def test_transient_database_errors_answer_503(client_of, monkeypatch, error):
+    def fail(self, request):
+        raise error
+
+    monkeypatch.setattr(MeView, "get", fail)
+    response = client_of.get("/api/v1/me/")
+    assert response.status_code == 503
+    assert response["Retry-After"].isdigit()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        _wrapped(psycopg.errors.ProgramLimitExceeded("index row size exceeds maximum")),
+        _wrapped(sqlite3.OperationalError("no such table: core_thing")),
+        IntegrityError("duplicate key value violates unique constraint"),
+        ProgrammingError("column x does not exist"),
+        _redis_refused(),
+    ],
+    ids=["program-limit", "sqlite-no-table", "integrity", "programming", "redis-wrongtype"],
+)
+def test_errors_of_the_query_itself_answer_500_not_503(client_of, monkeypatch, error):
+    """An OperationalError the database raised about the query (not its own state) is a bug
+    that a retry does not fix: 500, logged, never a 503 that invites retries."""
+
+    def fail(self, request):
+        raise error
+
+    monkeypatch.setattr(MeView, "get", fail)
+    response = client_of.get("/api/v1/me/")
+    assert response.status_code == 500
+    assert response.json()["code"] == "server_error"
+    assert "Retry-After" not in response
 
 
 def test_other_errors_still_answer_500(client_of, monkeypatch):
