@@ -40,6 +40,17 @@ from django.db import connections
 
 log = logging.getLogger(__name__)
 
+try:
+    from psycopg import Error as _PsycopgError
+except ImportError:  # an SQLite-only installation
+
+    class _PsycopgError(Exception):
+        pass
+
+
+# Failures reported as one BackupError line (permission denied on a table, disk full...).
+_FAILURES = (OSError, sqlite3.Error, _PsycopgError)
+
 NAME_RE = re.compile(r"^kontor-(?P<db>[\w.-]+?)-(?P<stamp>\d{8}T\d{6}Z)\.(?:dump|sqlite3)$")
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 MANIFEST_VERSION = 1
@@ -259,6 +270,20 @@ def backup_create(
         raise BackupError(f"{path} already exists")
     partial = path.with_name(path.name + ".partial")
     try:
+        manifest = _dump(db, path, partial, now)
+    except _FAILURES as exc:
+        raise BackupError(f"backup failed: {db.mask(exc)}") from exc
+    finally:
+        partial.unlink(missing_ok=True)
+    log.info(
+        "backup written",
+        extra={"file": str(path), "bytes": manifest["size"], "tables": len(manifest["tables"])},
+    )
+    return Backup(path, checksum_path(path), manifest_path(path), manifest["sha256"], manifest)
+
+
+def _dump(db: Database, path: Path, partial: Path, now: datetime) -> dict:
+    try:
         if db.vendor == "postgresql":
             state = _pg_dump(db, partial)
         else:
@@ -274,16 +299,14 @@ def backup_create(
             "size": partial.stat().st_size,
             **state,
         }
-        partial.rename(path)
-    finally:
-        partial.unlink(missing_ok=True)
-    checksum_path(path).write_text(f"{digest}  {path.name}\n")
-    manifest_path(path).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    log.info(
-        "backup written",
-        extra={"file": str(path), "bytes": manifest["size"], "tables": len(state["tables"])},
-    )
-    return Backup(path, checksum_path(path), manifest_path(path), digest, manifest)
+        checksum_path(path).write_text(f"{digest}  {path.name}\n")
+        manifest_path(path).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        partial.rename(path)  # last: a dump without its checksum and manifest is never left
+    except BaseException:
+        checksum_path(path).unlink(missing_ok=True)
+        manifest_path(path).unlink(missing_ok=True)
+        raise
+    return manifest
 
 
 def _pg_dump(db: Database, target: Path) -> dict:
@@ -526,6 +549,8 @@ def restore(
             _verify(where, manifest, report)
         if not where.scratch and not report.problems:
             _migrate(where, report)
+    except _FAILURES as exc:
+        raise BackupError(f"restore failed: {db.mask(exc)}") from exc
     finally:
         if where.scratch:
             _drop(where)

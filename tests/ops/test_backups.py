@@ -10,6 +10,7 @@ from io import StringIO
 from pathlib import Path
 from types import SimpleNamespace
 
+import psycopg
 import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
@@ -250,6 +251,20 @@ def test_backup_errors_are_one_line_without_the_password(tmp_path, monkeypatch):
     assert message.startswith("cannot connect to the database:")
     assert "\n" not in message and "s3cret-pw" not in message
 
+    def refused(*args):
+        raise psycopg.errors.InsufficientPrivilege(
+            "permission denied for table accounting_journalentry\nHINT: grant it"
+        )
+
+    with monkeypatch.context() as patch:
+        patch.setattr(backups, "read_state", refused)
+        with pytest.raises(CommandError) as caught:
+            call_command("backup_database", "--output-dir", str(tmp_path / "denied"))
+    assert str(caught.value) == (
+        "backup failed: permission denied for table accounting_journalentry HINT: grant it"
+    )
+    assert not list((tmp_path / "denied").iterdir()), "no partial file, checksum or manifest"
+
     monkeypatch.setattr("django.conf.settings.BACKUP_PG_BIN_DIR", str(tmp_path))
     with pytest.raises(CommandError, match=r"^pg_dump was not found in BACKUP_PG_BIN_DIR"):
         call_command("backup_database", "--output-dir", str(tmp_path))
@@ -338,6 +353,21 @@ def test_sqlite_backup_uses_the_online_backup_api_and_verifies(tmp_path):
     conn.close()
     (safety,) = (tmp_path / "s").glob("kontor-kontor-*.sqlite3")
     assert json.loads(backups.manifest_path(safety).read_text())["tables"]["core_company"] == 1
+
+
+def test_a_failed_backup_is_one_line_and_leaves_no_files(tmp_path, monkeypatch):
+    live = tmp_path / "kontor.sqlite3"
+    _sqlite_books(live)
+
+    def disk_full(path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(backups, "sha256_of", disk_full)
+    out = tmp_path / "backups"
+    with pytest.raises(backups.BackupError) as caught:
+        backups.backup_create(output_dir=out, database=backups.Database.sqlite_file(live))
+    assert str(caught.value) == "backup failed: [Errno 28] No space left on device"
+    assert not list(out.iterdir())
 
 
 def test_sqlite_scratch_and_target_files_that_exist_are_refused_and_left_alone(tmp_path):
