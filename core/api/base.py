@@ -36,7 +36,12 @@ class TenantScopedMixin:
 
     def dispatch(self, request, *args, **kwargs):
         try:
-            return super().dispatch(request, *args, **kwargs)
+            response = super().dispatch(request, *args, **kwargs)
+            if hasattr(self, "_rls_previous") and not getattr(response, "is_rendered", True):
+                # Rendered here, inside the scope: Django would render it after dispatch, and
+                # a renderer evaluates lazy data (DRF's JSON encoder runs a queryset) unscoped.
+                response.render()
+            return response
         finally:
             if hasattr(self, "_rls_previous"):  # even when the view raised
                 rls.scope_exit(self._rls_previous)

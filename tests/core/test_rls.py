@@ -1,12 +1,15 @@
 """Row-level security (core/rls.py): behind the scoped querysets, the database itself shows and
 accepts only the company a request or task acts for."""
 
+import json
+
 import pytest
 from django.apps import apps
 from django.db import DatabaseError, connection, models, transaction
 from django.utils import timezone
 from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory, force_authenticate
+from rest_framework.throttling import BaseThrottle
 
 from core import rls
 from core.api.base import TenantAPIView
@@ -101,6 +104,31 @@ def test_every_model_with_a_company_has_rls_and_a_policy_for_the_tenant_role():
     assert Company._meta.db_table not in with_rls
 
 
+def test_every_table_in_the_database_with_a_company_has_rls_and_the_policy():
+    """From the catalogue, not the models: a table made by raw SQL, a partition or a column
+    referencing the company under another name would be missed by the registry."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public' "
+            "WHERE c.relkind IN ('r', 'p') AND a.attname = 'company_id' AND a.attnum > 0 "
+            "AND NOT a.attisdropped "
+            "UNION SELECT c.relname FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public' "
+            "WHERE k.contype = 'f' AND k.confrelid = %s::regclass",
+            [Company._meta.db_table],
+        )
+        tables = {row[0] for row in cursor.fetchall()}
+        cursor.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_policies p ON p.tablename = c.relname "
+            "AND p.schemaname = 'public' AND p.policyname = %s WHERE c.relrowsecurity",
+            [rls.POLICY],
+        )
+        protected = {row[0] for row in cursor.fetchall()}
+    assert len(tables) > 40
+    assert tables - protected == set()
+
+
 def test_an_unscoped_query_in_an_api_request_sees_one_company(tenants, invoices):
     response = _get(Probe, tenants.users_a["owner"], tenants.a)
     assert response.status_code == 200, response.data
@@ -139,6 +167,45 @@ def test_the_scope_is_reset_even_when_the_view_raised(tenants, invoices, error):
             _get(Failing, tenants.users_a["owner"], tenants.a)
     assert _acting_role() != rls.role()
     assert _invoice_companies() == sorted([tenants.a.pk, tenants.b.pk])
+
+
+class _Refuse(BaseThrottle):
+    def allow_request(self, request, view):
+        return False
+
+    def wait(self):
+        return 30
+
+
+@pytest.mark.parametrize("refusal", ["permission", "throttle"])
+def test_a_request_refused_before_the_view_runs_leaves_the_connection_unscoped(
+    tenants, invoices, refusal
+):
+    class Throttled(Probe):
+        throttle_classes = [_Refuse]
+
+    if refusal == "permission":  # B's owner asking for A
+        assert _get(Probe, tenants.owner_b, tenants.a).status_code in (403, 404)
+    else:
+        assert _get(Throttled, tenants.users_a["owner"], tenants.a).status_code == 429
+    assert _acting_role() != rls.role()
+    assert rls.scoped_company() is None
+
+
+def test_lazy_data_is_rendered_inside_the_scope(tenants, invoices):
+    """DRF's JSON encoder runs a queryset left in the data when Django renders the response,
+    after dispatch: that must still happen inside the company's scope."""
+
+    class Lazy(TenantAPIView):
+        scope = "company"
+
+        def get(self, request):
+            return Response({"companies": Invoice.objects.values_list("company_id", flat=True)})
+
+    response = _get(Lazy, tenants.users_a["owner"], tenants.a)
+    response.render()  # what Django's handler does next (a no-op once rendered)
+    assert json.loads(response.content) == {"companies": [tenants.a.pk, tenants.a.pk]}
+    assert rls.scoped_company() is None
 
 
 def test_the_scope_is_reset_after_a_database_error_inside_the_view(tenants, invoices):
