@@ -150,6 +150,19 @@ def test_every_workload_runs_the_kontor_image_with_resources_as_non_root():
         }, name
 
 
+def test_web_worker_and_beat_wait_for_the_migrate_job():
+    docs = _k8s()
+    migrate = " ".join(_container(docs[("Job", "kontor-migrate")])["command"])
+    assert "migrate --noinput" in migrate
+    for name in ("kontor-web", "kontor-worker", "kontor-beat"):
+        (init,) = _pod_spec(docs[("Deployment", name)])["initContainers"]
+        assert "until python manage.py migrate --check" in " ".join(init["command"]), name
+        assert (
+            init["image"] == "kontor:latest"
+            and init["envFrom"] == _container(docs[("Deployment", name)])["envFrom"]
+        ), name
+
+
 def test_selectors_match_their_pods_labels():
     docs = _k8s()
     pods = {
