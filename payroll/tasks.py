@@ -132,6 +132,11 @@ def process_payroll_run(self, run_id: int):
     with tenant_context(run.company_id):
         if run.status == RunStatus.RUNNING:
             outcome = processor.process(run, fan_out=True)
+            if outcome.status == "busy":
+                # Picked by a worker before: if that worker died (its lease expired) this is
+                # its redelivered task, and run_payroll releases the dead attempt and pays the
+                # period as a new one; a live worker keeps it (busy again, nothing changed).
+                outcome = processor.run_payroll(force=run.forced, fan_out=True)
         elif run.period.status == PeriodStatus.FAILED and self.request.retries:
             outcome = processor.run_payroll(force=run.forced, fan_out=True)
         else:

@@ -634,3 +634,39 @@ def test_two_overlapping_periods_created_at_once_one_is_refused(tenants):
         thread.join(timeout=60)
     assert sorted(results) == ["period_overlap", "saved"]
     assert PayrollPeriod.objects.filter(company=company).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_redelivered_api_run_whose_worker_died_pays_the_period_once(
+    books, django_capture_on_commit_callbacks
+):
+    """A run claimed by the API was picked by a worker that died inside its transaction
+    (nothing written). Its redelivered task finds the run picked: while the lease holds it is
+    busy and changes nothing; once the lease has expired it pays the period as attempt 2."""
+    from core.locks import lock_release
+    from payroll import services
+
+    company = books.a
+    _staff(company, 2)
+    july = monthly(company, 2025, 7)
+    with django_capture_on_commit_callbacks(execute=False):
+        run = services.payroll_period_run(actor=None, period=july, force=True)
+    PayrollRun.objects.filter(pk=run.pk).update(picked_at=timezone.now())  # the dead worker
+
+    assert process_payroll_run.delay(run.pk).get()["status"] == "busy"  # lease still valid
+    assert PayrollRun.objects.get(pk=run.pk).status == RunStatus.RUNNING
+
+    july.refresh_from_db()
+    lock_release(lock_name(july.pk), july.lock_token)  # the Redis lock expired too
+    PayrollPeriod.objects.filter(pk=july.pk).update(
+        lock_expires_at=timezone.now() - dt.timedelta(seconds=1)
+    )
+    result = process_payroll_run.delay(run.pk).get()
+    assert result["status"] == "completed"
+    assert PayrollRun.objects.get(pk=run.pk).status == RunStatus.FAILED
+    assert PayrollRun.objects.get(status=RunStatus.COMPLETED).attempt == 2
+    assert Payslip.objects.filter(period=july).exclude(status="void").count() == 2
+    assert JournalEntry.objects.filter(source_type="payroll.run").count() == 1
+    # Delivered once more: the period is paid, nothing happens.
+    assert process_payroll_run.delay(run.pk).get()["status"] == "skipped"
+    assert Payslip.objects.filter(period=july).count() == 2
