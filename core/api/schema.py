@@ -25,13 +25,15 @@ ERRORS = {
     "404": "Not found in this company, or no such company among your memberships.",
     "409": "Conflicts with the current state (posted, locked, already done...).",
     "429": "Too many requests; Retry-After says when to try again.",
+    "503": "The database, Redis or the task broker is unavailable; Retry-After says when to "
+    "try again (service_unavailable).",
 }
 
 
 class KontorAutoSchema(AutoSchema):
     def _error_codes(self) -> set[str]:
         view, write = self.view, self.method not in ("GET", "HEAD", "OPTIONS")
-        codes = set()
+        codes = {"503"}  # any request may meet a backing service that is away
         if isinstance(view, TenantScopedMixin):
             codes |= {"400", "403", "404"} | ({"409"} if write else set())
         if self._get_request_body() or self._get_parameters():

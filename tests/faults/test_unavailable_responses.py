@@ -23,6 +23,16 @@ def _redis_refused():
     return error
 
 
+def _me_raising(client, monkeypatch, error):
+    """GET /api/v1/me/ with its view raising `error`."""
+
+    def fail(self, request):
+        raise error
+
+    monkeypatch.setattr(MeView, "get", fail)
+    return client.get("/api/v1/me/")
+
+
 @pytest.fixture
 def client_of(db):
     user = UserFactory(username="outage-user")
@@ -41,11 +51,7 @@ def client_of(db):
     ],
 )
 def test_an_api_view_whose_backend_is_away_answers_503(client_of, monkeypatch, error, named):
-    def fail(self, request):
-        raise error
-
-    monkeypatch.setattr(MeView, "get", fail)
-    response = client_of.get("/api/v1/me/")
+    response = _me_raising(client_of, monkeypatch, error)
     assert response.status_code == 503
     assert response["Retry-After"].isdigit()
     body = response.json()
@@ -91,11 +97,7 @@ def _wrapped(cause):
     ids=["deadlock", "shutdown", "lock-timeout", "no-connection", "sqlite-locked"],
 )
 def test_transient_database_errors_answer_503(client_of, monkeypatch, error):
-    def fail(self, request):
-        raise error
-
-    monkeypatch.setattr(MeView, "get", fail)
-    response = client_of.get("/api/v1/me/")
+    response = _me_raising(client_of, monkeypatch, error)
     assert response.status_code == 503
     assert response["Retry-After"].isdigit()
 
@@ -115,21 +117,13 @@ def test_errors_of_the_query_itself_answer_500_not_503(client_of, monkeypatch, e
     """An OperationalError the database raised about the query (not its own state) is a bug
     that a retry does not fix: 500, logged, never a 503 that invites retries."""
 
-    def fail(self, request):
-        raise error
-
-    monkeypatch.setattr(MeView, "get", fail)
-    response = client_of.get("/api/v1/me/")
+    response = _me_raising(client_of, monkeypatch, error)
     assert response.status_code == 500
     assert response.json()["code"] == "server_error"
     assert "Retry-After" not in response
 
 
 def test_other_errors_still_answer_500(client_of, monkeypatch):
-    def fail(self, request):
-        raise RuntimeError("a real bug")
-
-    monkeypatch.setattr(MeView, "get", fail)
-    response = client_of.get("/api/v1/me/")
+    response = _me_raising(client_of, monkeypatch, RuntimeError("a real bug"))
     assert response.status_code == 500
     assert response.json()["code"] == "server_error"
