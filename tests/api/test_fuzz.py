@@ -176,14 +176,18 @@ def test_company_b_lists_none_of_company_a_rows(world):
 def test_company_b_cannot_reach_company_a_rows(operation, world):
     """Every operation on one of A's rows, sent with B's token, answers 404 not_found: no data,
     no 403 that would confirm the row exists, and nothing changed."""
+    from core.models import AuditEvent
+
     (name,) = PATH_PARAMETER.findall(operation.path)
     client = Client(**http_headers(world.b.headers))
     send = getattr(client, operation.method.lower())
+    audited = AuditEvent.objects.count()  # every write service records one
     for value in world.ids_a[_list_path(operation)]:
         path = operation.path.replace(f"{{{name}}}", value)
         response = send(path, {}, content_type="application/json")
         assert response.status_code == 404, (path, response.status_code, response.content[:300])
         assert response.json()["code"] == "not_found", (path, response.content[:300])
+    assert AuditEvent.objects.count() == audited, "a refused request wrote something"
 
 
 @pytest.mark.django_db
