@@ -5,6 +5,8 @@ client) logged at DEBUG through the JSON formatter."""
 import io
 import json
 import logging
+import re
+import signal
 
 import pytest
 from cryptography.fernet import Fernet
@@ -13,7 +15,13 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from accounting.integrations.http import HeaderAuth, HttpClient
-from core.security_logging import REDACTED, RedactSecretsFilter, redact
+from core.security_logging import (
+    _SENSITIVE,
+    _SENSITIVE_FRAGMENTS,
+    REDACTED,
+    RedactSecretsFilter,
+    redact,
+)
 from tests.integrations.conftest import connection_make
 from tests.integrations.fakes import Request, reply, serve
 
@@ -135,6 +143,63 @@ def test_tracebacks_are_redacted():
     out = _through_filter(record)
     assert DB_PASSWORD not in out
     assert "RuntimeError" in json.loads(out)["exc_info"]
+
+
+def test_every_sensitive_name_has_a_fragment_the_cheap_pre_check_looks_for():
+    for name in re.findall(r"[a-z_\-\[\]?():]+", _SENSITIVE):
+        expanded = re.sub(r"\[_-\]\?|\(\?:or\)\?|\(\?:id\)\?|s\?$", "", name)
+        assert any(fragment in expanded for fragment in _SENSITIVE_FRAGMENTS), name
+    assert REDACTED in redact("X-API-KEY: k-0123456789", [])
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        "x" * 200_000,
+        "token" + "a" * 200_000,
+        "a." * 100_000,
+        "tokentoken" * 20_000 + "=",
+        "http://" + "a" * 200_000,
+        "eyJ" + "a" * 200_000,
+    ],
+    ids=["run", "name-then-run", "dotted", "repeated-name", "url", "jwt-prefix"],
+)
+def test_a_huge_blob_is_redacted_in_linear_time(blob):
+    """The first patterns backtracked through long runs of word characters (a 20 KB blob took
+    minutes, blocking the logging thread). Bounded by an alarm far above the linear cost."""
+    previous = signal.signal(signal.SIGALRM, _too_slow)
+    signal.alarm(20)
+    try:
+        out = redact(blob + " password=hunter2-x", [])
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert "hunter2-x" not in out
+    assert out.endswith(REDACTED)
+
+
+def _too_slow(signum, frame):
+    raise TimeoutError("redact() backtracked")
+
+
+class _Unprintable:
+    def __str__(self):
+        raise RuntimeError(f"boom with password={DB_PASSWORD}")
+
+
+def test_the_filter_never_raises_and_withholds_what_it_could_not_redact():
+    record = _record("payload %s", "token=abc123456", thing=_Unprintable(), note="x")
+    assert RedactSecretsFilter().filter(record) is True
+    out = _json_formatter().format(record)
+    assert DB_PASSWORD not in out and "abc123456" not in out
+    assert "log record not redacted: RuntimeError" in json.loads(out)["message"]
+    assert not hasattr(record, "thing")
+
+
+def test_secret_settings_are_read_again_after_a_setting_changes(settings):
+    assert redact("value Metrics-9f8e7d6c") == "value Metrics-9f8e7d6c"
+    settings.METRICS_TOKEN = "Metrics-9f8e7d6c"
+    assert redact("value Metrics-9f8e7d6c") == f"value {REDACTED}"
 
 
 def test_the_filter_is_installed_on_every_handler(settings):
