@@ -61,6 +61,20 @@ def test_api_locks_out_the_username_and_address_after_the_failure_limit(tenants,
 
 
 @pytest.mark.django_db
+def test_an_unknown_username_is_answered_and_locked_out_like_a_known_one(tenants, limits):
+    """No username enumeration: the same 401 body for a wrong password and a user that does
+    not exist, and the same lock-out after the limit."""
+
+    def answers(username):
+        client = APIClient()
+        replies = [_token(client, f"guess-{n}", username=username) for n in range(3)]
+        return [(r.status_code, r.json()["code"], r.json()["message"]) for r in replies]
+
+    assert answers("a-owner") == answers("nobody-here")
+    assert answers("nobody-else")[-1][:2] == (429, "locked_out")
+
+
+@pytest.mark.django_db
 def test_api_lockout_ends_after_the_cool_off(tenants, limits):
     client = APIClient()
     with time_machine.travel(timezone.now(), tick=False) as traveller:
