@@ -7,6 +7,7 @@ write either committed whole or not at all, and one sent with an idempotency key
 carried out twice.
 """
 
+import logging
 import sys
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -17,6 +18,8 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from core.errors import DomainError, ServiceUnavailable, ValidationFailed
+
+log = logging.getLogger(__name__)
 
 
 def _outage_errors() -> tuple[type[Exception], ...]:
@@ -85,6 +88,8 @@ def service_unavailable(exc: BaseException) -> ServiceUnavailable | None:
     from django.db import Error as DatabaseError  # InterfaceError is not a DatabaseError
 
     what = "The database" if isinstance(exc, DatabaseError) else "Redis (cache and task queue)"
+    # Django logs the 503 itself; this line says which service and why, for the operator.
+    log.warning("service unavailable (answered 503): %s: %s", type(exc).__name__, exc)
     return ServiceUnavailable(
         f"{what} is unavailable right now; try again shortly (a write sent with an "
         "idempotency key is not carried out twice)."

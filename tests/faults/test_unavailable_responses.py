@@ -50,8 +50,16 @@ def client_of(db):
         (BrokerUnreachable("Error 111 connecting to redis"), "Redis"),
     ],
 )
-def test_an_api_view_whose_backend_is_away_answers_503(client_of, monkeypatch, error, named):
-    response = _me_raising(client_of, monkeypatch, error)
+def test_an_api_view_whose_backend_is_away_answers_503(
+    client_of, monkeypatch, caplog, error, named
+):
+    with caplog.at_level("WARNING", logger="core.api.exceptions"):
+        response = _me_raising(client_of, monkeypatch, error)
+    # The operator's log names the cause the client is not told.
+    assert any(
+        "answered 503" in r.getMessage() and type(error).__name__ in r.getMessage()
+        for r in caplog.records
+    )
     assert response.status_code == 503
     assert response["Retry-After"].isdigit()
     body = response.json()
