@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import psycopg
 import pytest
+from django.apps import apps
 from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import connection
@@ -20,6 +21,7 @@ from django.test import override_settings
 from accounting.models import JournalEntry
 from core import backups
 from core.models import Company
+from payroll.reference_data import reference_data_load
 from tests.factories import CompanyFactory, journal_entry_for
 
 
@@ -79,6 +81,9 @@ def books_dump(django_db_setup, django_db_blocker, tmp_path_factory):
     with django_db_blocker.unblock():
         if Company.objects.exists():
             call_command("flush", "--noinput", verbosity=0)
+            # The flush also took the rows migrations load (the payroll tax tables and types);
+            # later tests in the session, ordinary ones included, rely on them.
+            reference_data_load(apps)
 
 
 @pytest.mark.postgres
