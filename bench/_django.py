@@ -8,6 +8,7 @@ to it and drops it when the benchmark ends.
 
 import os
 import sqlite3
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +23,28 @@ class BenchDatabase:
 
 
 _active: BenchDatabase | None = None
+
+
+def celery_worker_command(app: str, queues: str, name: str) -> list[str]:
+    """The command line of one quiet, single-process Celery worker a benchmark starts."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        app,
+        "worker",
+        "-Q",
+        queues,
+        "--pool",
+        "solo",
+        "-n",
+        name,
+        "--without-gossip",
+        "--without-mingle",
+        "--loglevel",
+        "WARNING",
+    ]
 
 
 def setup_django() -> None:

@@ -42,6 +42,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from bench._django import celery_worker_command
 from bench._stats import percentile
 
 DESCRIPTION = (
@@ -227,24 +228,7 @@ def _services(database_name: str) -> Iterator[tuple[str, dict[str, int]]]:
             )
             processes.append(web)
             worker = subprocess.Popen(  # noqa: S603 (a fixed command line)
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "config.celery_app",
-                    "worker",
-                    "-Q",
-                    "payroll",
-                    "--pool",
-                    "solo",
-                    "-n",
-                    "bench-load@%h",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--loglevel",
-                    "WARNING",
-                ],
+                celery_worker_command("config.celery_app", "payroll", "bench-load@%h"),
                 cwd=ROOT,
                 env=env,
                 stdout=worker_out,

@@ -47,7 +47,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from bench import _payroll_data
 from bench._bulk import Timer, commit_flush_ms, counting_queries, current_rss_mb, peak_rss_mb
-from bench._django import bench_database
+from bench._django import bench_database, celery_worker_command
 
 DESCRIPTION = (
     "Payroll: one pay run (gross to net, payslips and lines, journal entry) of `scale` "
@@ -219,24 +219,9 @@ def _workers(env: dict[str, str], log_path: str):
             outputs.append(output)
             processes.append(
                 subprocess.Popen(  # noqa: S603 (a fixed command line)
-                    [
-                        sys.executable,
-                        "-m",
-                        "celery",
-                        "-A",
-                        "bench._payroll_worker",
-                        "worker",
-                        "-Q",
-                        WORKER_QUEUES,
-                        "--pool",
-                        "solo",
-                        "-n",
-                        f"bench-payroll-{n}@%h",
-                        "--without-gossip",
-                        "--without-mingle",
-                        "--loglevel",
-                        "WARNING",
-                    ],
+                    celery_worker_command(
+                        "bench._payroll_worker", WORKER_QUEUES, f"bench-payroll-{n}@%h"
+                    ),
                     cwd=ROOT,
                     env=env,
                     stdout=output,
